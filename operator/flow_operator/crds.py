@@ -193,7 +193,9 @@ def main(argv: list[str]) -> int:
             path.write_text(text)
             print(f"wrote {path}")
     if stale:
-        print("CRDs drifted from the models (run `make crds`): " + ", ".join(stale), file=sys.stderr)
+        print(
+            "CRDs drifted from the models (run `make crds`): " + ", ".join(stale), file=sys.stderr
+        )
         return 1
     return 0
 

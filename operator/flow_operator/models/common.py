@@ -93,9 +93,15 @@ class ContainerSettings(KubeModel):
     """What a user expects to set on a container; the builders copy it verbatim."""
 
     image: Annotated[str, Field(min_length=1, max_length=512)]
-    command: Annotated[list[Annotated[str, Field(max_length=4096)]] | None, Field(max_length=64)] = None
-    args: Annotated[list[Annotated[str, Field(max_length=4096)]] | None, Field(max_length=256)] = None
+    command: Annotated[
+        list[Annotated[str, Field(max_length=4096)]] | None, Field(max_length=64)
+    ] = None
+    args: Annotated[list[Annotated[str, Field(max_length=4096)]] | None, Field(max_length=256)] = (
+        None
+    )
     env: Annotated[list[EnvVar] | None, Field(max_length=128)] = None
     resources: Resources | None = None
-    node_selector: Annotated[dict[str, Annotated[str, Field(max_length=63)]] | None, Field(max_length=32)] = None
+    node_selector: Annotated[
+        dict[str, Annotated[str, Field(max_length=63)]] | None, Field(max_length=32)
+    ] = None
     tolerations: Annotated[list[Toleration] | None, Field(max_length=32)] = None

@@ -126,11 +126,11 @@ class ReplicaDetail(StatusModel):
     name: str
     ready: bool
     available: bool
-    startedAt: str | None = None  # noqa: N815 - the reference document's spelling
+    startedAt: str | None = None
     age: str
     status: str
-    statusMessage: str | None = None  # noqa: N815
-    atLatestSpec: bool  # noqa: N815
+    statusMessage: str | None = None
+    atLatestSpec: bool
 
 
 class StreamStatus(StatusModel):
@@ -141,9 +141,9 @@ class StreamStatus(StatusModel):
 
 
 class ServiceStatus(StreamStatus):
-    rolloutStatus: RolloutStatus  # noqa: N815
-    rolloutStatusReason: str | None = None  # noqa: N815
-    replicasDetail: list[ReplicaDetail] = Field(default_factory=list)  # noqa: N815
+    rolloutStatus: RolloutStatus
+    rolloutStatusReason: str | None = None
+    replicasDetail: list[ReplicaDetail] = Field(default_factory=list)
 
 
 class Details(StatusModel):
@@ -152,14 +152,19 @@ class Details(StatusModel):
 
 
 class WorkflowStatus(StatusModel):
-    desiredStatus: DesiredStatus  # noqa: N815
-    actualStatus: Color  # noqa: N815
-    publishingMode: PublishingMode  # noqa: N815
+    desiredStatus: DesiredStatus
+    actualStatus: Color
+    publishingMode: PublishingMode
     details: Details = Field(default_factory=Details)
-    observedGeneration: int | None = None  # noqa: N815
+    observedGeneration: int | None = None
     conditions: list[Condition] | None = None
-    servicesReady: str | None = None  # noqa: N815
-    firstPublishedAt: str | None = None  # noqa: N815
+    servicesReady: str | None = None
+    firstPublishedAt: str | None = None
+
+    def document(self) -> dict[str, Any]:
+        """The reference document's view (what the HTTP API serves): no Kubernetes extras."""
+        full = self.dump()
+        return {k: full[k] for k in ("desiredStatus", "actualStatus", "publishingMode", "details")}
 
 
 class ObjectMeta(BaseModel):
@@ -171,9 +176,9 @@ class ObjectMeta(BaseModel):
     namespace: str = "default"
     uid: str = ""
     generation: int = 1
-    resourceVersion: str = ""  # noqa: N815
-    creationTimestamp: str | None = None  # noqa: N815
-    deletionTimestamp: str | None = None  # noqa: N815
+    resourceVersion: str = ""
+    creationTimestamp: str | None = None
+    deletionTimestamp: str | None = None
 
 
 class Workflow(BaseModel):
