@@ -1,0 +1,3 @@
+from flow_operator.main import cli
+
+cli()

@@ -1,0 +1,148 @@
+"""The operator's own Kubernetes calls (kopf does the watching): async, via kubernetes_asyncio.
+
+Responses of writes are not deserialised into client models (`_preload_content=False`):
+the operator never reads them, and model building is the client's main CPU cost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from flow_operator import MANAGER
+
+log = logging.getLogger(__name__)
+Body = dict[str, Any]
+APPLY = "application/apply-patch+yaml"
+JSON_PATCH = "application/json-patch+json"
+
+
+class Kube:
+    """A thin async facade over the few API calls the reconcilers make."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    @classmethod
+    async def connect(cls) -> Kube:
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            await config.load_kube_config()
+        return cls(client.ApiClient())
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    @staticmethod
+    async def _done(response: Any) -> None:
+        release = getattr(response, "release", None)
+        if release is not None:
+            release()
+
+    async def apply(self, body: Body) -> None:
+        """Server-side apply as the operator's field manager (force: it owns these fields)."""
+        meta = body["metadata"]
+        kwargs: dict[str, Any] = {
+            "field_manager": MANAGER,
+            "force": True,
+            "_content_type": APPLY,
+            "_preload_content": False,
+        }
+        if body["kind"] == "Deployment":
+            call = self.apps.patch_namespaced_deployment
+        elif body["kind"] == "Service":
+            call = self.core.patch_namespaced_service
+        elif body["kind"] == "Job":
+            call = self.batch.patch_namespaced_job
+        else:
+            raise ValueError(f"no apply for kind {body['kind']}")
+        await self._done(await call(meta["name"], meta["namespace"], body, **kwargs))
+
+    async def delete(self, kind: str, namespace: str, name: str) -> None:
+        """Delete, with background propagation; an object already gone is fine."""
+        calls = {
+            "Deployment": self.apps.delete_namespaced_deployment,
+            "Service": self.core.delete_namespaced_service,
+            "Job": self.batch.delete_namespaced_job,
+        }
+        try:
+            await self._done(
+                await calls[kind](
+                    name, namespace, propagation_policy="Background", _preload_content=False
+                )
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    async def replace_status(
+        self, plural: str, namespace: str, name: str, status: Body, group: str, version: str
+    ) -> None:
+        """Write the whole status (JSON patch `add` replaces it, and removes stale keys)."""
+        patch = [{"op": "add", "path": "/status", "value": status}]
+        await self._done(
+            await self.custom.patch_namespaced_custom_object_status(
+                group,
+                version,
+                namespace,
+                plural,
+                name,
+                patch,
+                _content_type=JSON_PATCH,
+                _preload_content=False,
+            )
+        )
+
+    async def event(self, involved: Body, reason: str, message: str, type_: str = "Normal") -> None:
+        """Post a core/v1 Event about `involved`; failures are logged, never raised."""
+        meta = involved.get("metadata") or {}
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        event = {
+            "metadata": {
+                "generateName": f"{meta.get('name', 'flow')}.",
+                "namespace": meta.get("namespace"),
+            },
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": MANAGER},
+            "firstTimestamp": now[:19] + "Z",
+            "lastTimestamp": now[:19] + "Z",
+            "count": 1,
+            "reportingComponent": MANAGER,
+            "reportingInstance": MANAGER,
+        }
+        try:
+            await self._done(
+                await self.core.create_namespaced_event(
+                    meta.get("namespace"), event, _preload_content=False
+                )
+            )
+        except ApiException as e:  # an event is best effort: never fail a reconcile on it
+            log.warning("could not post event %s on %s: %s", reason, meta.get("name"), e.reason)
+
+
+def api_error(e: ApiException) -> str:
+    """The API server's own message (it names the field), not the whole HTTP dump."""
+    try:
+        return str(json.loads(e.body or b"").get("message") or e.reason)
+    except (TypeError, ValueError):
+        return str(e.reason)

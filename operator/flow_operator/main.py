@@ -1,0 +1,79 @@
+"""Operator entry point: kopf settings, startup/cleanup, and `python -m flow_operator run`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from flow_operator.handlers import workflow as workflow_handlers
+from flow_operator.kube import Kube
+from flow_operator.reconcile.workflow import WorkflowReconciler, WorkflowView
+from flow_operator.reconcile.workqueue import WorkQueue
+from flow_operator.runtime import RUNTIME
+
+log = logging.getLogger("flow_operator")
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+    # The operator posts its own, meaningful events; kopf's per-handler ones are noise.
+    settings.posting.enabled = False
+    settings.persistence.finalizer = "flowops.io/finalizer"
+    settings.watching.server_timeout = 300
+    settings.networking.error_backoffs = [0.5, 1, 2, 5, 10]
+    kube = await Kube.connect()
+    RUNTIME.kube = kube
+    view = WorkflowView(
+        workflows=kwargs["workflow_bodies"],
+        deployments=kwargs["workflow_deployments"],
+        replicasets=kwargs["workflow_replicasets"],
+        pods=kwargs["workflow_pods"],
+        services=kwargs["workflow_services"],
+    )
+    queue = WorkQueue(workflow_handlers.QUEUE, WorkflowReconciler(view, kube), workers=8)
+    RUNTIME.queues[workflow_handlers.QUEUE] = queue
+    queue.start()
+    log.info("operator ready")
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    for queue in RUNTIME.queues.values():
+        await queue.stop()
+    RUNTIME.queues.clear()
+    if RUNTIME.kube is not None:
+        await RUNTIME.kube.close()
+        RUNTIME.kube = None
+
+
+def cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="flow-operator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the operator in the foreground")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    scope.add_argument("-n", "--namespace", action="append", help="watch this namespace (repeat)")
+    run.add_argument(
+        "--peering", default=None, help="kopf peering name for HA (default: standalone)"
+    )
+    run.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        logging.getLogger("kopf").setLevel(logging.WARNING)
+        logging.getLogger("kopf.activities.startup").setLevel(logging.INFO)
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not args.namespace,
+            namespaces=args.namespace or (),
+            standalone=args.peering is None,
+            peering_name=args.peering,
+        )
+    )

@@ -1,0 +1,209 @@
+"""Reconcile one Workflow: owned Deployments/Services toward the spec, then the status.
+
+Reads only the in-memory view (kopf indexes fed by watches), so a reconcile costs no
+API reads; writes only what differs: an object whose spec hash, replicas or images
+differ, and a status whose significant part (docs/status.md) changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from flow_operator import GROUP, VERSION
+from flow_operator.builders.deployment import (
+    desired_deployment,
+    desired_service,
+    needs_write,
+    spec_hash,
+)
+from flow_operator.builders.naming import COMPONENT_LABEL
+from flow_operator.kube import Kube, api_error
+from flow_operator.models.common import Condition, ConditionStatus, rfc3339
+from flow_operator.models.workflow import PLURAL, Color, DesiredStatus, Workflow, WorkflowStatus
+from flow_operator.reconcile.workqueue import Key
+from flow_operator.status.aggregate import Observed, aggregate, significant
+
+log = logging.getLogger(__name__)
+Body = dict[str, Any]
+View = Mapping[Key, Iterable[Body]]
+
+
+@dataclass
+class WorkflowView:
+    """The indexes kopf keeps for Workflows and their children, keyed by (ns, workflow)."""
+
+    workflows: View
+    deployments: View
+    replicasets: View
+    pods: View
+    services: View
+
+
+def _by_component(items: Iterable[Body]) -> dict[str, list[Body]]:
+    out: dict[str, list[Body]] = defaultdict(list)
+    for item in items:
+        out[((item.get("metadata") or {}).get("labels") or {}).get(COMPONENT_LABEL, "")].append(
+            item
+        )
+    return out
+
+
+def _first(items: Iterable[Body]) -> Body | None:
+    return next(iter(items), None)
+
+
+class WorkflowReconciler:
+    def __init__(
+        self,
+        view: WorkflowView,
+        kube: Kube,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.view = view
+        self.kube = kube
+        self.clock = clock
+        # The significant status last written, with the resourceVersion it was written over:
+        # until the watch shows the write, the view still holds the old status.
+        self._written: dict[Key, tuple[Any, str]] = {}
+        self._applied: dict[tuple[str, str, str], str] = {}  # (ns, kind, name) -> spec hash
+        self._failures: dict[Key, int] = defaultdict(int)
+        self.on_status: Callable[[Key, WorkflowStatus | None], None] | None = None
+
+    async def __call__(self, key: Key) -> float | None:
+        body = _first(self.view.workflows.get(key, ()))
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            self._forget(key)
+            return None  # deleted: garbage collection removes the owned objects
+        try:
+            wf = Workflow.from_body(body)
+        except ValidationError as e:
+            await self._write_invalid(key, body, e)
+            return None
+        deployments = {
+            cid: items[0]
+            for cid, items in _by_component(self.view.deployments.get(key, ())).items()
+        }
+        services = {
+            cid: items[0] for cid, items in _by_component(self.view.services.get(key, ())).items()
+        }
+        errors = await self._converge(wf, deployments, services)
+        observed = Observed(
+            deployments=deployments,
+            replicasets=_by_component(self.view.replicasets.get(key, ())),
+            pods=_by_component(self.view.pods.get(key, ())),
+            errors=errors,
+        )
+        status = aggregate(wf, observed, self.clock())
+        await self._write_status(key, body, wf.status, status)
+        if self.on_status is not None:
+            self.on_status(key, status)
+        if errors:
+            self._failures[key] += 1
+            return float(min(5 * 2 ** (self._failures[key] - 1), 300))
+        self._failures.pop(key, None)
+        return None
+
+    def _forget(self, key: Key) -> None:
+        self._written.pop(key, None)
+        self._failures.pop(key, None)
+        if self.on_status is not None:
+            self.on_status(key, None)
+
+    async def _converge(
+        self, wf: Workflow, deployments: dict[str, Body], services: dict[str, Body]
+    ) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        wanted: dict[tuple[str, str], Body] = {}
+        if wf.spec.desired_status is DesiredStatus.PUBLISHED:
+            for c in wf.spec.components():
+                wanted[("Deployment", c.id)] = desired_deployment(wf, c)
+                svc = desired_service(wf, c)
+                if svc is not None:
+                    wanted[("Service", c.id)] = svc
+        for (kind, cid), desired in wanted.items():
+            observed = (deployments if kind == "Deployment" else services).get(cid)
+            ident = (wf.metadata.namespace, kind, desired["metadata"]["name"])
+            if not needs_write(desired, observed):
+                self._applied.pop(ident, None)
+                continue
+            in_flight = self._applied.get(ident) == spec_hash(desired) != spec_hash(observed)
+            if in_flight:
+                continue  # written already; the watch has not shown it yet
+            try:
+                await self.kube.apply(desired)
+                self._applied[ident] = spec_hash(desired) or ""
+                log.info("applied %s %s/%s", kind, *ident[0::2])
+            except ApiException as e:
+                errors[cid] = f"{kind} {desired['metadata']['name']}: {api_error(e)}"
+        for kind, present in (("Deployment", deployments), ("Service", services)):
+            for cid, obj in present.items():
+                if (kind, cid) in wanted or (obj.get("metadata") or {}).get("deletionTimestamp"):
+                    continue
+                name = obj["metadata"]["name"]
+                try:
+                    await self.kube.delete(kind, wf.metadata.namespace, name)
+                    log.info("deleted %s %s/%s", kind, wf.metadata.namespace, name)
+                except ApiException as e:
+                    errors[cid] = f"deleting {kind} {name}: {api_error(e)}"
+        return errors
+
+    async def _write_status(
+        self, key: Key, body: Body, old: WorkflowStatus | None, new: WorkflowStatus
+    ) -> None:
+        doc = new.dump()
+        wanted = significant(doc)
+        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
+        if wanted == significant(body.get("status")) or self._written.get(key) == (wanted, version):
+            return
+        await self.kube.replace_status(PLURAL, key[0], key[1], doc, GROUP, VERSION)
+        self._written[key] = (wanted, version)
+        before = old.actualStatus if old else None
+        if before is not new.actualStatus:
+            red = new.actualStatus is Color.RED
+            await self.kube.event(
+                body,
+                "ColorChanged",
+                f"{before.value if before else 'none'} -> {new.actualStatus.value}",
+                "Warning" if red else "Normal",
+            )
+
+    async def _write_invalid(self, key: Key, body: Body, error: ValidationError) -> None:
+        """A spec the CRD schema let through but the model rejects: RED and Stalled."""
+        message = "; ".join(
+            f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            if err["loc"]
+            else err["msg"]
+            for err in error.errors()
+        )
+        now = rfc3339(self.clock())
+        generation = (body.get("metadata") or {}).get("generation")
+        spec = body.get("spec") or {}
+        status = {
+            "desiredStatus": spec.get("desiredStatus", "PUBLISHED"),
+            "actualStatus": "RED",
+            "publishingMode": spec.get("publishingMode", "ASYNC"),
+            "details": {},
+            "observedGeneration": generation,
+            "conditions": [
+                Condition(
+                    type=t,
+                    status=ConditionStatus.TRUE if t == "Stalled" else ConditionStatus.FALSE,
+                    reason="InvalidSpec",
+                    message=message,
+                    last_transition_time=now,
+                    observed_generation=generation,
+                ).dump()
+                for t in ("Ready", "Reconciling", "Stalled")
+            ],
+        }
+        if significant(status) != significant(body.get("status")):
+            await self.kube.replace_status(PLURAL, key[0], key[1], status, GROUP, VERSION)
+            await self.kube.event(body, "InvalidSpec", message, "Warning")

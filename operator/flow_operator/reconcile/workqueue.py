@@ -1,0 +1,98 @@
+"""A coalescing work queue: many events about one object become one reconcile.
+
+Keys are `(namespace, name)`. A key enqueued while it waits is not queued twice; a key
+enqueued while its reconcile runs is run once more afterwards (so no event is lost and
+two reconciles of one object never overlap). A reconcile may ask to be run again after
+a delay (deadlines, timeouts); a failing one is retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+Reconcile = Callable[[Key], Awaitable[float | None]]
+
+
+class WorkQueue:
+    def __init__(self, name: str, reconcile: Reconcile, workers: int = 4) -> None:
+        self.name = name
+        self._reconcile = reconcile
+        self._workers = workers
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._running: set[Key] = set()
+        self._dirty: set[Key] = set()
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._failures: dict[Key, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.on_done: Callable[[Key, float, bool], None] | None = None  # (key, seconds, ok)
+
+    def enqueue(self, key: Key, delay: float = 0.0) -> None:
+        if delay > 0:
+            timer = self._timers.get(key)
+            loop = asyncio.get_running_loop()
+            due = loop.time() + delay
+            if timer is not None and timer.when() <= due:
+                return  # an earlier wake-up is already set
+            if timer is not None:
+                timer.cancel()
+            self._timers[key] = loop.call_at(due, self._fire, key)
+            return
+        if key in self._running:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self.enqueue(key)
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def start(self) -> None:
+        for i in range(self._workers):
+            self._tasks.append(asyncio.create_task(self._work(), name=f"{self.name}-{i}"))
+
+    async def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self._running.add(key)
+            started = time.monotonic()
+            ok = True
+            try:
+                again = await self._reconcile(key)
+                self._failures.pop(key, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                ok = False
+                n = self._failures[key] = self._failures.get(key, 0) + 1
+                again = min(0.5 * 2 ** (n - 1), 60.0)
+                log.exception(
+                    "%s %s/%s failed (attempt %d), retry in %.1fs", self.name, *key, n, again
+                )
+            finally:
+                self._running.discard(key)
+            if self.on_done is not None:
+                self.on_done(key, time.monotonic() - started, ok)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                self.enqueue(key)
+            if again is not None:
+                self.enqueue(key, again)

@@ -1,0 +1,135 @@
+"""The Workflow reconciler on a fake API: what it writes, and above all what it doesn't."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flow_operator.builders.deployment import desired_deployment
+from flow_operator.models.workflow import Workflow
+from flow_operator.reconcile.workflow import WorkflowReconciler, WorkflowView
+from tests.unit.fake_kube import FakeKube
+from tests.unit.kube_objects import workflow
+
+KEY = ("ns", "wf")
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Cluster:
+    """The view the reconciler reads, fed the way the watches would feed it."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+        self.view = WorkflowView({KEY: [body]}, {}, {}, {}, {})
+        self.kube = FakeKube()
+        self.rec = WorkflowReconciler(self.view, self.kube, clock=lambda: NOW)  # type: ignore[arg-type]
+
+    def sync(self, available: bool = True) -> None:
+        """Pretend the watches delivered what was applied, with the controllers done."""
+        deployments = {}
+        for applied in self.kube.applied:
+            if applied["kind"] != "Deployment":
+                continue
+            d = {**applied, "metadata": {**applied["metadata"], "generation": 1}}
+            n = applied["spec"]["replicas"] if available else 0
+            d["status"] = {"observedGeneration": 1, "replicas": n, "updatedReplicas": n,
+                           "readyReplicas": n, "availableReplicas": n}  # fmt: skip
+            deployments[applied["metadata"]["name"]] = d
+        self.view.deployments = {KEY: list(deployments.values())}
+        services = [a for a in self.kube.applied if a["kind"] == "Service"]
+        self.view.services = {KEY: services}
+        if self.kube.statuses:
+            self.body["status"] = self.kube.statuses[-1][3]
+            self.body["metadata"]["resourceVersion"] = str(len(self.kube.statuses))
+
+
+async def test_publish_converges_then_goes_quiet() -> None:
+    c = Cluster(workflow(services=[("a", 2), ("b", 1)]))
+    await c.rec(KEY)
+    assert sorted(a["metadata"]["name"] for a in c.kube.applied) == ["wf-a", "wf-b"]
+    assert c.kube.statuses[-1][3]["actualStatus"] == "ORANGE"
+    c.sync()
+    await c.rec(KEY)
+    assert c.kube.statuses[-1][3]["actualStatus"] == "GREEN"
+    c.sync()
+    writes = c.kube.writes()
+    for _ in range(3):  # unchanged: neither objects nor status are written again
+        await c.rec(KEY)
+    assert c.kube.writes() == writes
+    assert [e[1] for e in c.kube.events] == ["none -> ORANGE", "ORANGE -> GREEN"]
+
+
+async def test_status_written_once_before_watch_catches_up() -> None:
+    c = Cluster(workflow())
+    await c.rec(KEY)
+    await c.rec(KEY)  # the view still shows no status: the write is remembered
+    assert len(c.kube.statuses) == 1
+    assert len(c.kube.applied) == 1
+
+
+async def test_drifted_replicas_are_put_back() -> None:
+    c = Cluster(workflow(services=[("a", 2)]))
+    await c.rec(KEY)
+    c.sync()
+    c.view.deployments[KEY][0]["spec"]["replicas"] = 5  # type: ignore[index]
+    before = len(c.kube.applied)
+    await c.rec(KEY)
+    assert len(c.kube.applied) == before + 1
+    assert c.kube.applied[-1]["spec"]["replicas"] == 2
+
+
+async def test_spec_change_rolls_out() -> None:
+    c = Cluster(workflow(services=[("a", 1)]))
+    await c.rec(KEY)
+    c.sync()
+    c.body["spec"]["services"][0]["image"] = "registry.local/a:2"
+    c.body["metadata"]["generation"] = 2
+    await c.rec(KEY)
+    assert c.kube.applied[-1]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":2")
+
+
+async def test_unpublish_removes_owned_objects() -> None:
+    body = workflow(services=[("a", 1)])
+    body["spec"]["services"][0]["ports"] = [{"containerPort": 80}]
+    c = Cluster(body)
+    await c.rec(KEY)
+    c.sync()
+    c.body["spec"]["desiredStatus"] = "UNPUBLISHED"
+    await c.rec(KEY)
+    assert sorted(c.kube.deleted) == [("Deployment", "ns", "wf-a"), ("Service", "ns", "wf-a")]
+    assert c.kube.statuses[-1][3]["actualStatus"] == "ORANGE"
+    c.view.deployments, c.view.services = {}, {}
+    await c.rec(KEY)
+    last = c.kube.statuses[-1][3]
+    assert (last["actualStatus"], last["details"]) == ("GREEN", {})
+
+
+async def test_refused_object_is_red_with_the_api_message() -> None:
+    c = Cluster(workflow(services=[("a", 1)]))
+    c.kube.refuse["wf-a"] = "exceeded quota: compute, requested: pods=1"
+    again = await c.rec(KEY)
+    status = c.kube.statuses[-1][3]
+    assert status["actualStatus"] == "RED" and again is not None
+    stalled = next(x for x in status["conditions"] if x["type"] == "Stalled")
+    assert stalled["status"] == "True" and "exceeded quota" in stalled["message"]
+
+
+async def test_deleted_workflow_is_left_to_garbage_collection() -> None:
+    c = Cluster(workflow())
+    c.view.workflows = {}
+    assert await c.rec(KEY) is None
+    assert c.kube.writes() == 0
+
+
+def test_builder_owner_and_labels() -> None:
+    wf = Workflow.from_body(workflow(services=[("a", 3)]))
+    d = desired_deployment(wf, wf.spec.services[0])
+    assert d["metadata"]["ownerReferences"][0]["uid"] == "wf-uid"
+    assert d["spec"]["selector"]["matchLabels"] == {
+        "flowops.io/workflow": "wf",
+        "flowops.io/component": "a",
+    }
+    assert (
+        d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/managed-by"]
+        == "flow-operator"
+    )
