@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -22,7 +23,7 @@ class FakeKube:
         name = body["metadata"]["name"]
         if name in self.refuse:
             e = ApiException(status=403, reason="Forbidden")
-            e.body = '{"message": "%s"}' % self.refuse[name]
+            e.body = json.dumps({"message": self.refuse[name]})
             raise e
         self.applied.append(body)
 
