@@ -48,7 +48,7 @@ cluster-down:  ## stop the local control plane, no process left behind
 e2e: venv cluster-build  ## end-to-end tests on a real local control plane
 	$(PY) -m pytest tests/e2e -q
 
-test: lint  ## everything CI runs: lint, unit, e2e
+test: lint cluster-build  ## everything CI runs: lint, unit, e2e on the local control plane
 	$(PY) -m pytest tests -q
 
 operator: venv  ## run the operator alone, in the foreground, against $$KUBECONFIG
