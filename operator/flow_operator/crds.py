@@ -60,6 +60,10 @@ def _structural(node: Any, defs: Schema, keep_defaults: bool) -> Any:
         rest = {k: v for k, v in node.items() if k != "anyOf"}
         if len(options) == 1:
             return _structural({**options[0], **rest}, defs, keep_defaults)
+        if sorted(o.get("type", "") for o in options) == ["integer", "string"]:
+            # Kubernetes' int-or-string: the one union a structural schema allows.
+            options = [_structural(o, defs, keep_defaults) for o in options]
+            return {"x-kubernetes-int-or-string": True, "anyOf": options}
         raise ValueError(f"union types are not structural: {node}")
     out: Schema = {}
     for key, value in node.items():

@@ -73,7 +73,8 @@ class ContainerPort(KubeModel):
     protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
 
 
-Quantity = Annotated[str, Field(max_length=64, pattern=QUANTITY)]
+# int or string, like Kubernetes' own quantities: `cpu: 1` and `cpu: "500m"` both work.
+Quantity = Annotated[int, Field(ge=0)] | Annotated[str, Field(max_length=64, pattern=QUANTITY)]
 
 
 class Resources(KubeModel):
