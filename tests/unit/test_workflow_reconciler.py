@@ -133,3 +133,18 @@ def test_builder_owner_and_labels() -> None:
         d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/managed-by"]
         == "flow-operator"
     )
+
+
+async def test_spec_the_schema_cannot_check_goes_stalled_and_creates_nothing() -> None:
+    body = workflow(services=[("a", 1)])
+    body["spec"]["services"][0]["resources"] = {"requests": {"cpu": "lots"}}
+    c = Cluster(body)
+    assert await c.rec(KEY) is None
+    assert c.kube.applied == []
+    status = c.kube.statuses[-1][3]
+    stalled = next(x for x in status["conditions"] if x["type"] == "Stalled")
+    assert (status["actualStatus"], stalled["status"], stalled["reason"]) == ("RED", "True", "InvalidSpec")
+    assert "spec.services.0.resources.requests.cpu" in stalled["message"]
+    c.body["status"] = status
+    await c.rec(KEY)
+    assert len(c.kube.statuses) == 1  # and it is not rewritten
