@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CLUSTER_DIR ?= .cluster
 export KUBECONFIG ?= $(CURDIR)/$(CLUSTER_DIR)/kubeconfig
 
-.PHONY: help venv crds lint unit e2e test cluster-build cluster-up cluster-down operator run kind-up clean
+.PHONY: help venv crds lint unit e2e test cluster-build cluster-up cluster-down operator run kind-up clean bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,8 +27,8 @@ crds: venv  ## regenerate crds/ from the pydantic models
 	$(PY) -m flow_operator.crds crds
 
 lint: venv  ## ruff, mypy --strict, import contracts, CRD drift
-	$(VENV)/bin/ruff check operator tests
-	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/ruff check operator tests bench cluster
+	$(VENV)/bin/ruff format --check operator tests bench cluster
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(PY) -m flow_operator.crds --check crds
@@ -59,3 +59,6 @@ run: venv  ## local cluster (or $$KUBECONFIG's), CRDs, examples, operator in the
 
 clean: cluster-down  ## stop the cluster and remove local state (keeps the build cache)
 	rm -rf $(CLUSTER_DIR) $(VENV)
+
+bench: venv cluster-build  ## benchmark S1 (BENCH_SIZE workflows x 3 services, default 100)
+	$(PY) bench/run.py
