@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import socket
 from typing import Any
 
 import kopf
 
 from flow_operator.handlers import workflow as workflow_handlers
 from flow_operator.kube import Kube
+from flow_operator.leader import LeaderElector
 from flow_operator.reconcile.workflow import WorkflowReconciler, WorkflowView
 from flow_operator.reconcile.workqueue import WorkQueue
 from flow_operator.runtime import RUNTIME
@@ -18,11 +21,18 @@ from flow_operator.runtime import RUNTIME
 log = logging.getLogger("flow_operator")
 
 
+class Options(argparse.Namespace):
+    leader_election: bool = False
+    leader_namespace: str = "default"
+
+
+OPTIONS = Options()
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     # The operator posts its own, meaningful events; kopf's per-handler ones are noise.
     settings.posting.enabled = False
-    settings.persistence.finalizer = "flowops.io/finalizer"
     settings.watching.server_timeout = 300
     settings.networking.error_backoffs = [0.5, 1, 2, 5, 10]
     kube = await Kube.connect()
@@ -36,14 +46,31 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     )
     queue = WorkQueue(workflow_handlers.QUEUE, WorkflowReconciler(view, kube), workers=8)
     RUNTIME.queues[workflow_handlers.QUEUE] = queue
-    queue.start()
+    if OPTIONS.leader_election:
+        # Events queue up while this replica waits; the workers start on leadership.
+        identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+        elector = LeaderElector(kube.api, OPTIONS.leader_namespace, "flow-operator", identity)
+        RUNTIME.tasks.append(asyncio.create_task(elector.run(_start_queues, _stop_queues)))
+    else:
+        await _start_queues()
     log.info("operator ready")
+
+
+async def _start_queues() -> None:
+    for queue in RUNTIME.queues.values():
+        queue.start()
+
+
+async def _stop_queues() -> None:
+    for queue in RUNTIME.queues.values():
+        await queue.stop()
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
-    for queue in RUNTIME.queues.values():
-        await queue.stop()
+    for task in RUNTIME.tasks:
+        task.cancel()
+    await _stop_queues()
     RUNTIME.queues.clear()
     if RUNTIME.kube is not None:
         await RUNTIME.kube.close()
@@ -58,10 +85,20 @@ def cli(argv: list[str] | None = None) -> None:
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     scope.add_argument("-n", "--namespace", action="append", help="watch this namespace (repeat)")
     run.add_argument(
-        "--peering", default=None, help="kopf peering name for HA (default: standalone)"
+        "--leader-election",
+        action="store_true",
+        help="for several replicas: only the holder of a Lease acts (the others stay warm)",
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        dest="leader_namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="namespace of the Lease (default: $POD_NAMESPACE or default)",
     )
     run.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    OPTIONS.leader_election = args.leader_election
+    OPTIONS.leader_namespace = args.leader_namespace
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -73,7 +110,6 @@ def cli(argv: list[str] | None = None) -> None:
         kopf.operator(
             clusterwide=not args.namespace,
             namespaces=args.namespace or (),
-            standalone=args.peering is None,
-            peering_name=args.peering,
+            standalone=True,
         )
     )

@@ -6,6 +6,7 @@ by the startup handler (main.py) rather than through scattered globals.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from flow_operator.kube import Kube
@@ -16,6 +17,7 @@ from flow_operator.reconcile.workqueue import Key, WorkQueue
 class Runtime:
     kube: Kube | None = None
     queues: dict[str, WorkQueue] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def enqueue(self, queue: str, key: Key, delay: float = 0.0) -> None:
         q = self.queues.get(queue)
