@@ -1,0 +1,90 @@
+"""The coalescing work queue: one reconcile for many events, never two at once per key."""
+
+from __future__ import annotations
+
+import asyncio
+
+from flow_operator.reconcile.workqueue import Key, WorkQueue
+
+
+async def _settle(q: WorkQueue, rounds: int = 50) -> None:
+    for _ in range(rounds):
+        await asyncio.sleep(0.005)
+
+
+async def test_many_events_one_reconcile() -> None:
+    seen: list[Key] = []
+
+    async def rec(key: Key) -> None:
+        seen.append(key)
+
+    q = WorkQueue("t", rec, workers=2)
+    for _ in range(100):
+        q.enqueue(("ns", "a"))
+    q.enqueue(("ns", "b"))
+    q.start()
+    await _settle(q)
+    await q.stop()
+    assert sorted(seen) == [("ns", "a"), ("ns", "b")]
+
+
+async def test_event_during_reconcile_runs_it_again_never_concurrently() -> None:
+    running, overlaps, runs = 0, 0, 0
+    gate = asyncio.Event()
+
+    async def rec(key: Key) -> None:
+        nonlocal running, overlaps, runs
+        running += 1
+        overlaps = max(overlaps, running)
+        runs += 1
+        if runs == 1:
+            await gate.wait()
+        running -= 1
+
+    q = WorkQueue("t", rec, workers=4)
+    q.start()
+    q.enqueue(("ns", "a"))
+    await _settle(q, 5)
+    q.enqueue(("ns", "a"))  # arrives while the first run is in progress
+    q.enqueue(("ns", "a"))
+    gate.set()
+    await _settle(q)
+    await q.stop()
+    assert (runs, overlaps) == (2, 1)
+
+
+async def test_failure_is_retried_with_backoff() -> None:
+    calls = 0
+
+    async def rec(key: Key) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("API down")
+
+    done: list[bool] = []
+    q = WorkQueue("t", rec, workers=1)
+    q.on_done = lambda key, seconds, ok: done.append(ok)
+    q.start()
+    q.enqueue(("ns", "a"))
+    await asyncio.sleep(0.8)  # first backoff is 0.5 s
+    await q.stop()
+    assert calls == 2 and done == [False, True]
+
+
+async def test_requested_requeue_after_delay_keeps_the_earliest() -> None:
+    times: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def rec(key: Key) -> float | None:
+        times.append(loop.time())
+        return 0.2 if len(times) == 1 else None
+
+    q = WorkQueue("t", rec, workers=1)
+    q.start()
+    q.enqueue(("ns", "a"))
+    await asyncio.sleep(0.05)
+    q.enqueue(("ns", "a"), delay=5)  # a later wake-up does not push the earlier one back
+    await asyncio.sleep(0.4)
+    await q.stop()
+    assert len(times) == 2 and 0.15 <= times[1] - times[0] <= 0.35
