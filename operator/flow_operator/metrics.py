@@ -1,0 +1,187 @@
+"""Prometheus metrics: what the operator knows about Workflows, FlowRuns and its own work.
+
+One registry (`REGISTRY`, with the process/platform/GC collectors) is served on its own
+port (`--metrics-port`, 9090; docs/operations.md lists each metric with a query). The
+reconcilers never touch a metric object: they call the functions below, so the names and
+labels live in this one module.
+
+* Workflows: `observe_workflow` is the reconciler's status hook; a deleted Workflow
+  (status None) takes its series with it, and so does a removed service.
+* FlowRuns: `flowrun_transition`, `observe_run_duration`, `observe_task_duration`.
+* Work queues: `track_queue` (depth, read at scrape time) and `reconcile_observer`, the
+  queue's `on_done` hook (latency, and errors: reconciles that raised).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sized
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+
+from flow_operator.models.workflow import Color, WorkflowStatus
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+PREFIX = "flowops"
+DEFAULT_PORT = 9090
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    REGISTRY.register(_collector)
+
+# Batch runs and tasks take seconds to hours; reconciles take milliseconds.
+RUN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400)
+RECONCILE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+WORKFLOW_COLOR = Gauge(
+    f"{PREFIX}_workflow_color",
+    "1 for the Workflow's current color (status.actualStatus), 0 for the other colors",
+    ["namespace", "workflow", "color"],
+    registry=REGISTRY,
+)
+SERVICE_DESIRED = Gauge(
+    f"{PREFIX}_workflow_service_desired_replicas",
+    "Replicas a Workflow's service (or stream) should run",
+    ["namespace", "workflow", "service"],
+    registry=REGISTRY,
+)
+SERVICE_ACTUAL = Gauge(
+    f"{PREFIX}_workflow_service_actual_replicas",
+    "Replicas of a Workflow's service (or stream) that are ready and available",
+    ["namespace", "workflow", "service"],
+    registry=REGISTRY,
+)
+FLOWRUN_TRANSITIONS = Counter(
+    f"{PREFIX}_flowrun_transitions",
+    "FlowRun phase transitions, by the phase entered",
+    ["namespace", "phase"],
+    registry=REGISTRY,
+)
+RUN_DURATION = Histogram(
+    f"{PREFIX}_flowrun_duration_seconds",
+    "FlowRun wall time from submission to its final phase, by that phase",
+    ["phase"],
+    buckets=RUN_BUCKETS,
+    registry=REGISTRY,
+)
+TASK_DURATION = Histogram(
+    f"{PREFIX}_task_duration_seconds",
+    "FlowRun task wall time from start to finish, by the task's final status",
+    ["status"],
+    buckets=RUN_BUCKETS,
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge(
+    f"{PREFIX}_workqueue_depth",
+    "Keys waiting in a work queue (not counting those being reconciled)",
+    ["queue"],
+    registry=REGISTRY,
+)
+RECONCILE_DURATION = Histogram(
+    f"{PREFIX}_reconcile_duration_seconds",
+    "Time one reconcile took, errors included",
+    ["queue"],
+    buckets=RECONCILE_BUCKETS,
+    registry=REGISTRY,
+)
+RECONCILE_ERRORS = Counter(
+    f"{PREFIX}_reconcile_errors",
+    "Reconciles that raised (retried with backoff)",
+    ["queue"],
+    registry=REGISTRY,
+)
+
+_lock = threading.Lock()
+_services: dict[Key, set[str]] = {}  # the service series each Workflow has, to drop stale ones
+
+
+def observe_workflow(key: Key, status: WorkflowStatus | None) -> None:
+    """The Workflow reconciler's status hook: color and replica gauges; None = deleted."""
+    namespace, name = key
+    with _lock:
+        if status is None:
+            for gauge in (WORKFLOW_COLOR, SERVICE_DESIRED, SERVICE_ACTUAL):
+                gauge.remove_by_labels({"namespace": namespace, "workflow": name})
+            _services.pop(key, None)
+            return
+        for color in Color:
+            WORKFLOW_COLOR.labels(namespace, name, color.value).set(
+                1 if color is status.actualStatus else 0
+            )
+        details = status.details
+        components = ([details.stream] if details.stream else []) + list(details.services or [])
+        now: set[str] = set()
+        for c in components:
+            SERVICE_DESIRED.labels(namespace, name, c.id).set(c.desired)
+            SERVICE_ACTUAL.labels(namespace, name, c.id).set(c.actual)
+            now.add(c.id)
+        for gone in _services.get(key, set()) - now:
+            SERVICE_DESIRED.remove(namespace, name, gone)
+            SERVICE_ACTUAL.remove(namespace, name, gone)
+        _services[key] = now
+
+
+def flowrun_transition(namespace: str, phase: str) -> None:
+    """Count a FlowRun entering `phase` (Submitted, Queued, Deployed, Completed, ...)."""
+    FLOWRUN_TRANSITIONS.labels(namespace, phase).inc()
+
+
+def observe_run_duration(seconds: float, phase: str) -> None:
+    """A FlowRun reached its final `phase` (Completed, Failed, Crashed) after `seconds`."""
+    RUN_DURATION.labels(phase).observe(max(seconds, 0.0))
+
+
+def observe_task_duration(seconds: float, status: str) -> None:
+    """A FlowRun task finished with `status` after `seconds`."""
+    TASK_DURATION.labels(status).observe(max(seconds, 0.0))
+
+
+def track_queue(name: str, queue: Sized) -> None:
+    """Export `len(queue)` as the queue's depth, read at scrape time."""
+    QUEUE_DEPTH.labels(name).set_function(lambda: len(queue))
+
+
+def reconcile_observer(queue: str) -> Callable[[Key, float, bool], None]:
+    """A work queue's `on_done(key, seconds, ok)` hook: latency, and errors when not ok."""
+    duration = RECONCILE_DURATION.labels(queue)
+    errors = RECONCILE_ERRORS.labels(queue)
+
+    def on_done(key: Key, seconds: float, ok: bool) -> None:
+        duration.observe(seconds)
+        if not ok:
+            errors.inc()
+
+    return on_done
+
+
+def render() -> bytes:
+    """The registry in the Prometheus text format (for a test, or another HTTP server)."""
+    return generate_latest(REGISTRY)
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> WSGIServer | None:
+    """Serve `/metrics` from a daemon thread; a port in use is logged, not fatal.
+
+    Metrics are not worth stopping reconciliation for: a second operator on one host (a
+    developer's, or an HA test's) finds the port taken and runs on without them.
+    """
+    try:
+        server, _ = start_http_server(port, addr, registry=REGISTRY)
+    except OSError as e:
+        log.error("metrics not served: cannot listen on %s:%d (%s)", addr, port, e)
+        return None
+    log.info("metrics on http://%s:%d/metrics", addr, server.server_port)
+    return server

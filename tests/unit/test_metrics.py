@@ -1,0 +1,178 @@
+"""Metrics as Prometheus sees them: scraped over HTTP and parsed, not read from objects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from flow_operator import metrics
+from flow_operator.models.workflow import WorkflowStatus
+from flow_operator.reconcile.workqueue import WorkQueue
+
+GOLDEN = Path(__file__).parent.parent / "golden" / "workflow"
+Labels = dict[str, str]
+
+
+def samples(text: str | None = None) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of the registry (or of a scraped page): (name, labels) -> value."""
+    text = metrics.render().decode() if text is None else text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(name: str, **labels: str) -> float | None:
+    return samples().get((name, frozenset(labels.items())))
+
+
+def series(name: str, **labels: str) -> list[Labels]:
+    """The label sets of `name` whose labels include `labels`."""
+    want = set(labels.items())
+    return [dict(lbl) for (n, lbl) in samples() if n == name and want <= lbl]
+
+
+def status(golden: str, **changes: Any) -> WorkflowStatus:
+    doc = json.loads((GOLDEN / f"{golden}.json").read_text())
+    doc.update(changes)
+    return WorkflowStatus.model_validate(doc)
+
+
+def test_workflow_color_is_one_hot_and_follows_the_status() -> None:
+    key = ("shop", "colors")
+    metrics.observe_workflow(key, status("sync-published-green"))
+    colors = {c: value("flowops_workflow_color", namespace="shop", workflow="colors", color=c)
+              for c in ("GREEN", "YELLOW", "ORANGE", "RED")}  # fmt: skip
+    assert colors == {"GREEN": 1, "YELLOW": 0, "ORANGE": 0, "RED": 0}
+    metrics.observe_workflow(key, status("sync-published-green", actualStatus="RED"))
+    assert value("flowops_workflow_color", namespace="shop", workflow="colors", color="RED") == 1
+    assert value("flowops_workflow_color", namespace="shop", workflow="colors", color="GREEN") == 0
+
+
+def test_replica_gauges_per_service_and_stream() -> None:
+    key = ("shop", "replicas")
+    metrics.observe_workflow(key, status("async-publishing-orange"))
+    doc = json.loads((GOLDEN / "async-publishing-orange.json").read_text())
+    for svc in doc["details"]["services"]:
+        labels = {"namespace": "shop", "workflow": "replicas", "service": svc["id"]}
+        assert value("flowops_workflow_service_desired_replicas", **labels) == svc["desired"]
+        assert value("flowops_workflow_service_actual_replicas", **labels) == svc["actual"]
+    metrics.observe_workflow(("shop", "sync"), status("sync-published-green"))
+    assert value("flowops_workflow_service_desired_replicas",
+                 namespace="shop", workflow="sync", service="benthos") == 1  # fmt: skip
+
+
+def test_removed_service_and_deleted_workflow_leave_no_series() -> None:
+    key = ("shop", "gone")
+    full = status("async-publishing-orange")
+    metrics.observe_workflow(key, full)
+    assert full.details.services and len(full.details.services) >= 2
+    rest = full.details.services[1:]
+    metrics.observe_workflow(key, full.model_copy(update={"details": full.details.model_copy(
+        update={"services": rest})}))  # fmt: skip
+    names = {s["service"] for s in series("flowops_workflow_service_desired_replicas",
+                                          namespace="shop", workflow="gone")}  # fmt: skip
+    assert names == {s.id for s in rest}
+    metrics.observe_workflow(key, None)
+    for name in ("flowops_workflow_color", "flowops_workflow_service_desired_replicas",
+                 "flowops_workflow_service_actual_replicas"):  # fmt: skip
+        assert series(name, namespace="shop", workflow="gone") == []
+
+
+def test_flowrun_helpers() -> None:
+    before = value("flowops_flowrun_transitions_total", namespace="runs", phase="Completed") or 0
+    metrics.flowrun_transition("runs", "Completed")
+    metrics.flowrun_transition("runs", "Completed")
+    after = value("flowops_flowrun_transitions_total", namespace="runs", phase="Completed")
+    assert after == before + 2
+
+    count = value("flowops_flowrun_duration_seconds_count", phase="Failed") or 0
+    metrics.observe_run_duration(42.0, "Failed")
+    assert value("flowops_flowrun_duration_seconds_count", phase="Failed") == count + 1
+    assert (value("flowops_flowrun_duration_seconds_bucket", phase="Failed", le="60.0") or 0) >= 1
+
+    metrics.observe_task_duration(-1.0, "Succeeded")  # a clock step back is not negative time
+    assert (value("flowops_task_duration_seconds_bucket", status="Succeeded", le="1.0") or 0) >= 1
+
+
+async def test_work_queue_depth_latency_and_errors() -> None:
+    failed = asyncio.Event()
+    calls = 0
+
+    async def reconcile(key: tuple[str, str]) -> float | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            failed.set()
+            raise RuntimeError("boom")
+        return None
+
+    queue = WorkQueue("metrics-test", reconcile, workers=1)
+    queue.on_done = metrics.reconcile_observer("metrics-test")
+    metrics.track_queue("metrics-test", queue)
+    queue.enqueue(("ns", "a"))
+    queue.enqueue(("ns", "b"))
+    assert value("flowops_workqueue_depth", queue="metrics-test") == 2
+    queue.start()
+    await asyncio.wait_for(failed.wait(), 5)
+    for _ in range(100):
+        if (value("flowops_reconcile_duration_seconds_count", queue="metrics-test") or 0) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    await queue.stop()
+    assert value("flowops_reconcile_duration_seconds_count", queue="metrics-test") == 2
+    assert value("flowops_reconcile_errors_total", queue="metrics-test") == 1
+    assert value("flowops_workqueue_depth", queue="metrics-test") == 0
+
+
+def test_served_over_http_and_parsed() -> None:
+    metrics.observe_workflow(("web", "scraped"), status("sync-published-green"))
+    server = metrics.serve(0, "127.0.0.1")
+    assert server is not None
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain")
+            text = response.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    scraped = samples(text)
+    key = ("flowops_workflow_color", frozenset({"namespace": "web", "workflow": "scraped",
+                                                "color": "GREEN"}.items()))  # fmt: skip
+    assert scraped[key] == 1
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name, kind in {
+        "flowops_workflow_color": "gauge",
+        "flowops_workflow_service_desired_replicas": "gauge",
+        "flowops_workflow_service_actual_replicas": "gauge",
+        "flowops_flowrun_transitions": "counter",
+        "flowops_flowrun_duration_seconds": "histogram",
+        "flowops_task_duration_seconds": "histogram",
+        "flowops_workqueue_depth": "gauge",
+        "flowops_reconcile_duration_seconds": "histogram",
+        "flowops_reconcile_errors": "counter",
+        "process_cpu_seconds": "counter",
+    }.items():
+        assert families[name].type == kind, name
+        assert families[name].documentation, name
+
+
+def test_port_in_use_is_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with caplog.at_level(logging.ERROR, logger="flow_operator.metrics"):
+            assert metrics.serve(port, "127.0.0.1") is None
+    assert "metrics not served" in caplog.text
