@@ -143,7 +143,11 @@ async def test_spec_the_schema_cannot_check_goes_stalled_and_creates_nothing() -
     assert c.kube.applied == []
     status = c.kube.statuses[-1][3]
     stalled = next(x for x in status["conditions"] if x["type"] == "Stalled")
-    assert (status["actualStatus"], stalled["status"], stalled["reason"]) == ("RED", "True", "InvalidSpec")
+    assert (status["actualStatus"], stalled["status"], stalled["reason"]) == (
+        "RED",
+        "True",
+        "InvalidSpec",
+    )
     assert "spec.services.0.resources.requests.cpu" in stalled["message"]
     c.body["status"] = status
     await c.rec(KEY)
