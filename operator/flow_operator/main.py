@@ -11,6 +11,7 @@ from typing import Any
 
 import kopf
 
+from flow_operator.api.serve import HTTP_API, HttpOptions
 from flow_operator.handlers import workflow as workflow_handlers
 from flow_operator.kube import Kube
 from flow_operator.leader import LeaderElector
@@ -24,6 +25,7 @@ log = logging.getLogger("flow_operator")
 class Options(argparse.Namespace):
     leader_election: bool = False
     leader_namespace: str = "default"
+    http: HttpOptions = HttpOptions()
 
 
 OPTIONS = Options()
@@ -44,7 +46,8 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         pods=kwargs["workflow_pods"],
         services=kwargs["workflow_services"],
     )
-    queue = WorkQueue(workflow_handlers.QUEUE, WorkflowReconciler(view, kube), workers=8)
+    reconciler = WorkflowReconciler(view, kube)
+    queue = WorkQueue(workflow_handlers.QUEUE, reconciler, workers=8)
     RUNTIME.queues[workflow_handlers.QUEUE] = queue
     if OPTIONS.leader_election:
         # Events queue up while this replica waits; the workers start on leadership.
@@ -53,6 +56,9 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         RUNTIME.tasks.append(asyncio.create_task(elector.run(_start_queues, _stop_queues)))
     else:
         await _start_queues()
+    # --- HTTP API: status API, flow runs, dashboard (flow_operator.api, docs/api.md) ---
+    await HTTP_API.start(OPTIONS.http, kube, kwargs, reconciler)
+    # --- end HTTP API ---
     log.info("operator ready")
 
 
@@ -68,6 +74,7 @@ async def _stop_queues() -> None:
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
+    await HTTP_API.stop()  # HTTP API (flow_operator.api)
     for task in RUNTIME.tasks:
         task.cancel()
     await _stop_queues()
@@ -96,7 +103,31 @@ def cli(argv: list[str] | None = None) -> None:
         help="namespace of the Lease (default: $POD_NAMESPACE or default)",
     )
     run.add_argument("--verbose", action="store_true")
+    # --- HTTP API flags (flow_operator.api, docs/api.md) ---
+    env = os.environ.get
+    run.add_argument(
+        "--http-host",
+        default=env("FLOW_HTTP_HOST", "0.0.0.0"),
+        help="address of the HTTP API and dashboard (default 0.0.0.0)",
+    )
+    run.add_argument(
+        "--http-port",
+        type=int,
+        default=int(env("FLOW_HTTP_PORT", "8080")),
+        help="port of the HTTP API and dashboard (default 8080; 0: any free)",
+    )
+    run.add_argument(
+        "--api-token-secret",
+        default=env("FLOW_API_TOKEN_SECRET", ""),
+        help="[NAMESPACE/]NAME of the Secret whose values are the bearer tokens "
+        "of the operator-wide API (default: flow-operator-api in $POD_NAMESPACE "
+        "or default)",
+    )
+    # --- end HTTP API flags ---
     args = parser.parse_args(argv)
+    OPTIONS.http = HttpOptions(
+        args.http_host, args.http_port, args.api_token_secret, tuple(args.namespace or ())
+    )
     OPTIONS.leader_election = args.leader_election
     OPTIONS.leader_namespace = args.leader_namespace
     logging.basicConfig(

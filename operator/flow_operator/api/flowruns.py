@@ -1,0 +1,104 @@
+"""Flow runs as the API and the dashboard show them: the seed's table, tasks, logs, actions.
+
+The HTTP layer talks to a `FlowRunBackend`; the operator's backend reads the FlowRun
+index and calls the API server only for logs and actions. The rows are the columns of
+the seed's Flow Run Status page; the search matches name, configuration, run type and
+status (case-insensitive substring), the other filters match exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+RUN_STATES = ("Submitted", "Queued", "Deployed", "Completed", "Failed", "Crashed", "Cancelled")
+
+
+class FlowRunError(Exception):
+    """An action or a log request the backend refuses, with the HTTP status to answer."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True, mode="json")
+
+
+class TaskRow(Row):
+    name: str
+    version: str | None = None
+    status: str
+    startTime: str | None = None
+    endTime: str | None = None
+    runtime: str | None = None
+    message: str | None = None
+    pod: str | None = None
+
+
+class FlowRunRow(Row):
+    namespace: str
+    name: str
+    flowName: str
+    version: str | None = None
+    level: str | None = None
+    runType: str | None = None
+    configuration: str | None = None
+    flowType: str | None = None
+    startTime: str | None = None
+    endTime: str | None = None
+    duration: str | None = None
+    status: str
+    message: str | None = None
+    tasks: list[TaskRow] | None = None
+
+
+def _fold(value: str | None) -> str:
+    return (value or "").casefold()
+
+
+def matches(row: FlowRunRow, filters: dict[str, str]) -> bool:
+    search = _fold(filters.get("search"))
+    if search:
+        fields = (row.name, row.flowName, row.configuration, row.runType, row.status)
+        if not any(search in _fold(f) for f in fields):
+            return False
+    exact = {
+        "name": (row.name, row.flowName),
+        "configuration": (row.configuration,),
+        "runType": (row.runType,),
+        "status": (row.status,),
+        "namespace": (row.namespace,),
+    }
+    for key, values in exact.items():
+        wanted = filters.get(key)
+        if wanted and _fold(wanted) not in {_fold(v) for v in values}:
+            return False
+    return True
+
+
+def select(rows: Iterable[FlowRunRow], filters: dict[str, str]) -> list[dict[str, Any]]:
+    """Matching rows, newest first, without their tasks (the list view)."""
+    chosen = [r for r in rows if matches(r, filters)]
+    chosen.sort(key=lambda r: (r.startTime or "9999", r.namespace, r.name), reverse=True)
+    return [r.model_copy(update={"tasks": None}).dump() for r in chosen]
+
+
+class FlowRunBackend(Protocol):
+    def list(self, **filters: str) -> list[dict[str, Any]]: ...
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def logs(
+        self, namespace: str, name: str, task: str, *, follow: bool, tail_lines: int | None
+    ) -> AsyncIterator[bytes]: ...
+
+    async def cancel(self, namespace: str, name: str) -> dict[str, Any]: ...
+
+    async def rerun(self, namespace: str, name: str) -> dict[str, Any]: ...

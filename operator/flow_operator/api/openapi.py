@@ -1,0 +1,344 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at /openapi.json.
+
+Written by hand so that the Workflow status schemas say exactly what the reference
+document shows (required fields, optional fields that are omitted rather than null, no
+extra fields). tests/unit/test_api_openapi.py keeps it true: every route is documented
+and every documented path is routed, the six reference examples validate, and responses
+in the tests are validated against these schemas.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from flow_operator.api.flowruns import RUN_STATES
+
+S = dict[str, Any]
+
+
+def _ref(name: str) -> S:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: dict[str, S], optional: dict[str, S] | None = None, **extra: Any) -> S:
+    return {
+        "type": "object",
+        "required": sorted(required),
+        "properties": {**required, **(optional or {})},
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+STR: S = {"type": "string"}
+INT: S = {"type": "integer", "minimum": 0}
+BOOL: S = {"type": "boolean"}
+COLOR: S = {"type": "string", "enum": ["GREEN", "YELLOW", "ORANGE", "RED"]}
+GO_DURATION: S = {
+    "type": "string",
+    "pattern": r"^-?(\d+h)?(\d+m)?\d+(\.\d+)?(ns|µs|ms|s)$",
+    "examples": ["512.171355ms", "1m56.138865794s"],
+}
+
+SCHEMAS: dict[str, S] = {
+    "WorkflowStatus": _obj(
+        {
+            "desiredStatus": {"type": "string", "enum": ["PUBLISHED", "UNPUBLISHED"]},
+            "actualStatus": COLOR,
+            "publishingMode": {"type": "string", "enum": ["SYNC", "ASYNC"]},
+            "details": _ref("Details"),
+        },
+        description="The reference Workflow status document, field for field.",
+    ),
+    "Details": _obj(
+        {},
+        {"stream": _ref("StreamStatus"), "services": {"type": "array", "items": _ref("Service")}},
+        description="Empty for an unpublished workflow; `stream` only in SYNC mode.",
+    ),
+    "StreamStatus": _obj({"id": STR, "desired": INT, "actual": INT, "status": COLOR}),
+    "Service": _obj(
+        {
+            "id": STR,
+            "desired": INT,
+            "actual": INT,
+            "status": COLOR,
+            "rolloutStatus": {"type": "string", "enum": ["InProgress", "Complete", "Failed"]},
+            "replicasDetail": {"type": "array", "items": _ref("ReplicaDetail")},
+        },
+        {"rolloutStatusReason": STR},
+    ),
+    "ReplicaDetail": _obj(
+        {
+            "name": STR,
+            "ready": BOOL,
+            "available": BOOL,
+            "age": GO_DURATION,
+            "status": STR,
+            "atLatestSpec": BOOL,
+        },
+        {"startedAt": {"type": "string", "format": "date-time"}, "statusMessage": STR},
+    ),
+    "WorkflowSummary": _obj(
+        {
+            "id": {**STR, "description": "`{namespace}.{name}`: the qualified workflowId"},
+            "namespace": STR,
+            "name": STR,
+            "desiredStatus": STR,
+            "publishingMode": STR,
+            "actualStatus": {"oneOf": [COLOR, {"type": "null"}]},
+            "servicesReady": {"type": ["string", "null"]},
+            "published": BOOL,
+            "message": STR,
+            "status": {"oneOf": [_ref("WorkflowStatus"), {"type": "null"}]},
+        }
+    ),
+    "WorkflowList": _obj(
+        {"items": {"type": "array", "items": _ref("WorkflowSummary")}},
+    ),
+    "Task": _obj(
+        {"name": STR, "status": STR},
+        {
+            "version": STR,
+            "startTime": STR,
+            "endTime": STR,
+            "runtime": STR,
+            "message": STR,
+            "pod": STR,
+        },
+    ),
+    "FlowRun": _obj(
+        {
+            "namespace": STR,
+            "name": STR,
+            "flowName": STR,
+            "status": {"type": "string", "enum": list(RUN_STATES)},
+        },
+        {
+            "version": STR,
+            "level": STR,
+            "runType": STR,
+            "configuration": STR,
+            "flowType": STR,
+            "startTime": STR,
+            "endTime": STR,
+            "duration": STR,
+            "message": STR,
+            "tasks": {"type": "array", "items": _ref("Task")},
+        },
+        description="One run: the columns of the Flow Run Status table, and its tasks.",
+    ),
+    "FlowRunList": _obj({"items": {"type": "array", "items": _ref("FlowRun")}}),
+    "Error": _obj({"error": STR, "message": STR}),
+    "Health": _obj({"status": STR}, {"reason": STR}),
+}
+
+
+def _response(description: str, schema: str | None = None, media: str = "application/json") -> S:
+    out: S = {"description": description}
+    if schema is not None:
+        out["content"] = {media: {"schema": _ref(schema)}}
+    return out
+
+
+ERR = "Error"
+UNAUTHORIZED = _response("Missing or wrong credential", ERR)
+LIMITED = _response("Too many failed authentications from this address", ERR)
+UNAVAILABLE = _response("Flow runs are not served by this operator", ERR)
+NAMESPACE: S = {"name": "namespace", "in": "path", "required": True, "schema": STR}
+NAME: S = {"name": "name", "in": "path", "required": True, "schema": STR}
+BEARER_OP: S = {"security": [{"operatorToken": []}]}
+
+
+def _flowrun_op(summary: str, ok: S, *, extra: dict[str, S] | None = None, **more: Any) -> S:
+    return {
+        "summary": summary,
+        **BEARER_OP,
+        "parameters": [NAMESPACE, NAME, *more.pop("parameters", [])],
+        "responses": {
+            **ok,
+            "401": UNAUTHORIZED,
+            "404": _response("No such flow run (or task)", ERR),
+            "429": LIMITED,
+            "503": UNAVAILABLE,
+            **(extra or {}),
+        },
+        **more,
+    }
+
+
+def _action(verb: str, ok: str) -> S:
+    return {
+        "post": _flowrun_op(
+            f"{verb.capitalize()} a flow run",
+            {ok: _response(f"The run after `{verb}`", "FlowRun")},
+            extra={"409": _response(f"The run cannot be {verb}led now", ERR)},
+            operationId=f"{verb}FlowRun",
+        )
+    }
+
+
+PATHS: dict[str, S] = {
+    "/healthz": {
+        "get": {
+            "summary": "Liveness: the process serves HTTP",
+            "operationId": "healthz",
+            "responses": {"200": _response("Alive", "Health")},
+        }
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: startup finished and the Workflow index is filled",
+            "operationId": "readyz",
+            "responses": {
+                "200": _response("Ready", "Health"),
+                "503": _response("Not ready yet", "Health"),
+            },
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "operationId": "openapi",
+            "responses": {"200": {"description": "The OpenAPI document"}},
+        }
+    },
+    "/": {
+        "get": {
+            "summary": "The dashboard (HTML; its data comes from the JSON endpoints)",
+            "operationId": "dashboard",
+            "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+        }
+    },
+    "/static/{filename}": {
+        "get": {
+            "summary": "The dashboard's script, style sheet and icon",
+            "operationId": "static",
+            "parameters": [{"name": "filename", "in": "path", "required": True, "schema": STR}],
+            "responses": {
+                "200": {"description": "The file"},
+                "404": _response("No such file", ERR),
+            },
+        }
+    },
+    "/api/v1/runtime/workflow/{workflowId}/action/status": {
+        "get": {
+            "summary": "Status of a workflow (the reference Workflow status API)",
+            "operationId": "workflowStatus",
+            "security": [{"apiKey": []}],
+            "parameters": [
+                {
+                    "name": "workflowId",
+                    "in": "path",
+                    "required": True,
+                    "description": "`{namespace}.{name}`, or a plain name unique across "
+                    "the namespaces the key is valid for",
+                    "schema": STR,
+                }
+            ],
+            "responses": {
+                "200": _response("The status document", "WorkflowStatus"),
+                "401": UNAUTHORIZED,
+                "404": _response("The workflow was never published", ERR),
+                "409": _response("A plain name the key is valid for in several namespaces", ERR),
+                "429": LIMITED,
+            },
+        }
+    },
+    "/api/v1/workflows": {
+        "get": {
+            "summary": "Every Workflow with its status (the dashboard's Workflows page)",
+            "operationId": "listWorkflows",
+            **BEARER_OP,
+            "parameters": [{"name": "namespace", "in": "query", "schema": STR}],
+            "responses": {
+                "200": _response("The workflows", "WorkflowList"),
+                "401": UNAUTHORIZED,
+                "429": LIMITED,
+            },
+        }
+    },
+    "/api/v1/flowruns": {
+        "get": {
+            "summary": "Flow runs, newest first, filtered",
+            "operationId": "listFlowRuns",
+            **BEARER_OP,
+            "parameters": [
+                {
+                    "name": "search",
+                    "in": "query",
+                    "description": "substring of name, configuration, run type or status",
+                    "schema": STR,
+                },
+                *(
+                    {
+                        "name": n,
+                        "in": "query",
+                        "description": "exact (case-insensitive)",
+                        "schema": STR,
+                    }
+                    for n in ("name", "configuration", "runType", "status", "namespace")
+                ),
+            ],
+            "responses": {
+                "200": _response("The runs (without their tasks)", "FlowRunList"),
+                "401": UNAUTHORIZED,
+                "429": LIMITED,
+                "503": UNAVAILABLE,
+            },
+        }
+    },
+    "/api/v1/flowruns/{namespace}/{name}": {
+        "get": _flowrun_op(
+            "One flow run with its tasks",
+            {"200": _response("The run", "FlowRun")},
+            operationId="getFlowRun",
+        )
+    },
+    "/api/v1/flowruns/{namespace}/{name}/tasks/{task}/logs": {
+        "get": _flowrun_op(
+            "A task's log, streamed from its pod",
+            {"200": {"description": "The log", "content": {"text/plain": {"schema": STR}}}},
+            extra={"409": _response("The task has no pod (yet)", ERR)},
+            operationId="taskLogs",
+            parameters=[
+                {"name": "task", "in": "path", "required": True, "schema": STR},
+                {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
+                {"name": "tailLines", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+            ],
+        )
+    },
+    "/api/v1/flowruns/{namespace}/{name}/cancel": _action("cancel", "200"),
+    "/api/v1/flowruns/{namespace}/{name}/rerun": _action("rerun", "201"),
+}
+
+DOCUMENT: S = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Flow Operator API",
+        "version": "v1",
+        "description": "Workflow status (the reference API), flow runs and the dashboard's "
+        "data. See docs/api.md.",
+    },
+    "paths": PATHS,
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "apiKey": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-API-KEY",
+                "description": "A value of the Secret named in the Workflow's spec.apiKeySecretRef",
+            },
+            "operatorToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A value of the operator's token Secret",
+            },
+        },
+    },
+}
+
+
+def document() -> S:
+    return copy.deepcopy(DOCUMENT)

@@ -1,0 +1,381 @@
+"""The aiohttp application: routes, authentication, and starting/stopping the listener.
+
+Two kinds of callers, two credentials (docs/api.md):
+
+* the Workflow status endpoint takes `X-API-KEY`, one of the values of the Secret the
+  Workflow names in `spec.apiKeySecretRef` (the reference API's contract);
+* everything operator-wide (the Workflow list, flow runs, the dashboard's data) takes
+  `Authorization: Bearer <token>`, a value of the operator's own token Secret.
+
+A missing or wrong credential is always 401, checked before the Workflow's existence is
+revealed; repeated failures from one address are answered 429.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from flow_operator.api.auth import FailureLimiter, SecretKeys, matches
+from flow_operator.api.flowruns import FlowRunBackend, FlowRunError
+from flow_operator.api.openapi import document as openapi_document
+from flow_operator.api.workflows import Key, WorkflowDirectory
+
+log = logging.getLogger(__name__)
+STATIC_FILES = {
+    "app.js": "text/javascript",
+    "style.css": "text/css",
+    "favicon.svg": "image/svg+xml",
+}
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+@dataclass
+class Readiness:
+    """Ready once startup finished and the Workflow index holds what the cluster held."""
+
+    ready: bool = False
+    reason: str = "starting"
+
+    def set(self, ready: bool, reason: str) -> None:
+        self.ready, self.reason = ready, reason
+
+
+@dataclass
+class Api:
+    """What the handlers need; built once by `main.py` (or a test, with fakes)."""
+
+    directory: WorkflowDirectory
+    secrets: SecretKeys
+    # The operator-wide token Secret (namespace, name), for Bearer authentication.
+    token_secret: tuple[str, str] | None = None
+    flowruns: FlowRunBackend | None = None
+    limiter: FailureLimiter = field(default_factory=FailureLimiter)
+    readiness: Readiness = field(default_factory=Readiness)
+
+
+API = web.AppKey("api", Api)
+
+
+def error(status: int, code: str, message: str, **headers: str) -> web.Response:
+    return web.json_response(
+        {"error": code, "message": message}, status=status, headers=headers or None
+    )
+
+
+def _client(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def _too_many(api: Api, request: web.Request) -> web.Response | None:
+    wait = api.limiter.retry_after(_client(request))
+    if wait <= 0:
+        return None
+    return error(
+        429,
+        "TooManyRequests",
+        "too many failed authentications from this address; retry later",
+        **{"Retry-After": str(max(1, round(wait)))},
+    )
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, indent=2))
+
+
+async def _workflow_keys(api: Api, key: Key) -> frozenset[bytes]:
+    secret = api.directory.secret_name(key)
+    return await api.secrets.keys(key[0], secret) if secret else frozenset()
+
+
+async def workflow_status(request: web.Request) -> web.Response:
+    api = request.app[API]
+    limited = _too_many(api, request)
+    if limited is not None:
+        return limited
+    workflow_id = request.match_info["workflowId"]
+    given = request.headers.get("X-API-KEY")
+    authorized = [
+        key
+        for key in api.directory.resolve(workflow_id)
+        if matches(given, await _workflow_keys(api, key))
+    ]
+    if not authorized:
+        matches(given, ())  # an unknown workflow costs a compare too: timing tells nothing
+        api.limiter.failed(_client(request))
+        what = "missing" if not given else "not valid for this workflow"
+        return error(401, "Unauthorized", f"X-API-KEY {what}")
+    if len(authorized) > 1:
+        return error(
+            409,
+            "Conflict",
+            f"workflowId {workflow_id!r} names workflows in several namespaces; "
+            "use the qualified form {namespace}.{name}",
+        )
+    status = api.directory.published(authorized[0])
+    if status is None:
+        return error(404, "NotFound", "the workflow is not published")
+    return _json(api.directory.document(authorized[0], status))
+
+
+def bearer(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Require the operator-wide token (a value of the operator's token Secret)."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        api = request.app[API]
+        limited = _too_many(api, request)
+        if limited is not None:
+            return limited
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip() if scheme.lower() == "bearer" else ""
+        keys = await api.secrets.keys(*api.token_secret) if api.token_secret else frozenset()
+        if not matches(token, keys):
+            api.limiter.failed(_client(request))
+            return error(
+                401,
+                "Unauthorized",
+                "a bearer token from the operator's token Secret is required",
+                **{"WWW-Authenticate": 'Bearer realm="flow-operator"'},
+            )
+        return await handler(request)
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+def _message(status: dict[str, Any]) -> str:
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return str(cond.get("message") or "")
+    return ""
+
+
+@bearer
+async def list_workflows(request: web.Request) -> web.StreamResponse:
+    api = request.app[API]
+    namespace = request.query.get("namespace")
+    items = []
+    for key in api.directory.indexed():
+        if namespace and key[0] != namespace:
+            continue
+        body = api.directory.body(key) or {}
+        spec = body.get("spec") or {}
+        status = api.directory.status(key)
+        full = status.dump() if status is not None else {}
+        items.append(
+            {
+                "id": f"{key[0]}.{key[1]}",
+                "namespace": key[0],
+                "name": key[1],
+                "desiredStatus": spec.get("desiredStatus", "PUBLISHED"),
+                "publishingMode": spec.get("publishingMode", "ASYNC"),
+                "actualStatus": full.get("actualStatus"),
+                "servicesReady": full.get("servicesReady"),
+                "published": bool(full.get("firstPublishedAt")),
+                "message": _message(full),
+                "status": api.directory.document(key, status) if status is not None else None,
+            }
+        )
+    return _json({"items": items})
+
+
+def _backend(request: web.Request) -> FlowRunBackend:
+    backend = request.app[API].flowruns
+    if backend is None:
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": "Unavailable", "message": "flow runs are not served"}),
+            content_type="application/json",
+        )
+    return backend
+
+
+FILTERS = ("search", "name", "configuration", "runType", "status", "namespace")
+
+
+@bearer
+async def list_flowruns(request: web.Request) -> web.StreamResponse:
+    backend = _backend(request)
+    filters = {k: request.query[k] for k in FILTERS if request.query.get(k)}
+    return _json({"items": backend.list(**filters)})
+
+
+@bearer
+async def get_flowrun(request: web.Request) -> web.StreamResponse:
+    ns, name = request.match_info["namespace"], request.match_info["name"]
+    run = _backend(request).get(ns, name)
+    if run is None:
+        return error(404, "NotFound", f"no flow run {ns}/{name}")
+    return _json(run)
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
+
+
+@bearer
+async def task_logs(request: web.Request) -> web.StreamResponse:
+    backend = _backend(request)
+    ns, name = request.match_info["namespace"], request.match_info["name"]
+    task = request.match_info["task"]
+    follow = _flag(request.query.get("follow"))
+    tail_raw = request.query.get("tailLines")
+    tail = int(tail_raw) if tail_raw and tail_raw.isdigit() else None
+    try:
+        chunks = await backend.logs(ns, name, task, follow=follow, tail_lines=tail)
+    except FlowRunError as e:
+        return error(e.status, e.code, str(e))
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"}
+    )
+    await response.prepare(request)
+    try:
+        async for chunk in chunks:
+            await response.write(chunk)
+    except (ConnectionResetError, FlowRunError) as e:
+        log.debug("log stream of %s/%s/%s ended: %s", ns, name, task, e)
+    await response.write_eof()
+    return response
+
+
+def _action(verb: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        backend = _backend(request)
+        ns, name = request.match_info["namespace"], request.match_info["name"]
+        try:
+            run = await (backend.cancel(ns, name) if verb == "cancel" else backend.rerun(ns, name))
+        except FlowRunError as e:
+            return error(e.status, e.code, str(e))
+        return _json(run, status=200 if verb == "cancel" else 201)
+
+    handler.__name__ = f"{verb}_flowrun"
+    return bearer(handler)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    readiness = request.app[API].readiness
+    body = {"status": "ready" if readiness.ready else "not ready", "reason": readiness.reason}
+    return web.json_response(body, status=200 if readiness.ready else 503)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+def _static_bytes(name: str) -> bytes:
+    return resources.files("flow_operator.api").joinpath("static", name).read_bytes()
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    return web.Response(
+        body=_static_bytes("index.html"),
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Content-Security-Policy": CSP, "X-Frame-Options": "DENY"},
+    )
+
+
+async def static(request: web.Request) -> web.Response:
+    name = request.match_info["filename"]
+    if name not in STATIC_FILES:
+        return error(404, "NotFound", "no such file")
+    return web.Response(
+        body=_static_bytes(name),
+        content_type=STATIC_FILES[name],
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error is JSON with `error` and `message`; an unexpected one is logged, not shown."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as e:
+        if e.content_type == "application/json":
+            raise
+        return error(e.status, e.reason.replace(" ", ""), e.reason, **_allow(e))
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error(500, "InternalError", "internal error (see the operator's log)")
+    if request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+def _allow(e: web.HTTPException) -> dict[str, str]:
+    allow = e.headers.get("Allow")
+    return {"Allow": allow} if allow else {}
+
+
+ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
+    ("GET", "/healthz", healthz),
+    ("GET", "/readyz", readyz),
+    ("GET", "/openapi.json", openapi),
+    ("GET", "/", dashboard),
+    ("GET", "/static/{filename}", static),
+    ("GET", "/api/v1/runtime/workflow/{workflowId}/action/status", workflow_status),
+    ("GET", "/api/v1/workflows", list_workflows),
+    ("GET", "/api/v1/flowruns", list_flowruns),
+    ("GET", "/api/v1/flowruns/{namespace}/{name}", get_flowrun),
+    ("GET", "/api/v1/flowruns/{namespace}/{name}/tasks/{task}/logs", task_logs),
+    ("POST", "/api/v1/flowruns/{namespace}/{name}/cancel", _action("cancel")),
+    ("POST", "/api/v1/flowruns/{namespace}/{name}/rerun", _action("rerun")),
+]
+
+
+def make_app(api: Api) -> web.Application:
+    app = web.Application(middlewares=[json_errors], client_max_size=64 * 1024)
+    app[API] = api
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+    return app
+
+
+class ApiServer:
+    """The listener, started and stopped by the operator's startup/cleanup handlers."""
+
+    def __init__(self, api: Api, host: str, port: int) -> None:
+        self.api = api
+        self.host, self.port = host, port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(make_app(self.api), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as e:
+            # Like the metrics port: a second operator on one host (an HA test) runs on.
+            log.error("HTTP API not served: cannot listen on %s:%d (%s)", self.host, self.port, e)
+            await self.stop()
+            return
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])  # the real one, for --http-port 0
+        log.info("HTTP API listening on http://%s:%d/", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

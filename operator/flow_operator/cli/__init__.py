@@ -1,0 +1,1 @@
+"""flowctl: Workflows and flow runs from the command line, through the kubeconfig."""
