@@ -11,6 +11,7 @@ from typing import Any
 
 import kopf
 
+from flow_operator import metrics
 from flow_operator.api.serve import HTTP_API, HttpOptions
 from flow_operator.handlers import workflow as workflow_handlers
 from flow_operator.kube import Kube
@@ -48,6 +49,11 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     )
     reconciler = WorkflowReconciler(view, kube)
     queue = WorkQueue(workflow_handlers.QUEUE, reconciler, workers=8)
+    # --- metrics (flow_operator.metrics, docs/operations.md#metrics) ---
+    reconciler.on_status = metrics.observe_workflow
+    queue.on_done = metrics.reconcile_observer(queue.name)
+    metrics.track_queue(queue.name, queue)
+    # --- end metrics ---
     RUNTIME.queues[workflow_handlers.QUEUE] = queue
     if OPTIONS.leader_election:
         # Events queue up while this replica waits; the workers start on leadership.
@@ -124,6 +130,12 @@ def cli(argv: list[str] | None = None) -> None:
         "or default)",
     )
     # --- end HTTP API flags ---
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(env("FLOW_METRICS_PORT", str(metrics.DEFAULT_PORT))),
+        help=f"port of Prometheus /metrics (default {metrics.DEFAULT_PORT}; 0: not served)",
+    )
     args = parser.parse_args(argv)
     OPTIONS.http = HttpOptions(
         args.http_host, args.http_port, args.api_token_secret, tuple(args.namespace or ())
@@ -137,6 +149,8 @@ def cli(argv: list[str] | None = None) -> None:
     if not args.verbose:
         logging.getLogger("kopf").setLevel(logging.WARNING)
         logging.getLogger("kopf.activities.startup").setLevel(logging.INFO)
+    if args.metrics_port:
+        metrics.serve(args.metrics_port)
     asyncio.run(
         kopf.operator(
             clusterwide=not args.namespace,
