@@ -31,6 +31,23 @@ def _first(items: Iterable[Body] | None) -> Body | None:
     return next(iter(items or ()), None)
 
 
+def live_document(status: WorkflowStatus, pods: Iterable[Body], now: datetime) -> dict[str, Any]:
+    """`status.document()` with each replica's `age` recomputed from its pod's creation."""
+    created: dict[str, datetime] = {}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        at = parse_time(meta.get("creationTimestamp"))
+        if at is not None and meta.get("name"):
+            created[meta["name"]] = at
+    doc = status.document()
+    for svc in doc.get("details", {}).get("services", []):
+        for replica in svc.get("replicasDetail", []):
+            at = created.get(replica.get("name", ""))
+            if at is not None:
+                replica["age"] = since(at, now)
+    return doc
+
+
 class WorkflowDirectory:
     def __init__(
         self,
@@ -98,24 +115,7 @@ class WorkflowDirectory:
 
     def document(self, key: Key, status: WorkflowStatus) -> dict[str, Any]:
         """The reference document, with every replica's `age` as of now."""
-        doc = status.document()
-        created = self._pod_creation_times(key)
-        now = self.clock()
-        for svc in doc.get("details", {}).get("services", []):
-            for replica in svc.get("replicasDetail", []):
-                at = created.get(replica.get("name", ""))
-                if at is not None:
-                    replica["age"] = since(at, now)
-        return doc
-
-    def _pod_creation_times(self, key: Key) -> dict[str, datetime]:
-        out: dict[str, datetime] = {}
-        for pod in self.pods.get(key) or ():
-            meta = pod.get("metadata") or {}
-            at = parse_time(meta.get("creationTimestamp"))
-            if at is not None and meta.get("name"):
-                out[meta["name"]] = at
-        return out
+        return live_document(status, self.pods.get(key) or (), self.clock())
 
     def pods_of(self, key: Key) -> list[Body]:
         return list(self.pods.get(key) or ())
