@@ -45,7 +45,7 @@ class FakeCluster:
         except KeyError:
             raise NotFound(name) from None
 
-    def list(self, plural: str, namespace: str | None) -> list[Body]:
+    def items(self, plural: str, namespace: str | None) -> list[Body]:
         return [
             deepcopy(b)
             for (p, ns, _), b in self.objects.items()

@@ -25,7 +25,7 @@ class ClusterApi(Protocol):
 
     def get(self, plural: str, namespace: str, name: str) -> Body: ...
 
-    def list(self, plural: str, namespace: str | None) -> list[Body]: ...
+    def items(self, plural: str, namespace: str | None) -> list[Body]: ...
 
     def patch(self, plural: str, namespace: str, name: str, patch: Body) -> Body: ...
 
@@ -76,7 +76,7 @@ class Cluster:
             )
         )
 
-    def list(self, plural: str, namespace: str | None) -> list[Body]:
+    def items(self, plural: str, namespace: str | None) -> list[Body]:
         if namespace is None:
             out = self._custom.list_cluster_custom_object(GROUP, VERSION, plural)
         else:

@@ -130,7 +130,7 @@ def status(c: Context, workflow: str, namespace: str | None, output: str) -> Non
 @pass_ctx
 def workflows(c: Context, namespace: str | None, all_namespaces: bool, output: str) -> None:
     """List Workflows with their color."""
-    items = c.cluster.list(WORKFLOWS, None if all_namespaces else c.namespace(namespace))
+    items = c.cluster.items(WORKFLOWS, None if all_namespaces else c.namespace(namespace))
     items.sort(key=lambda w: (w["metadata"].get("namespace", ""), w["metadata"]["name"]))
     emit(items, output, lambda: render.workflows(items))
 
