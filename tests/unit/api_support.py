@@ -4,14 +4,14 @@ and validation of responses against the served OpenAPI document."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
 
 from flow_operator.api.auth import FailureLimiter, SecretKeys
-from flow_operator.api.flowruns import FlowRunBackend
+from flow_operator.api.flowruns import FlowRunBackend, FlowRunError, FlowRunRow, TaskRow, select
 from flow_operator.api.openapi import document
 from flow_operator.api.server import Api, Readiness
 from flow_operator.api.workflows import WorkflowDirectory
@@ -112,3 +112,111 @@ def validate(path: str, method: str, status: int, body: Any) -> None:
 
 def schema_of(name: str) -> Body:
     return {"$ref": f"#/components/schemas/{name}", "components": OPENAPI["components"]}
+
+
+def sample_runs() -> list[FlowRunRow]:
+    """A few runs in the seed's states, with tasks, for the flow-run tests and the dashboard."""
+
+    def task(name: str, status: str, start: str | None, end: str | None, rt: str | None,
+             message: str | None = None) -> TaskRow:  # fmt: skip
+        return TaskRow(name=name, version="1.0", status=status, startTime=start, endTime=end,
+                       runtime=rt, message=message, pod=f"{name}-pod" if start else None)  # fmt: skip
+
+    return [
+        FlowRunRow(namespace="analytics", name="churn-weekly-7f3k", flowName="churn-weekly",
+                   version="3", level="organization", runType="Scheduled",
+                   configuration="churn-prod", flowType="standalone",
+                   startTime="2024-02-12T09:00:00Z", endTime="2024-02-12T09:14:05Z",
+                   duration="14m5s", status="Completed", message="all 3 tasks completed",
+                   tasks=[task("extract", "Completed", "2024-02-12T09:00:02Z", "2024-02-12T09:03:10Z", "3m8s"),
+                          task("train", "Completed", "2024-02-12T09:03:12Z", "2024-02-12T09:12:40Z", "9m28s"),
+                          task("publish", "Completed", "2024-02-12T09:12:42Z", "2024-02-12T09:14:05Z", "1m23s")]),
+        FlowRunRow(namespace="analytics", name="sales-forecast-x2p9", flowName="sales-forecast",
+                   version="12", level="user", runType="Manual", configuration="emea",
+                   flowType="standalone", startTime="2024-02-12T10:01:00Z", duration="13m53s",
+                   status="Deployed", message="2 of 3 tasks done; running: score",
+                   tasks=[task("load", "Completed", "2024-02-12T10:01:03Z", "2024-02-12T10:02:00Z", "57s"),
+                          task("features", "Completed", "2024-02-12T10:02:01Z", "2024-02-12T10:09:30Z", "7m29s"),
+                          task("score", "Running", "2024-02-12T10:09:31Z", None, None)]),
+        FlowRunRow(namespace="ml", name="nlp-tagging-k8d1", flowName="nlp-tagging", version="2",
+                   level="platform", runType="Triggered", configuration="default",
+                   flowType="sub-flow", startTime="2024-02-12T08:30:00Z",
+                   endTime="2024-02-12T08:31:12Z", duration="1m12s", status="Failed",
+                   message="task tokenize failed: exit code 2 (Error)",
+                   tasks=[task("tokenize", "Failed", "2024-02-12T08:30:05Z", "2024-02-12T08:31:12Z", "1m7s", "exit code 2 (Error)"),
+                          task("tag", "Pending", None, None, None)]),
+        FlowRunRow(namespace="ml", name="nightly-etl-q1w2", flowName="nightly-etl", version="5",
+                   level="organization", runType="Scheduled", configuration="warehouse",
+                   flowType="standalone", status="Queued", message="waiting for capacity",
+                   tasks=[task("copy", "Pending", None, None, None)]),
+    ]  # fmt: skip
+
+
+class MemoryFlowRuns:
+    """A FlowRunBackend over rows in memory: cancel and rerun change them as the operator
+    would (cancel: Cancelled; rerun: a new run, Submitted)."""
+
+    def __init__(self, rows: list[FlowRunRow] | None = None) -> None:
+        self.rows = {
+            (r.namespace, r.name): r for r in (rows if rows is not None else sample_runs())
+        }
+        self.logs_text: dict[str, str] = {}
+        self.actions: list[tuple[str, str, str]] = []
+
+    def list(self, **filters: str) -> list[dict[str, Any]]:
+        return select(self.rows.values(), filters)
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        row = self.rows.get((namespace, name))
+        return row.dump() if row else None
+
+    def _row(self, namespace: str, name: str) -> FlowRunRow:
+        row = self.rows.get((namespace, name))
+        if row is None:
+            raise FlowRunError(404, "NotFound", f"no flow run {namespace}/{name}")
+        return row
+
+    async def logs(
+        self, namespace: str, name: str, task: str, *, follow: bool, tail_lines: int | None
+    ) -> AsyncIterator[bytes]:
+        row = self._row(namespace, name)
+        found = next((t for t in row.tasks or [] if t.name == task), None)
+        if found is None:
+            raise FlowRunError(404, "NotFound", f"flow run {namespace}/{name} has no task {task}")
+        if found.pod is None:
+            raise FlowRunError(409, "Conflict", f"task {task} has no pod yet")
+        text = self.logs_text.get(task, f"{task}: starting\n{task}: working\n{task}: done\n")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for line in text.splitlines(keepends=True):
+                yield line.encode()
+
+        return chunks()
+
+    async def cancel(self, namespace: str, name: str) -> dict[str, Any]:
+        row = self._row(namespace, name)
+        if row.status in ("Completed", "Failed", "Crashed", "Cancelled"):
+            raise FlowRunError(409, "Conflict", f"flow run {name} already finished ({row.status})")
+        row.status, row.message = "Cancelled", "cancelled by a user"
+        self.actions.append(("cancel", namespace, name))
+        return row.dump()
+
+    async def rerun(self, namespace: str, name: str) -> dict[str, Any]:
+        row = self._row(namespace, name)
+        new = row.model_copy(
+            update={
+                "name": f"{row.flowName}-rerun{len(self.actions)}",
+                "status": "Submitted",
+                "startTime": None,
+                "endTime": None,
+                "duration": None,
+                "message": f"rerun of {name}",
+                "tasks": [
+                    TaskRow(name=t.name, version=t.version, status="Pending")
+                    for t in row.tasks or []
+                ],
+            }
+        )
+        self.rows[(namespace, new.name)] = new
+        self.actions.append(("rerun", namespace, name))
+        return new.dump()

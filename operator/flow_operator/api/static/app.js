@@ -1,0 +1,267 @@
+// Flow Operator dashboard: two pages over the JSON API, refreshed by short polling.
+// No framework and no build step; every value reaches the page through textContent.
+"use strict";
+
+const POLL_MS = 3000;
+const state = {
+  token: sessionStorage.getItem("flowToken") || "",
+  page: "workflows",
+  expanded: new Set(),   // "ns/name" of runs whose tasks are shown
+  tasks: new Map(),      // "ns/name" -> run with tasks
+  logs: null,            // {ns, name, task, controller}
+  timer: null,
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+const badge = (text, extra) => el("span", { class: `badge ${extra || ""} ${text || ""}` }, text || "—");
+
+class Unauthorized extends Error {}
+
+async function api(path, options) {
+  const resp = await fetch(path, {
+    ...options,
+    headers: { Authorization: `Bearer ${state.token}`, ...((options || {}).headers || {}) },
+  });
+  if (resp.status === 401) throw new Unauthorized("unauthorized");
+  if (!resp.ok) {
+    let message = `${resp.status} ${resp.statusText}`;
+    try { message = (await resp.json()).message || message; } catch (e) { /* not JSON */ }
+    throw new Error(message);
+  }
+  return resp;
+}
+
+// ---------- login ----------
+
+function showLogin(message) {
+  $("login").hidden = false;
+  $("page-workflows").hidden = true;
+  $("page-runs").hidden = true;
+  $("logout").hidden = true;
+  $("login-error").hidden = !message;
+  $("login-error").textContent = message || "";
+  $("token").focus();
+}
+
+$("login-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  state.token = $("token").value.trim();
+  sessionStorage.setItem("flowToken", state.token);
+  $("token").value = "";
+  route();
+});
+
+$("logout").addEventListener("click", () => {
+  state.token = "";
+  sessionStorage.removeItem("flowToken");
+  showLogin();
+});
+
+// ---------- routing and polling ----------
+
+function route() {
+  state.page = location.hash.startsWith("#/runs") ? "runs" : "workflows";
+  $("nav-workflows").classList.toggle("active", state.page === "workflows");
+  $("nav-runs").classList.toggle("active", state.page === "runs");
+  if (!state.token) { showLogin(); return; }
+  $("login").hidden = true;
+  $("logout").hidden = false;
+  $("page-workflows").hidden = state.page !== "workflows";
+  $("page-runs").hidden = state.page !== "runs";
+  refresh();
+}
+
+async function refresh() {
+  clearTimeout(state.timer);
+  try {
+    if (state.page === "workflows") await loadWorkflows();
+    else await loadRuns();
+    $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } catch (e) {
+    if (e instanceof Unauthorized) { showLogin("That token is not accepted."); return; }
+    $("updated").textContent = `update failed: ${e.message}`;
+  }
+  state.timer = setTimeout(refresh, POLL_MS);
+}
+
+window.addEventListener("hashchange", route);
+
+// ---------- Workflows page ----------
+
+async function loadWorkflows() {
+  const data = await (await api("/api/v1/workflows")).json();
+  const filter = $("wf-filter").value.trim().toLowerCase();
+  const items = data.items.filter((w) => !filter || w.id.toLowerCase().includes(filter));
+  const counts = {};
+  for (const w of data.items) counts[w.actualStatus || "unknown"] = (counts[w.actualStatus || "unknown"] || 0) + 1;
+  $("wf-counts").textContent = `${data.items.length} workflows: ` +
+    Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ");
+  $("workflows").replaceChildren(...items.map(workflowCard));
+}
+
+function workflowCard(w) {
+  const details = (w.status && w.status.details) || {};
+  const rows = [];
+  if (details.stream) {
+    const s = details.stream;
+    rows.push(el("tr", {}, el("td", {}, s.id), el("td", {}, "stream"),
+      el("td", {}, `${s.actual}/${s.desired}`), el("td", {}, badge(s.status)), el("td", {}, "")));
+  }
+  for (const s of details.services || []) {
+    rows.push(el("tr", { class: "service" }, el("td", {}, s.id), el("td", {}, "service"),
+      el("td", {}, `${s.actual}/${s.desired}`), el("td", {}, badge(s.status)),
+      el("td", {}, [s.rolloutStatus, s.rolloutStatusReason].filter(Boolean).join(": "))));
+    for (const p of s.replicasDetail || []) {
+      rows.push(el("tr", { class: "pods" },
+        el("td", { colspan: "2", title: p.name }, `↳ ${p.name}`),
+        el("td", {}, p.age),
+        el("td", {}, badge(p.status, "pod")),
+        el("td", { class: "message", title: p.statusMessage || "" },
+          p.statusMessage || (p.ready ? "ready" : "not ready"))));
+    }
+  }
+  const color = w.actualStatus || "";
+  return el("article", { class: `wf ${color}`, "data-id": w.id },
+    el("h2", {}, badge(color), w.name, el("span", { class: "ns" }, w.namespace)),
+    el("div", { class: "meta" },
+      `${w.desiredStatus} · ${w.publishingMode}` +
+      (w.servicesReady ? ` · ${w.servicesReady} components ready` : "") +
+      (w.published ? "" : " · never published")),
+    w.message ? el("div", { class: "message" }, w.message) : null,
+    rows.length ? el("table", {},
+      el("thead", {}, el("tr", {}, ["Component", "Kind", "Ready", "Status", "Rollout"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows)) : null);
+}
+
+$("wf-filter").addEventListener("input", () => refresh());
+
+// ---------- Flow Run Status page ----------
+
+const RUN_FIELDS = ["flowName", "version", "level", "runType", "configuration", "flowType",
+  "startTime", "endTime", "duration"];
+const FINISHED = new Set(["Completed", "Failed", "Crashed", "Cancelled"]);
+
+async function loadRuns() {
+  const q = $("run-search").value.trim();
+  const data = await (await api(`/api/v1/flowruns${q ? `?search=${encodeURIComponent(q)}` : ""}`)).json();
+  await Promise.all([...state.expanded].map(async (id) => {
+    try { state.tasks.set(id, await (await api(`/api/v1/flowruns/${id}`)).json()); }
+    catch (e) { if (e instanceof Unauthorized) throw e; }
+  }));
+  const rows = [];
+  for (const run of data.items) {
+    const id = `${encodeURIComponent(run.namespace)}/${encodeURIComponent(run.name)}`;
+    rows.push(runRow(run, id));
+    if (state.expanded.has(id)) rows.push(tasksRow(id));
+  }
+  $("runs").tBodies[0].replaceChildren(...rows);
+  $("runs-empty").hidden = data.items.length > 0;
+  $("run-counts").textContent = `${data.items.length} runs`;
+  $("runs-error").hidden = true;
+}
+
+function runRow(run, id) {
+  const open = state.expanded.has(id);
+  return el("tr", { class: "run", "data-run": `${run.namespace}/${run.name}` },
+    el("td", {}, el("button", {
+      class: "expand", title: open ? "hide tasks" : "show tasks", "aria-expanded": String(open),
+      onclick: () => { open ? state.expanded.delete(id) : state.expanded.add(id); refresh(); },
+    }, open ? "▾" : "▸")),
+    ...RUN_FIELDS.map((f) => el("td", { class: f }, run[f] || "")),
+    el("td", {}, badge(run.status)),
+    el("td", { class: "message", title: run.message || "" }, run.message || ""),
+    el("td", { class: "actions" },
+      el("button", { class: "danger cancel", disabled: FINISHED.has(run.status), onclick: () => act(id, "cancel") }, "Cancel"),
+      " ",
+      el("button", { class: "rerun", disabled: !FINISHED.has(run.status), onclick: () => act(id, "rerun") }, "Rerun")));
+}
+
+function tasksRow(id) {
+  const run = state.tasks.get(id);
+  const tasks = (run && run.tasks) || [];
+  const body = tasks.map((t) => el("tr", { class: "task", "data-task": t.name },
+    el("td", {}, t.name), el("td", {}, t.version || ""), el("td", {}, badge(t.status)),
+    el("td", {}, t.startTime || ""), el("td", {}, t.endTime || ""), el("td", {}, t.runtime || ""),
+    el("td", { class: "message", title: t.message || "" }, t.message || ""),
+    el("td", {}, el("button", { class: "logs", disabled: !t.pod, onclick: () => openLogs(id, t.name) }, "Logs"))));
+  return el("tr", { class: "tasks" }, el("td", { colspan: "13" },
+    run ? el("table", {},
+      el("thead", {}, el("tr", {}, ["Task", "Version", "Status", "Start Time", "End Time", "Runtime", "Message", "Log"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, body.length ? body : el("tr", {}, el("td", { colspan: "8" }, "no tasks yet"))))
+      : "loading…"));
+}
+
+async function act(id, verb) {
+  if (verb === "cancel" && !confirm(`Cancel ${decodeURIComponent(id)}?`)) return;
+  try {
+    await api(`/api/v1/flowruns/${id}/${verb}`, { method: "POST" });
+  } catch (e) {
+    if (e instanceof Unauthorized) { showLogin("That token is not accepted."); return; }
+    $("runs-error").hidden = false;
+    $("runs-error").textContent = `${verb} failed: ${e.message}`;
+  }
+  refresh();
+}
+
+let searchTimer = null;
+$("run-search").addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(refresh, 200);
+});
+
+// ---------- logs ----------
+
+async function openLogs(id, task) {
+  closeLogs();
+  const controller = new AbortController();
+  state.logs = { id, task, controller };
+  $("logs").hidden = false;
+  $("logs-title").textContent = `${decodeURIComponent(id)} · ${task}`;
+  const out = $("logs-body");
+  out.textContent = "";
+  const follow = $("logs-follow").checked;
+  try {
+    const resp = await api(`/api/v1/flowruns/${id}/tasks/${encodeURIComponent(task)}/logs?follow=${follow}`,
+      { signal: controller.signal });
+    const reader = resp.body.getReader();
+    const decoder = new TextDecoder();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out.append(decoder.decode(value, { stream: true }));
+      out.scrollTop = out.scrollHeight;
+    }
+    if (!out.textContent) out.textContent = "(the log is empty)";
+  } catch (e) {
+    if (e.name !== "AbortError") out.textContent += `\n[log unavailable: ${e.message}]`;
+  }
+}
+
+function closeLogs() {
+  if (state.logs) state.logs.controller.abort();
+  state.logs = null;
+  $("logs").hidden = true;
+}
+
+$("logs-close").addEventListener("click", closeLogs);
+$("logs-follow").addEventListener("change", () => {
+  if (state.logs) openLogs(state.logs.id, state.logs.task);
+});
+
+route();
