@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CLUSTER_DIR ?= .cluster
 export KUBECONFIG ?= $(CURDIR)/$(CLUSTER_DIR)/kubeconfig
 
-.PHONY: help venv crds lint unit e2e test cluster-build cluster-up cluster-down operator run kind-up clean bench
+.PHONY: help venv crds lint unit e2e test chart cluster-build cluster-up cluster-down operator run kind-up clean bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,18 +23,25 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 venv: $(VENV)/.installed  ## create the virtualenv with pinned dependencies
 
-crds: venv  ## regenerate crds/ from the pydantic models
+crds: venv  ## regenerate crds/ (and the Helm chart's copy) from the pydantic models
 	$(PY) -m flow_operator.crds crds
+	$(PY) -m flow_operator.crds charts/flow-operator/crds
 
-lint: venv  ## ruff, mypy --strict, import contracts, CRD drift
+lint: venv  ## ruff, mypy --strict, import contracts, CRD drift, Dockerfile (hadolint)
 	$(VENV)/bin/ruff check operator tests bench cluster
 	$(VENV)/bin/ruff format --check operator tests bench cluster
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(PY) -m flow_operator.crds --check crds
+	$(PY) -m flow_operator.crds --check charts/flow-operator/crds
+	$(VENV)/bin/hadolint Dockerfile
 
 unit: venv  ## fast tests: pure core, golden files, handlers on fakes
 	$(PY) -m pytest tests/unit -q
+
+chart: venv  ## the Helm chart offline: helm lint, schemas, RBAC, CRDs, image, Argo CD health
+	@bash cluster/build.sh helm
+	$(PY) -m pytest -q tests/unit/test_chart.py tests/unit/test_argocd_health.py
 
 cluster-build:  ## build and cache etcd, kube-*, kwok from Go modules (once)
 	@bash cluster/build.sh cluster
