@@ -220,3 +220,25 @@ class MemoryFlowRuns:
         self.rows[(namespace, new.name)] = new
         self.actions.append(("rerun", namespace, name))
         return new.dump()
+
+
+def demo_view() -> View:
+    """The six reference examples as six Workflows in two namespaces (dashboard, screenshots)."""
+    from tests.unit.test_golden_workflow_status import SCENARIOS
+
+    names = {
+        "sync-published-green": ("live", "live-scoring"),
+        "sync-publishing-container-creating": ("live", "fraud-check"),
+        "sync-publishing-unschedulable": ("live", "recommender"),
+        "async-published-green": ("batch", "churn-analysis"),
+        "async-publishing-orange": ("batch", "doc-indexing"),
+        "unpublished-after-publish": ("batch", "legacy-export"),
+    }
+    view = View()
+    for scenario, (ns, name) in names.items():
+        body, observed = SCENARIOS[scenario]()
+        body["metadata"].update(namespace=ns, name=name)
+        if scenario == "unpublished-after-publish":
+            body["status"]["firstPublishedAt"] = "2024-02-12T09:00:00Z"
+        view.add(body, observed, secret="keys")
+    return view

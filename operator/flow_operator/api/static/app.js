@@ -29,6 +29,9 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+// RFC 3339 UTC as "2024-02-12 10:01:00" (the full stamp stays in the cell's title)
+const when = (ts) => (ts ? ts.replace("T", " ").replace(/Z$/, "") : "");
+
 const badge = (text, extra) => el("span", { class: `badge ${extra || ""} ${text || ""}` }, text || "—");
 
 class Unauthorized extends Error {}
@@ -118,22 +121,19 @@ async function loadWorkflows() {
 function workflowCard(w) {
   const details = (w.status && w.status.details) || {};
   const rows = [];
-  if (details.stream) {
-    const s = details.stream;
-    rows.push(el("tr", {}, el("td", {}, s.id), el("td", {}, "stream"),
-      el("td", {}, `${s.actual}/${s.desired}`), el("td", {}, badge(s.status)), el("td", {}, "")));
-  }
+  const component = (id, kind, c, detail) => el("tr", { class: "component" },
+    el("td", {}, el("strong", {}, id), el("span", { class: "muted" }, ` ${kind}`)),
+    el("td", {}, `${c.actual}/${c.desired}`), el("td", {}, badge(c.status)),
+    el("td", { class: "detail" }, detail));
+  if (details.stream) rows.push(component(details.stream.id, "stream", details.stream, ""));
   for (const s of details.services || []) {
-    rows.push(el("tr", { class: "service" }, el("td", {}, s.id), el("td", {}, "service"),
-      el("td", {}, `${s.actual}/${s.desired}`), el("td", {}, badge(s.status)),
-      el("td", {}, [s.rolloutStatus, s.rolloutStatusReason].filter(Boolean).join(": "))));
+    rows.push(component(s.id, "service", s, [s.rolloutStatus, s.rolloutStatusReason].filter(Boolean).join(": ")));
     for (const p of s.replicasDetail || []) {
-      rows.push(el("tr", { class: "pods" },
-        el("td", { colspan: "2", title: p.name }, `↳ ${p.name}`),
+      rows.push(el("tr", { class: "pod" },
+        el("td", { class: "podname" }, `↳ ${p.name}`),
         el("td", {}, p.age),
         el("td", {}, badge(p.status, "pod")),
-        el("td", { class: "message", title: p.statusMessage || "" },
-          p.statusMessage || (p.ready ? "ready" : "not ready"))));
+        el("td", { class: "detail" }, p.statusMessage || (p.ready ? "ready" : "not ready"))));
     }
   }
   const color = w.actualStatus || "";
@@ -145,7 +145,8 @@ function workflowCard(w) {
       (w.published ? "" : " · never published")),
     w.message ? el("div", { class: "message" }, w.message) : null,
     rows.length ? el("table", {},
-      el("thead", {}, el("tr", {}, ["Component", "Kind", "Ready", "Status", "Rollout"].map((h) => el("th", {}, h)))),
+      el("colgroup", {}, ["c1", "c2", "c3", "c4"].map((c) => el("col", { class: c }))),
+      el("thead", {}, el("tr", {}, ["Component / pod", "Ready / age", "Status", "Rollout / message"].map((h) => el("th", {}, h)))),
       el("tbody", {}, rows)) : null);
 }
 
@@ -183,7 +184,7 @@ function runRow(run, id) {
       class: "expand", title: open ? "hide tasks" : "show tasks", "aria-expanded": String(open),
       onclick: () => { open ? state.expanded.delete(id) : state.expanded.add(id); refresh(); },
     }, open ? "▾" : "▸")),
-    ...RUN_FIELDS.map((f) => el("td", { class: f }, run[f] || "")),
+    ...RUN_FIELDS.map((f) => el("td", { class: f, title: run[f] || "" }, f.endsWith("Time") ? when(run[f]) : run[f] || "")),
     el("td", {}, badge(run.status)),
     el("td", { class: "message", title: run.message || "" }, run.message || ""),
     el("td", { class: "actions" },
@@ -197,7 +198,8 @@ function tasksRow(id) {
   const tasks = (run && run.tasks) || [];
   const body = tasks.map((t) => el("tr", { class: "task", "data-task": t.name },
     el("td", {}, t.name), el("td", {}, t.version || ""), el("td", {}, badge(t.status)),
-    el("td", {}, t.startTime || ""), el("td", {}, t.endTime || ""), el("td", {}, t.runtime || ""),
+    el("td", { class: "time", title: t.startTime || "" }, when(t.startTime)),
+    el("td", { class: "time", title: t.endTime || "" }, when(t.endTime)), el("td", {}, t.runtime || ""),
     el("td", { class: "message", title: t.message || "" }, t.message || ""),
     el("td", {}, el("button", { class: "logs", disabled: !t.pod, onclick: () => openLogs(id, t.name) }, "Logs"))));
   return el("tr", { class: "tasks" }, el("td", { colspan: "13" },
