@@ -226,7 +226,7 @@ def test_optional_objects() -> None:
 # --- RBAC ---------------------------------------------------------------------------------------
 
 WORKLOAD_RULES = {
-    ("flowops.io", "workflows"): {"get", "list", "watch", "patch"},
+    ("flowops.io", "workflows"): {"list", "watch"},
     ("flowops.io", "flowruns"): {"get", "list", "watch", "patch"},
     ("flowops.io", "workflows/status"): {"patch"},
     ("flowops.io", "flowruns/status"): {"patch"},

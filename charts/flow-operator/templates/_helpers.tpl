@@ -60,9 +60,13 @@ one line per rule, with the module that needs it). Granted cluster-wide by a Clu
 or by a Role in each watched namespace.
 */}}
 {{- define "flow-operator.rules" -}}
-# Workflows and FlowRuns: watched into kopf indexes; FlowRuns are patched (cancel, rerun).
+# Workflows: watched into kopf indexes (and listed by the HTTP API for readiness).
 - apiGroups: [flowops.io]
-  resources: [workflows, flowruns]
+  resources: [workflows]
+  verbs: [list, watch]
+# FlowRuns: watched, read and patched (cancel, rerun).
+- apiGroups: [flowops.io]
+  resources: [flowruns]
   verbs: [get, list, watch, patch]
 # Their status is written by the reconcilers (the status subresource).
 - apiGroups: [flowops.io]
