@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from tests.unit.test_chart import CHART, ROOT, helm_binary, versions
+from tests.unit.test_chart import CHART, KUBE_VERSION, ROOT, helm_binary, versions
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +54,7 @@ def render_rbac(release: str, namespace: str, *values: str) -> str:
         pytest.fail("helm is missing: bash cluster/build.sh helm")
     done = subprocess.run(
         [binary, "template", release, str(CHART), "--namespace", namespace,
+         "--kube-version", KUBE_VERSION,
          "--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml",
          *values],
         capture_output=True, text=True, timeout=60,
