@@ -64,6 +64,11 @@ operator: venv  ## run the operator alone, in the foreground, against $$KUBECONF
 run: venv  ## local cluster (or $$KUBECONFIG's), CRDs, examples, operator in the foreground
 	@bash cluster/run.sh
 
+kind-up:  ## with Docker and kind: a kind cluster whose kubeconfig is .cluster/kubeconfig
+	@command -v kind >/dev/null || { echo "kind not found (it needs Docker); see docs/local-cluster.md" >&2; exit 1; }
+	@mkdir -p $(CLUSTER_DIR)
+	kind create cluster --name flow-operator --kubeconfig $(CLUSTER_DIR)/kubeconfig
+
 clean: cluster-down  ## stop the cluster and remove local state (keeps the build cache)
 	rm -rf $(CLUSTER_DIR) $(VENV)
 

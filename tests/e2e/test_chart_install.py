@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from tests.unit.test_chart import CHART, helm_binary
 
 pytestmark = pytest.mark.e2e

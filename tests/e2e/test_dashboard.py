@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import expect
-from tests.unit.api_support import MemoryFlowRuns, Secrets, demo_view, make_api
 
 from flow_operator.api.server import make_app
+from tests.unit.api_support import MemoryFlowRuns, Secrets, demo_view, make_api
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

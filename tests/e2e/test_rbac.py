@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
 from tests.unit.test_chart import CHART, KUBE_VERSION, ROOT, helm_binary, versions
 
 pytestmark = pytest.mark.e2e

@@ -1,0 +1,208 @@
+"""The end-to-end fixtures: a real local control plane for the session, the operator as a
+subprocess per test module, and a fresh namespace per test.
+
+The cluster is cluster/localcluster.py's, in `.cluster/e2e` (ports of its own, so a
+`make run` cluster next to it is left alone), started once and stopped at the end unless
+FLOW_KEEP_CLUSTER=1. With FLOW_E2E_KUBECONFIG set, the tests use that cluster instead and
+start nothing. When a test fails, the tail of the operator's log is attached to its report.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_localcluster() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("localcluster", ROOT / "cluster/localcluster.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["localcluster"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+localcluster = _load_localcluster()
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.2) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ClusterHandle:
+    """What the tests use of the cluster: its kubeconfig and kubectl."""
+
+    kubeconfig: Path
+    kubectl_path: Path
+    root: Path | None = None
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(self.kubectl_path), "--kubeconfig", str(self.kubeconfig), *args],
+            input=input, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        if check and done.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{done.stderr}")
+        return done
+
+    def get_json(self, *args: str) -> dict[str, Any]:
+        out = self.kubectl("get", *args, "-o", "json", "--ignore-not-found", check=False).stdout
+        return json.loads(out) if out.strip() else {}
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[ClusterHandle]:
+    bins = localcluster.Binaries.from_cache()
+    external = os.environ.get("FLOW_E2E_KUBECONFIG")
+    if external:
+        handle = ClusterHandle(Path(external), bins.kubectl)
+        _install_crds(handle)
+        yield handle
+        return
+    local = localcluster.Cluster(ROOT / ".cluster" / "e2e")
+    local.up(nodes=3, node_cpu="4", node_memory="8Gi")
+    handle = ClusterHandle(local.kubeconfig, bins.kubectl, local.root)
+    try:
+        _install_crds(handle)
+        yield handle
+    finally:
+        if os.environ.get("FLOW_KEEP_CLUSTER") != "1":
+            local.down(quiet=True)
+
+
+def _install_crds(handle: ClusterHandle) -> None:
+    handle.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    handle.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+
+
+@pytest.fixture
+def namespace(cluster: ClusterHandle, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the test's own; deleted afterwards (without waiting)."""
+    base = request.node.name.lower().replace("_", "-")
+    base = "".join(c for c in base if c.isalnum() or c == "-")[:40].strip("-")
+    name = f"{base}-{secrets.token_hex(3)}"
+    cluster.kubectl("create", "namespace", name)
+    # Pods need the namespace's default ServiceAccount (the controller-manager makes it).
+    wait_for(
+        f"ServiceAccount default in {name}",
+        lambda: cluster.kubectl("-n", name, "get", "sa", "default", check=False).returncode == 0,
+        30,
+    )
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@dataclass
+class OperatorProcess:
+    """`python -m flow_operator run` against the test cluster, its output in a log file."""
+
+    kubeconfig: Path
+    log: Path
+    args: list[str] = field(default_factory=list)
+    http_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flow_operator", "run", *(self.args or ["--all-namespaces"]),
+                 "--http-host", "127.0.0.1", "--http-port", str(self.http_port),
+                 "--metrics-port", str(self.metrics_port)],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        mark = self.text().count("operator ready")
+        wait_for("operator ready", lambda: self.text().count("operator ready") > mark or
+                 self.proc is None or self.proc.poll() is not None, 60)  # fmt: skip
+        assert self.proc.poll() is None, f"the operator exited:\n{self.text()[-4000:]}"
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if kill:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def restart(self, kill: bool = False) -> None:
+        self.stop(kill=kill)
+        self.start()
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    def metrics_text(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: ClusterHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """One operator per test module (so a module can run an operator of its own, e.g.
+    with restricted RBAC, without this one acting on its objects)."""
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    proc = OperatorProcess(cluster.kubeconfig, log)
+    proc.start()
+    _OPERATORS.append(proc)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        _OPERATORS.remove(proc)
+
+
+_OPERATORS: list[OperatorProcess] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report: pytest.TestReport = yield  # type: ignore[misc]
+    if report.failed:
+        for proc in _OPERATORS:
+            report.sections.append(("operator log (tail)", proc.text()[-8000:]))
+    return report  # type: ignore[return-value]
