@@ -90,17 +90,20 @@ class Toleration(KubeModel):
     toleration_seconds: int | None = None
 
 
+# Container fields, shared by Workflow components and FlowRun tasks.
+Image = Annotated[str, Field(min_length=1, max_length=512)]
+Command = Annotated[list[Annotated[str, Field(max_length=4096)]] | None, Field(max_length=64)]
+Args = Annotated[list[Annotated[str, Field(max_length=4096)]] | None, Field(max_length=256)]
+EnvList = Annotated[list[EnvVar] | None, Field(max_length=128)]
+
+
 class ContainerSettings(KubeModel):
     """What a user expects to set on a container; the builders copy it verbatim."""
 
-    image: Annotated[str, Field(min_length=1, max_length=512)]
-    command: Annotated[
-        list[Annotated[str, Field(max_length=4096)]] | None, Field(max_length=64)
-    ] = None
-    args: Annotated[list[Annotated[str, Field(max_length=4096)]] | None, Field(max_length=256)] = (
-        None
-    )
-    env: Annotated[list[EnvVar] | None, Field(max_length=128)] = None
+    image: Image
+    command: Command = None
+    args: Args = None
+    env: EnvList = None
     resources: Resources | None = None
     node_selector: Annotated[
         dict[str, Annotated[str, Field(max_length=63)]] | None, Field(max_length=32)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flow_operator.models.common import Condition, ConditionStatus, rfc3339
+from flow_operator.models.common import rfc3339
 from flow_operator.models.workflow import (
     Color,
     Component,
@@ -33,6 +33,7 @@ from flow_operator.models.workflow import (
     Workflow,
     WorkflowStatus,
 )
+from flow_operator.status.conditions import kstatus
 from flow_operator.status.podstate import replica_detail
 from flow_operator.status.rollout import rollout
 
@@ -106,28 +107,6 @@ def service_status(c: Component, observed: Observed, now: datetime) -> ServiceSt
     )
 
 
-def _condition(
-    type_: str, on: bool, reason: str, message: str, generation: int, now: str
-) -> Condition:
-    return Condition(
-        type=type_,
-        status=ConditionStatus.TRUE if on else ConditionStatus.FALSE,
-        reason=reason,
-        message=message,
-        last_transition_time=now,
-        observed_generation=generation,
-    )
-
-
-def _carry_transition_times(new: list[Condition], old: Sequence[Condition] | None) -> None:
-    """A condition keeps its lastTransitionTime until its status actually flips."""
-    previous = {c.type: c for c in old or ()}
-    for cond in new:
-        before = previous.get(cond.type)
-        if before is not None and before.status == cond.status:
-            cond.last_transition_time = before.last_transition_time
-
-
 def aggregate(wf: Workflow, observed: Observed, now: datetime) -> WorkflowStatus:
     spec = wf.spec
     generation = wf.metadata.generation
@@ -187,13 +166,15 @@ def aggregate(wf: Workflow, observed: Observed, now: datetime) -> WorkflowStatus
             reason = "Publishing"
             message = f"{ready_count} components ready; rolling out: {', '.join(waiting) or '-'}"
 
-    stamp = rfc3339(now)
-    conditions = [
-        _condition("Ready", done, reason, message, generation, stamp),
-        _condition("Reconciling", not done and not failed, reason, message, generation, stamp),
-        _condition("Stalled", failed, reason, message, generation, stamp),
-    ]
-    _carry_transition_times(conditions, old.conditions if old else None)
+    conditions = kstatus(
+        done=done,
+        failed=failed,
+        reason=reason,
+        message=message,
+        generation=generation,
+        now=rfc3339(now),
+        old=old.conditions if old else None,
+    )
     return WorkflowStatus(
         desiredStatus=spec.desired_status,
         actualStatus=color,
