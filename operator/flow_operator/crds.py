@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel
 
 from flow_operator import GROUP, VERSION
-from flow_operator.models import workflow
+from flow_operator.models import flowrun, workflow
 
 Schema = dict[str, Any]
 
@@ -172,6 +172,24 @@ DEFINITIONS: list[Definition] = [
             Column("Age", ".metadata.creationTimestamp", type="date"),
         ],
         spec_rules=workflow.SPEC_RULES,
+        root_rules=[NAME_RULE],
+    ),
+    Definition(
+        kind=flowrun.KIND,
+        plural=flowrun.PLURAL,
+        short_names=["fr"],
+        spec_model=flowrun.FlowRunSpec,
+        status_model=flowrun.FlowRunStatus,
+        columns=[
+            Column("Flow", ".spec.flowName"),
+            Column("Version", ".spec.version"),
+            Column("Run Type", ".spec.runType"),
+            Column("Status", ".status.phase"),
+            Column("Start", ".status.startTime", type="date"),
+            Column("Duration", ".status.duration"),
+            Column("Message", ".status.message"),
+        ],
+        spec_rules=flowrun.SPEC_RULES,
         root_rules=[NAME_RULE],
     ),
 ]

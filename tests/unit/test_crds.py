@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from flow_operator.api.flowruns import RUN_STATES
 from flow_operator.crds import files
 
 CRDS = Path(__file__).parents[2] / "crds"
@@ -55,3 +56,49 @@ def test_workflow_crd_has_cel_rules_and_columns() -> None:
         "Desired", "Mode", "Color", "Services", "Age",
     ]  # fmt: skip
     assert version["subresources"] == {"status": {}}
+
+
+def _flowrun_version() -> dict[str, Any]:
+    crd = yaml.safe_load(files()["flowruns.flowops.io.yaml"])
+    assert crd["spec"]["names"]["plural"] == "flowruns"
+    assert crd["spec"]["scope"] == "Namespaced"
+    version: dict[str, Any] = crd["spec"]["versions"][0]
+    return version
+
+
+def test_flowrun_crd_columns_are_the_seed_table() -> None:
+    version = _flowrun_version()
+    assert [(c["name"].upper(), c["jsonPath"]) for c in version["additionalPrinterColumns"]] == [
+        ("FLOW", ".spec.flowName"), ("VERSION", ".spec.version"), ("RUN TYPE", ".spec.runType"),
+        ("STATUS", ".status.phase"), ("START", ".status.startTime"),
+        ("DURATION", ".status.duration"), ("MESSAGE", ".status.message"),
+    ]  # fmt: skip
+    assert version["subresources"] == {"status": {}}
+
+
+def test_flowrun_crd_refuses_at_admission_what_cel_can_judge() -> None:
+    root = _flowrun_version()["schema"]["openAPIV3Schema"]
+    spec = root["properties"]["spec"]
+    rules = {r["message"]: r["rule"] for r in spec["x-kubernetes-validations"]}
+    assert rules["spec.parentRun is required when spec.flowType is sub-flow"] == (
+        "self.flowType != 'sub-flow' || has(self.parentRun)"
+    )
+    dependencies = rules["spec.tasks[].dependsOn must name tasks of this run"]
+    assert "t.dependsOn.all(d, self.tasks.exists(u, u.name == d))" in dependencies
+    tasks = spec["properties"]["tasks"]
+    # Unique task names: the list is a map keyed by name, so the API server refuses repeats.
+    assert tasks["x-kubernetes-list-type"] == "map"
+    assert tasks["x-kubernetes-list-map-keys"] == ["name"]
+    assert (tasks["minItems"], tasks["maxItems"]) == (1, 50)
+    task = tasks["items"]
+    assert task["properties"]["dependsOn"]["x-kubernetes-list-type"] == "set"
+    assert task["x-kubernetes-validations"][0]["rule"] == "has(self.image) != has(self.subFlow)"
+    retries = task["properties"]["retries"]
+    assert (retries["minimum"], retries["maximum"], retries["default"]) == (0, 10, 0)
+    for bounded in ("activeDeadlineSeconds", "queueTimeoutSeconds"):
+        assert (spec["properties"][bounded]["minimum"], spec["properties"][bounded]["maximum"]) == (
+            1, 604800,
+        )  # fmt: skip
+    phases = root["properties"]["status"]["properties"]["phase"]["enum"]
+    assert phases == list(RUN_STATES)
+    assert root["x-kubernetes-validations"][0]["rule"] == "size(self.metadata.name) <= 63"

@@ -1,0 +1,356 @@
+"""The FlowRun resource: one run of a flow's tasks, each a Job (or a child run), in a DAG.
+
+The spec carries the columns of the seed's Flow Run Status page (flow name, version,
+level, run type, configuration, flow type) and what running needs: tasks with their
+containers, `dependsOn`, timeouts and retries, a run deadline, a queue timeout and a
+cancel request. The status is the page's row (phase, start, end, duration, message) with
+its tasks, plus kstatus conditions and the history of phase transitions. docs/flowrun.md
+describes both; flowrun/machine.py moves a run through its phases.
+
+The CRD's schema and CEL rules refuse what they can at admission; what CEL cannot judge
+(a cycle in `dependsOn`, parameter names, a sub-flow's own task graph) the validators
+here reject, and the operator marks such a run Failed and Stalled.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from flow_operator.models.common import (
+    DNS1123_LABEL,
+    ENV_NAME,
+    Args,
+    Command,
+    Condition,
+    EnvList,
+    Image,
+    KubeModel,
+    Resources,
+)
+from flow_operator.models.workflow import ObjectMeta
+
+KIND = "FlowRun"
+PLURAL = "flowruns"
+MAX_TASKS = 50
+MAX_DEPENDENCIES = 20
+WEEK = 7 * 24 * 3600
+
+
+# The seed's six states, and Cancelled for a run stopped by its cancel request.
+class Phase(StrEnum):
+    """Where the run is; Completed, Failed, Crashed and Cancelled are final."""
+
+    SUBMITTED = "Submitted"
+    QUEUED = "Queued"
+    DEPLOYED = "Deployed"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CRASHED = "Crashed"
+    CANCELLED = "Cancelled"
+
+
+TERMINAL = frozenset({Phase.COMPLETED, Phase.FAILED, Phase.CRASHED, Phase.CANCELLED})
+
+
+class TaskPhase(StrEnum):
+    PENDING = "Pending"  # waiting for its dependencies, or for its Job to show up
+    RUNNING = "Running"  # its Job (or child run) exists and has not finished
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"  # non-zero exit after its retries, its timeout, a refused Job
+    CRASHED = "Crashed"  # OOMKilled, evicted, unschedulable, over quota
+    CANCELLED = "Cancelled"  # stopped while running because the run ended
+    SKIPPED = "Skipped"  # never started because the run ended first
+
+
+class Level(StrEnum):
+    USER = "user"
+    ORGANIZATION = "organization"
+    PLATFORM = "platform"
+
+
+# The seed names the column but its list of options is cut off; docs/flowrun.md says why
+# these four.
+class RunType(StrEnum):
+    """Who started the run: a person, a schedule, an event or parent run, or a program."""
+
+    MANUAL = "Manual"  # someone pressed Run (dashboard rerun, kubectl)
+    SCHEDULED = "Scheduled"  # a schedule created it
+    TRIGGERED = "Triggered"  # an event or a parent run created it (every sub-flow run)
+    API = "API"  # a program, through the HTTP API
+
+
+class FlowType(StrEnum):
+    STANDALONE = "standalone"
+    SUB_FLOW = "sub-flow"
+
+
+TaskName = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
+FlowName = Annotated[str, Field(min_length=1, max_length=253)]
+Version = Annotated[str, Field(min_length=1, max_length=64)]
+Seconds = Annotated[int, Field(ge=1, le=WEEK)]
+# Tasks are keyed by name, so the API server refuses duplicates and SSA merges per task.
+TASK_LIST = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+
+
+class Configuration(KubeModel):
+    """A named set of parameters; every task gets each parameter as an environment variable."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    parameters: Annotated[
+        dict[str, Annotated[str, Field(max_length=32768)]] | None, Field(max_length=64)
+    ] = None
+
+    @model_validator(mode="after")
+    def _parameter_names(self) -> Configuration:
+        # CEL can't bound map keys cheaply enough to match them, so the model checks them.
+        bad = sorted(
+            k for k in self.parameters or {} if len(k) > 253 or not re.fullmatch(ENV_NAME, k)
+        )
+        if bad:
+            raise ValueError(
+                f"configuration.parameters names must be environment variable names: "
+                f"{', '.join(bad)}"
+            )
+        return self
+
+
+class WorkflowRef(KubeModel):
+    """A Workflow in the run's namespace whose services the tasks use."""
+
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+
+
+class TaskBase(KubeModel):
+    """One step of a flow; with an image, it runs as a Job."""
+
+    name: TaskName
+    version: Version | None = None
+    image: Image | None = None
+    command: Command = None
+    args: Args = None
+    env: EnvList = None
+    resources: Resources | None = None
+    depends_on: Annotated[
+        list[TaskName] | None,
+        Field(max_length=MAX_DEPENDENCIES, json_schema_extra={"x-kubernetes-list-type": "set"}),
+    ] = None
+    # The Job's activeDeadlineSeconds: it bounds every attempt together.
+    timeout_seconds: Seconds | None = None
+    # The Job's backoffLimit: attempts after the first.
+    retries: Annotated[int, Field(ge=0, le=10)] = 0
+
+
+class SubFlowTask(TaskBase):
+    """A task of a sub-flow: always a Job (sub-flows nest one level in a manifest)."""
+
+    @model_validator(mode="after")
+    def _has_image(self) -> SubFlowTask:
+        if self.image is None:
+            raise ValueError(f"sub-flow task {self.name}: image is required")
+        return self
+
+
+class SubFlow(KubeModel):
+    """The child FlowRun a task launches and follows (flowType sub-flow, parentRun set)."""
+
+    flow_name: FlowName
+    version: Version
+    # The parent's configuration when absent.
+    configuration: Configuration | None = None
+    tasks: Annotated[
+        list[SubFlowTask],
+        Field(min_length=1, max_length=MAX_TASKS, json_schema_extra=TASK_LIST),
+    ]
+
+    @model_validator(mode="after")
+    def _graph(self) -> SubFlow:
+        check_graph(self.tasks, "subFlow.tasks")
+        return self
+
+
+class Task(TaskBase):
+    """A task of a run: a Job from its container fields, or a child run from `subFlow`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.image) != has(self.subFlow)",
+                    "message": "a task has either image (a Job) or subFlow (a child FlowRun)",
+                },
+                {
+                    "rule": "!has(self.subFlow) || (self.retries == 0 && !has(self.command)"
+                    " && !has(self.args) && !has(self.env) && !has(self.resources))",
+                    "message": "a subFlow task takes no command, args, env, resources or retries",
+                },
+            ]
+        }
+    )
+
+    sub_flow: SubFlow | None = None
+
+    @model_validator(mode="after")
+    def _job_or_child(self) -> Task:
+        if (self.image is None) == (self.sub_flow is None):
+            raise ValueError(
+                f"task {self.name}: needs either image (a Job) or subFlow (a child FlowRun)"
+            )
+        container = (self.command, self.args, self.env, self.resources)
+        if self.sub_flow is not None and (self.retries or any(f is not None for f in container)):
+            raise ValueError(
+                f"task {self.name}: a subFlow task takes no command, args, env, resources "
+                "or retries"
+            )
+        return self
+
+
+class FlowRunSpec(KubeModel):
+    flow_name: FlowName
+    version: Version
+    level: Level = Level.USER
+    run_type: RunType = RunType.MANUAL
+    configuration: Configuration | None = None
+    flow_type: FlowType = FlowType.STANDALONE
+    # The FlowRun (same namespace) that launched this one; required iff sub-flow.
+    parent_run: Annotated[str | None, Field(min_length=1, max_length=253)] = None
+    workflow_ref: WorkflowRef | None = None
+    tasks: Annotated[
+        list[Task], Field(min_length=1, max_length=MAX_TASKS, json_schema_extra=TASK_LIST)
+    ]
+    # The run's deadline, counted from the moment it is Deployed.
+    active_deadline_seconds: Seconds | None = None
+    # How long the run may wait in Queued, for capacity or for its Workflow.
+    queue_timeout_seconds: Seconds = 3600
+    cancel: bool = False
+
+    @model_validator(mode="after")
+    def _rules(self) -> FlowRunSpec:
+        # The CRD enforces the first two with CEL; this keeps the pure core honest.
+        if self.flow_type is FlowType.SUB_FLOW and self.parent_run is None:
+            raise ValueError("spec.parentRun is required when spec.flowType is sub-flow")
+        if self.flow_type is FlowType.STANDALONE and self.parent_run is not None:
+            raise ValueError("spec.parentRun is only allowed when spec.flowType is sub-flow")
+        check_graph(self.tasks, "spec.tasks")
+        return self
+
+
+def check_graph(tasks: Sequence[TaskBase], where: str) -> None:
+    """Task names unique, every dependency a known task, and no cycle."""
+    names = [t.name for t in tasks]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{where}[].name must be unique, repeated: {', '.join(repeated)}")
+    for t in tasks:
+        unknown = [d for d in t.depends_on or () if d not in names]
+        if unknown:
+            raise ValueError(f"{where}: task {t.name} depends on unknown {', '.join(unknown)}")
+    cycle = find_cycle({t.name: list(t.depends_on or ()) for t in tasks})
+    if cycle:
+        raise ValueError(
+            f"{where}: dependsOn forms a cycle: {' -> '.join(cycle)} (each depends on the next)"
+        )
+
+
+def find_cycle(deps: Mapping[str, Sequence[str]]) -> list[str] | None:
+    """The first cycle a depth-first walk in declaration order meets, closed: [a, b, a]."""
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        path.append(node)
+        for dep in deps.get(node, ()):
+            if dep in path:
+                return [*path[path.index(dep) :], dep]
+            if dep not in done and (found := visit(dep)):
+                return found
+        path.pop()
+        done.add(node)
+        return None
+
+    for node in deps:
+        if node not in done and (found := visit(node)):
+            return found
+    return None
+
+
+# CEL rules the API server enforces at admission (kept next to the model they guard).
+SPEC_RULES: list[dict[str, str]] = [
+    {
+        "rule": "self.flowType != 'sub-flow' || has(self.parentRun)",
+        "message": "spec.parentRun is required when spec.flowType is sub-flow",
+        "fieldPath": ".parentRun",
+    },
+    {
+        "rule": "self.flowType != 'standalone' || !has(self.parentRun)",
+        "message": "spec.parentRun is only allowed when spec.flowType is sub-flow",
+        "fieldPath": ".parentRun",
+    },
+    {
+        "rule": "self.tasks.all(t, !has(t.dependsOn)"
+        " || t.dependsOn.all(d, self.tasks.exists(u, u.name == d)))",
+        "message": "spec.tasks[].dependsOn must name tasks of this run",
+        "fieldPath": ".tasks",
+    },
+]
+
+
+class TaskStatus(KubeModel):
+    """One task's line under its run: status, times, attempts and where to find it."""
+
+    name: str
+    version: str | None = None
+    status: TaskPhase = TaskPhase.PENDING
+    reason: str | None = None
+    message: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    runtime: str | None = None
+    job_name: str | None = None
+    pod_name: str | None = None
+    child_run: str | None = None
+    attempts: int = 0
+
+
+class Transition(KubeModel):
+    phase: Phase
+    time: str
+    reason: str
+    message: str = ""
+
+
+class FlowRunStatus(KubeModel):
+    phase: Phase
+    reason: str | None = None
+    message: str | None = None
+    # When the run was Deployed (its execution began); absent while it waits.
+    start_time: str | None = None
+    end_time: str | None = None
+    duration: str | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] | None = None
+    tasks: list[TaskStatus] = Field(default_factory=list)
+    history: list[Transition] = Field(default_factory=list)
+
+
+class FlowRun(BaseModel):
+    """A whole FlowRun object as read from the API (metadata, spec, status)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    metadata: ObjectMeta
+    spec: FlowRunSpec
+    status: FlowRunStatus | None = None
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> FlowRun:
+        """Parse an API body. Unlike a Workflow's, an unreadable status is an error, never
+        a fresh start: starting over could run finished tasks again."""
+        data = dict(body)
+        if not data.get("status"):
+            data.pop("status", None)
+        return cls.model_validate(data)
