@@ -12,9 +12,13 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 WORKFLOW_LABEL = "flowops.io/workflow"
 COMPONENT_LABEL = "flowops.io/component"
 ROLE_LABEL = "flowops.io/role"
+FLOWRUN_LABEL = "flowops.io/flowrun"
+TASK_LABEL = "flowops.io/task"
 SPEC_HASH = "flowops.io/spec-hash"
 # Deployment names stay short enough that pod names (+17 chars) fit a DNS label.
 MAX_DEPLOYMENT_NAME = 46
+# Job names likewise for their pods (+6 chars); child FlowRuns use the same limit.
+MAX_JOB_NAME = 57
 
 
 def short_hash(value: Any, length: int = 8) -> str:
