@@ -1,0 +1,289 @@
+"""What a task's Job and pods (or its child run) say about it: the task's status line.
+
+For a Job, the first rule that holds:
+
+1. the Job is Complete: Succeeded;
+2. a capacity signal: Crashed. A container OOMKilled, the pod evicted, the pod
+   unschedulable for longer than the grace period, or the Job controller refused the pod
+   by a quota (its FailedCreate event) for that long. No retry is spent waiting on these:
+   the next pod would hit the same wall;
+3. the Job Failed (its retries spent, or its timeout passed), or its pod cannot start its
+   container (image pull, bad config) past the grace period: Failed, with the exit code
+   of the last attempt and the last lines of its log;
+4. otherwise Running; the message is kubectl's word for a pod that isn't running yet.
+
+A grace period not yet over comes back as the time it ends (`wake`), for a requeue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flow_operator.models.common import parse_time, rfc3339
+from flow_operator.models.flowrun import TaskBase, TaskPhase, TaskStatus
+from flow_operator.status.durations import go_duration, since
+from flow_operator.status.podstate import condition, pod_status
+
+Body = dict[str, Any]
+LOG_LINES = 10
+STUCK_WAITING = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)
+FAILED_CONDITIONS = ("Failed", "FailureTarget")  # FailureTarget: failed, pods terminating
+
+
+@dataclass(frozen=True)
+class Reading:
+    status: TaskStatus
+    wake: datetime | None = None  # when a grace period ends and the reading may change
+
+
+@dataclass(frozen=True)
+class _Signal:
+    reason: str
+    message: str
+
+
+def _meta(obj: Body) -> Body:
+    return obj.get("metadata") or {}
+
+
+def _is_true(obj: Body, type_: str) -> Body | None:
+    cond = condition(obj, type_)
+    return cond if cond and cond.get("status") == "True" else None
+
+
+def finished(status: TaskStatus, phase: TaskPhase, end: str | None, **changes: Any) -> TaskStatus:
+    """`status` ended in `phase` at `end`, with its runtime."""
+    start, stop = parse_time(status.start_time), parse_time(end)
+    runtime = since(start, stop) if start and stop else None
+    return status.model_copy(
+        update={"status": phase, "end_time": end, "runtime": runtime, **changes}
+    )
+
+
+def _containers(pod: Body) -> list[Body]:
+    return list((pod.get("status") or {}).get("containerStatuses") or [])
+
+
+def _terminations(pod: Body) -> list[Body]:
+    out = []
+    for c in _containers(pod):
+        for key in ("state", "lastState"):
+            term = (c.get(key) or {}).get("terminated")
+            if term:
+                out.append(term)
+    return out
+
+
+def _exit(pods: Sequence[Body]) -> str | None:
+    """The newest non-zero exit: `exit code 2 (Error)`."""
+    for pod in reversed(pods):
+        for term in _terminations(pod):
+            if term.get("exitCode", 0) != 0:
+                return f"exit code {term['exitCode']} ({term.get('reason') or 'Error'})"
+    return None
+
+
+def _past(start: datetime | None, grace: timedelta, now: datetime) -> tuple[bool, datetime | None]:
+    """(over, wake): is `start + grace` past, and if not, when it will be."""
+    if start is None:
+        return False, None
+    end = start + grace
+    return (True, None) if end <= now else (False, end)
+
+
+def _capacity(
+    task: TaskBase,
+    job: Body,
+    pods: Sequence[Body],
+    events: Sequence[Body],
+    now: datetime,
+    grace: timedelta,
+) -> tuple[_Signal | None, datetime | None]:
+    wakes: list[datetime] = []
+    for pod in pods:
+        if any(t.get("reason") == "OOMKilled" for t in _terminations(pod)):
+            limits = (task.resources.limits or {}) if task.resources else {}
+            limit = f" of {limits['memory']}" if "memory" in limits else ""
+            return _Signal("OOMKilled", f"OOMKilled: a container exceeded its memory{limit}"), None
+        status = pod.get("status") or {}
+        if status.get("reason") == "Evicted":
+            return _Signal("Evicted", f"evicted: {status.get('message') or 'by the kubelet'}"), None
+        scheduled = condition(pod, "PodScheduled")
+        if (
+            not _meta(pod).get("deletionTimestamp")
+            and scheduled
+            and scheduled.get("status") == "False"
+            and scheduled.get("reason") == "Unschedulable"
+        ):
+            start = parse_time(scheduled.get("lastTransitionTime")) or parse_time(
+                _meta(pod).get("creationTimestamp")
+            )
+            over, wake = _past(start, grace, now)
+            if over:
+                return _Signal(
+                    "Unschedulable",
+                    f"unschedulable for more than {go_duration(grace.total_seconds())}: "
+                    f"{scheduled.get('message') or 'no node fits'}",
+                ), None
+            wakes += [wake] if wake else []
+    if not (job.get("status") or {}).get("active"):
+        for event in events:
+            if event.get("reason") != "FailedCreate":
+                continue
+            first = event.get("eventTime") or event.get("firstTimestamp")
+            over, wake = _past(
+                parse_time(first or _meta(event).get("creationTimestamp")), grace, now
+            )
+            message = str(event.get("message") or "")
+            if over:
+                quota = "exceeded quota" in message
+                reason = "QuotaExceeded" if quota else "FailedCreate"
+                return _Signal(reason, f"pod refused: {message}"), None
+            wakes += [wake] if wake else []
+    return None, min(wakes, default=None)
+
+
+def _stuck(
+    pods: Sequence[Body], now: datetime, grace: timedelta
+) -> tuple[_Signal | None, datetime | None]:
+    """A container that cannot start (image, config) for longer than the grace period."""
+    wakes: list[datetime] = []
+    for pod in pods:
+        for c in _containers(pod):
+            waiting = (c.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") not in STUCK_WAITING:
+                continue
+            start = (pod.get("status") or {}).get("startTime") or _meta(pod).get(
+                "creationTimestamp"
+            )
+            over, wake = _past(parse_time(start), grace, now)
+            if over:
+                detail = f": {waiting['message']}" if waiting.get("message") else ""
+                return _Signal(waiting["reason"], f"{waiting['reason']}{detail}"), None
+            wakes += [wake] if wake else []
+    return None, min(wakes, default=None)
+
+
+def _with_log(message: str, log: str | None) -> str:
+    lines = [line for line in (log or "").splitlines() if line.strip()][-LOG_LINES:]
+    return "\n".join([message, *lines])
+
+
+def job_reading(
+    task: TaskBase,
+    job: Body,
+    pods: Sequence[Body],
+    events: Sequence[Body],
+    log: str | None,
+    now: datetime,
+    grace: timedelta,
+) -> Reading:
+    """The task's line from its Job, the Job's pods and the Job's warning events."""
+    pods = sorted(
+        pods, key=lambda p: (_meta(p).get("creationTimestamp") or "", _meta(p).get("name", ""))
+    )
+    counts = job.get("status") or {}
+    attempts = sum(int(counts.get(k) or 0) for k in ("active", "succeeded", "failed"))
+    status = TaskStatus(
+        name=task.name,
+        version=task.version,
+        status=TaskPhase.RUNNING,
+        start_time=counts.get("startTime"),
+        job_name=_meta(job).get("name"),
+        pod_name=_meta(pods[-1]).get("name") if pods else None,
+        attempts=attempts,
+    )
+    complete = _is_true(job, "Complete")
+    if complete:
+        end = counts.get("completionTime") or complete.get("lastTransitionTime")
+        return Reading(finished(status, TaskPhase.SUCCEEDED, end))
+    end_now = rfc3339(now)
+    crash, wake = _capacity(task, job, pods, events, now, grace)
+    if crash:
+        return Reading(
+            finished(status, TaskPhase.CRASHED, end_now, reason=crash.reason, message=crash.message)
+        )
+    failed = next(filter(None, (_is_true(job, t) for t in FAILED_CONDITIONS)), None)
+    if failed:
+        reason = failed.get("reason") or "Failed"
+        message = _with_log(_failure(task, reason, failed, pods, attempts), log)
+        end = failed.get("lastTransitionTime") or end_now
+        return Reading(finished(status, TaskPhase.FAILED, end, reason=reason, message=message))
+    stuck, stuck_wake = _stuck(pods, now, grace)
+    if stuck:
+        return Reading(
+            finished(status, TaskPhase.FAILED, end_now, reason=stuck.reason, message=stuck.message)
+        )
+    wakes = [w for w in (wake, stuck_wake) if w]
+    return Reading(status.model_copy(update={"message": _word(pods)}), min(wakes, default=None))
+
+
+def _failure(task: TaskBase, reason: str, failed: Body, pods: Sequence[Body], attempts: int) -> str:
+    if reason == "DeadlineExceeded" and task.timeout_seconds:
+        return f"timed out after {task.timeout_seconds}s"
+    message = _exit(pods) or failed.get("message") or reason
+    return f"{message} after {attempts} attempts" if attempts > 1 else str(message)
+
+
+def _word(pods: Sequence[Body]) -> str | None:
+    """kubectl's word for the newest pod, unless it is simply Running."""
+    if not pods:
+        return None
+    word, detail = pod_status(pods[-1])
+    if word == "Running":
+        return None
+    return f"{word}: {detail}" if detail else word
+
+
+CHILD_PHASES = {
+    "Completed": TaskPhase.SUCCEEDED,
+    "Crashed": TaskPhase.CRASHED,
+    "Failed": TaskPhase.FAILED,
+    "Cancelled": TaskPhase.FAILED,
+}
+
+
+def child_reading(task: TaskBase, child: Body) -> Reading:
+    """The task's line from the child run it follows: done when the child is."""
+    status = child.get("status") or {}
+    phase = status.get("phase") or "Submitted"
+    line = TaskStatus(
+        name=task.name,
+        version=task.version,
+        status=CHILD_PHASES.get(phase, TaskPhase.RUNNING),
+        start_time=status.get("startTime"),
+        end_time=status.get("endTime"),
+        runtime=status.get("duration"),
+        child_run=_meta(child).get("name"),
+        attempts=1,
+        message=f"sub-flow {phase}" + (f": {status['message']}" if status.get("message") else ""),
+    )
+    if line.status in (TaskPhase.FAILED, TaskPhase.CRASHED):
+        line.reason = status.get("reason") or phase
+    return Reading(line)
+
+
+def refused_reading(task: TaskBase, error: str, now: datetime) -> Reading:
+    """The API server refused to create the task's Job or child run."""
+    quota = "exceeded quota" in error
+    return Reading(
+        TaskStatus(
+            name=task.name,
+            version=task.version,
+            status=TaskPhase.CRASHED if quota else TaskPhase.FAILED,
+            reason="QuotaExceeded" if quota else "CreateRefused",
+            message=error,
+            end_time=rfc3339(now),
+        )
+    )
