@@ -117,16 +117,20 @@ class Cluster:
         return {str(k): int(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
 
     def stray_processes(self) -> list[int]:
-        """Processes whose command line names this cluster's directory (ours, or left over)."""
-        needle = str(self.root).encode()
+        """Live control-plane processes (etcd, kube-*, kwok) whose arguments name this
+        cluster's directory: ours, or left over by an earlier run."""
+        needle = f"{self.root}/"
         found = []
         for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            if not entry.name.isdigit():
                 continue
             with contextlib.suppress(OSError):
-                cmdline = (entry / "cmdline").read_bytes()
-                stat = (entry / "stat").read_text()
-                if needle in cmdline and stat.split(")")[-1].split()[0] != "Z":
+                argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+                if (
+                    Path(argv[0]).name in COMPONENTS
+                    and any(needle in arg for arg in argv[1:])
+                    and _alive(int(entry.name))
+                ):
                     found.append(int(entry.name))
         return found
 
@@ -213,7 +217,7 @@ class Cluster:
             "--service-account-signing-key-file", str(pki / "sa.key"),
             # kwok serves pod logs as the kubelet would; its certificate is ours.
             "--kubelet-preferred-address-types", "InternalIP",
-            "--allow-privileged", "true", "--profiling", "false",
+            "--allow-privileged=true", "--profiling=false",
         ])  # fmt: skip
         self._wait("kube-apiserver ready", self.api_ready, 90, state, "kube-apiserver")
 
