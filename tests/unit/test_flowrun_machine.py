@@ -716,9 +716,12 @@ def test_task_events_announce_starts_and_ends() -> None:
         ),
         t=2,
     )
-    assert running.events == [Event("Normal", "TaskRunning", "task extract: ContainerCreating")]
+    assert running.events == [Event("Normal", "TaskStarted", "task extract started")]
+    assert running.status.tasks[0].message == "ContainerCreating"
+    _, same = go(run, Observed(jobs=[job(run, "extract", active=1)]), t=3)
+    assert same.events == []
     _, done = go(run, Observed(jobs=[job(run, "extract", succeeded=1, done=8)]), t=9)
-    assert done.events == [Event("Normal", "TaskSucceeded", "task extract: succeeded")]
+    assert done.events == [Event("Normal", "TaskSucceeded", "task extract succeeded in 8s")]
     assert done.status.message == "1 of 3 tasks done; running: train"
 
 

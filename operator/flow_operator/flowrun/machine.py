@@ -150,7 +150,7 @@ def step(run: FlowRun, observed: Observed, ctx: Context) -> Decision:
     old = run.status
     this = _Step(run, observed, ctx)
     if old is None:
-        message = f"accepted: {len(run.spec.tasks)} tasks"
+        message = f"accepted: {_tasks(len(run.spec.tasks))}"
         return this.decide(Phase.SUBMITTED, "Submitted", message, this.lines())
     if old.phase in TERMINAL:
         deletes, cancels = this.cleanup(old.phase)
@@ -305,7 +305,7 @@ class _Step:
         ]
         running = [t.name for t in lines if t.status is TaskPhase.RUNNING]
         running += [t.name for t in runnable]
-        message = f"{len(done)} of {len(lines)} tasks done; running: {', '.join(running) or '-'}"
+        message = f"{len(done)} of {_tasks(len(lines))} done; running: {', '.join(running) or '-'}"
         return self.decide(
             Phase.DEPLOYED,
             "Deployed",
@@ -336,7 +336,9 @@ class _Step:
             return self.finish(Phase.FAILED, "DeadlineExceeded", message, lines)
         if all(t.status is TaskPhase.SUCCEEDED for t in lines):
             end = max((t.end_time for t in lines if t.end_time), default=None)
-            message = f"all {len(lines)} tasks completed"
+            message = (
+                f"all {len(lines)} tasks completed" if len(lines) > 1 else "the task completed"
+            )
             return self.finish(Phase.COMPLETED, "Completed", message, lines, end)
         return None
 
@@ -478,15 +480,28 @@ def _status(
     )
 
 
+def _tasks(count: int) -> str:
+    return "1 task" if count == 1 else f"{count} tasks"
+
+
+def _task_event(t: TaskStatus) -> Event:
+    if t.status is TaskPhase.RUNNING:
+        return Event("Normal", "TaskStarted", f"task {t.name} started")
+    if t.status is TaskPhase.SUCCEEDED:
+        took = f" in {t.runtime}" if t.runtime else ""
+        return Event("Normal", "TaskSucceeded", f"task {t.name} succeeded{took}")
+    first = (t.message or t.reason or "").splitlines()[:1]
+    detail = f": {first[0]}" if first else ""
+    return Event(
+        "Warning", f"Task{t.status.value}", f"task {t.name} {t.status.value.lower()}{detail}"
+    )
+
+
 def _events(old: FlowRunStatus | None, new: FlowRunStatus) -> list[Event]:
     """One per task that started or ended, then one for the run's phase if it changed."""
     before = {t.name: t.status for t in old.tasks} if old else {}
     out = [
-        Event(
-            "Warning" if t.status in BAD else "Normal",
-            f"Task{t.status.value}",
-            f"task {t.name}: {(t.message or t.status.value.lower()).splitlines()[0]}",
-        )
+        _task_event(t)
         for t in new.tasks
         if t.status in ANNOUNCED and before.get(t.name) is not t.status
     ]
