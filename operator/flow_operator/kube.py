@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from flow_operator import MANAGER
+from flow_operator import GROUP, MANAGER, VERSION
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]
 APPLY = "application/apply-patch+yaml"
 JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
 
 
 class Kube:
@@ -102,6 +104,62 @@ class Kube:
                 _preload_content=False,
             )
         )
+
+    async def create(self, body: Body) -> bool:
+        """Create a Job; False when it exists already (names are deterministic, so a
+        restarted operator that creates again never makes a second one)."""
+        meta = body["metadata"]
+        if body["kind"] != "Job":
+            raise ValueError(f"no create for kind {body['kind']}")
+        try:
+            await self._done(
+                await self.batch.create_namespaced_job(
+                    meta["namespace"], body, field_manager=MANAGER, _preload_content=False
+                )
+            )
+        except ApiException as e:
+            if e.status == 409:
+                return False
+            raise
+        return True
+
+    async def create_custom(self, plural: str, namespace: str, body: Body) -> Body:
+        """Create one of our custom objects; returns it as the API server stored it."""
+        response = await self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, body,
+            field_manager=MANAGER, _preload_content=False,
+        )  # fmt: skip
+        try:
+            created: Body = json.loads(await response.read())
+        finally:
+            await self._done(response)
+        return created
+
+    async def merge_patch_custom(self, plural: str, namespace: str, name: str, patch: Body) -> None:
+        await self._done(
+            await self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, patch,
+                field_manager=MANAGER, _content_type=MERGE_PATCH, _preload_content=False,
+            )
+        )  # fmt: skip
+
+    async def pod_log(
+        self, namespace: str, pod: str, *, follow: bool = False, tail_lines: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """A pod's log through the API server (`pods/log`), as chunks while it lasts."""
+        kwargs: dict[str, Any] = {"follow": follow, "_preload_content": False}
+        if tail_lines is not None:
+            kwargs["tail_lines"] = tail_lines
+        response = await self.core.read_namespaced_pod_log(pod, namespace, **kwargs)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.content.iter_any():
+                    yield chunk
+            finally:
+                await self._done(response)
+
+        return chunks()
 
     async def event(self, involved: Body, reason: str, message: str, type_: str = "Normal") -> None:
         """Post a core/v1 Event about `involved`; failures are logged, never raised."""

@@ -1,9 +1,9 @@
 """The end-to-end fixtures: a real local control plane for the session, the operator as a
 subprocess per test module, and a fresh namespace per test.
 
-The cluster is cluster/localcluster.py's, in `.cluster/e2e` (ports of its own, so a
-`make run` cluster next to it is left alone), started once and stopped at the end unless
-FLOW_KEEP_CLUSTER=1. With FLOW_E2E_KUBECONFIG set, the tests use that cluster instead and
+The cluster is cluster/localcluster.py's, in `.cluster/e2e` (or $FLOW_E2E_DIR; ports of its
+own, so a `make run` cluster next to it is left alone), started once and stopped at the end
+unless FLOW_KEEP_CLUSTER=1. With FLOW_E2E_KUBECONFIG set, the tests use that cluster instead and
 start nothing. When a test fails, the tail of the operator's log is attached to its report.
 """
 
@@ -92,7 +92,7 @@ def cluster() -> Iterator[ClusterHandle]:
         _install_crds(handle)
         yield handle
         return
-    local = localcluster.Cluster(ROOT / ".cluster" / "e2e")
+    local = localcluster.Cluster(Path(os.environ.get("FLOW_E2E_DIR", ROOT / ".cluster" / "e2e")))
     local.up(nodes=3, node_cpu="4", node_memory="8Gi")
     handle = ClusterHandle(local.kubeconfig, bins.kubectl, local.root)
     try:

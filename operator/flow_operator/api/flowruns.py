@@ -8,12 +8,17 @@ status (case-insensitive substring), the other filters match exactly.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-RUN_STATES = ("Submitted", "Queued", "Deployed", "Completed", "Failed", "Crashed", "Cancelled")
+from flow_operator import GROUP, VERSION
+from flow_operator.models.flowrun import KIND, Phase
+
+Body = dict[str, Any]
+RERUN_OF = f"{GROUP}/rerun-of"
+RUN_STATES = tuple(p.value for p in Phase)
 
 
 class FlowRunError(Exception):
@@ -88,6 +93,63 @@ def select(rows: Iterable[FlowRunRow], filters: dict[str, str]) -> list[dict[str
     chosen = [r for r in rows if matches(r, filters)]
     chosen.sort(key=lambda r: (r.startTime or "9999", r.namespace, r.name), reverse=True)
     return [r.model_copy(update={"tasks": None}).dump() for r in chosen]
+
+
+def row_of(body: Mapping[str, Any]) -> FlowRunRow:
+    """A FlowRun body as the seed's table row, with its tasks (pure)."""
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    status = body.get("status") or {}
+    lines = {t.get("name"): t for t in status.get("tasks") or []}
+    tasks = []
+    for task in spec.get("tasks") or []:
+        line = lines.get(task.get("name")) or {}
+        tasks.append(
+            TaskRow(
+                name=str(task.get("name")),
+                version=task.get("version"),
+                status=str(line.get("status") or "Pending"),
+                startTime=line.get("startTime"),
+                endTime=line.get("endTime"),
+                runtime=line.get("runtime"),
+                message=line.get("message"),
+                pod=line.get("podName"),
+            )
+        )
+    return FlowRunRow(
+        namespace=str(meta.get("namespace") or ""),
+        name=str(meta.get("name") or ""),
+        flowName=str(spec.get("flowName") or ""),
+        version=spec.get("version"),
+        level=spec.get("level"),
+        runType=spec.get("runType"),
+        configuration=(spec.get("configuration") or {}).get("name"),
+        flowType=spec.get("flowType"),
+        startTime=status.get("startTime"),
+        endTime=status.get("endTime"),
+        duration=status.get("duration"),
+        status=str(status.get("phase") or Phase.SUBMITTED.value),
+        message=status.get("message"),
+        tasks=tasks,
+    )
+
+
+def rerun_body(body: Mapping[str, Any]) -> Body:
+    """The new FlowRun of a rerun: the old spec, started by hand (pure)."""
+    meta = body.get("metadata") or {}
+    spec = {k: v for k, v in (body.get("spec") or {}).items() if k != "cancel"}
+    spec["runType"] = "Manual"
+    name = str(meta.get("name") or "run")
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {
+            "generateName": f"{name[:56]}-",
+            "namespace": meta.get("namespace"),
+            "labels": dict(meta.get("labels") or {}),
+            "annotations": {RERUN_OF: name},
+        },
+        "spec": spec,
+    }
 
 
 class FlowRunBackend(Protocol):

@@ -9,19 +9,22 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
+from flow_operator.api.flowruns import rerun_body, row_of, select
 from flow_operator.api.workflows import live_document
 from flow_operator.cli import render
 from flow_operator.cli.cluster import (
+    FLOWRUNS,
     WORKFLOWS,
     Cluster,
     ClusterApi,
     NotFound,
     workflow_pods_selector,
 )
+from flow_operator.models.flowrun import TERMINAL
 from flow_operator.models.workflow import WorkflowStatus
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,7 +54,7 @@ class Context:
         return given or self.cluster.namespace
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -97,7 +100,6 @@ def _get_workflow(c: Context, namespace: str, name: str) -> dict[str, Any]:
         return c.cluster.get(WORKFLOWS, namespace, name)
     except NotFound:
         fail(f"workflow {namespace}/{name} not found")
-        raise  # unreachable
 
 
 @flowctl.command()
@@ -116,7 +118,6 @@ def status(c: Context, workflow: str, namespace: str | None, output: str) -> Non
         parsed = None
     if parsed is None or not parsed.firstPublishedAt:
         fail(f"workflow {ns}/{workflow} has never been published", 3)
-        return
     pods = c.cluster.pods(ns, workflow_pods_selector(workflow))
     doc = live_document(parsed, pods, c.now())
     message = next((x.message for x in parsed.conditions or [] if x.type == "Ready"), "")
@@ -160,6 +161,107 @@ def publish(c: Context, workflow: str, namespace: str | None) -> None:
 def unpublish(c: Context, workflow: str, namespace: str | None) -> None:
     """Set a Workflow's desiredStatus to UNPUBLISHED (its services are removed)."""
     _set_desired(c, namespace, workflow, "UNPUBLISHED")
+
+
+def _get_run(c: Context, namespace: str, name: str) -> dict[str, Any]:
+    try:
+        return c.cluster.get(FLOWRUNS, namespace, name)
+    except NotFound:
+        fail(f"flow run {namespace}/{name} not found")
+
+
+@flowctl.command()
+@namespaced
+@click.option("-A", "--all-namespaces", is_flag=True, help="every namespace")
+@click.option("-s", "--search", help="in name, flow, configuration, run type or status")
+@click.option("--status", help="only runs in this state (Queued, Deployed, Failed, ...)")
+@click.option("--run-type", help="only runs of this run type (Manual, Scheduled, ...)")
+@click.option("--configuration", help="only runs of this configuration")
+@output
+@pass_ctx
+def runs(
+    c: Context,
+    namespace: str | None,
+    all_namespaces: bool,
+    search: str | None,
+    status: str | None,
+    run_type: str | None,
+    configuration: str | None,
+    output: str,
+) -> None:
+    """The Flow Run Status table, newest first; searchable like the dashboard."""
+    items = c.cluster.items(FLOWRUNS, None if all_namespaces else c.namespace(namespace))
+    filters = {"search": search, "status": status, "runType": run_type,
+               "configuration": configuration}  # fmt: skip
+    rows = select((row_of(b) for b in items), {k: v for k, v in filters.items() if v})
+    emit(rows, output, lambda: render.runs(rows, all_namespaces))
+
+
+@flowctl.command()
+@click.argument("name")
+@namespaced
+@output
+@pass_ctx
+def run(c: Context, name: str, namespace: str | None, output: str) -> None:
+    """One flow run with its tasks."""
+    row = row_of(_get_run(c, c.namespace(namespace), name)).dump()
+    emit(row, output, lambda: render.run(row))
+
+
+@flowctl.command()
+@click.argument("name")
+@click.argument("task", required=False)
+@namespaced
+@click.option("-f", "--follow", is_flag=True, help="stream the log while the task runs")
+@pass_ctx
+def logs(c: Context, name: str, task: str | None, namespace: str | None, follow: bool) -> None:
+    """A task's log (the only task, or TASK) read from its pod."""
+    ns = c.namespace(namespace)
+    row = row_of(_get_run(c, ns, name))
+    tasks = row.tasks or []
+    if task is None:
+        started = [t for t in tasks if t.pod]
+        if len(started) != 1:
+            names = ", ".join(t.name for t in started) or "none has started"
+            fail(f"flow run {name} has {len(started)} started tasks; name one: {names}")
+        chosen = started[0]
+    else:
+        found = next((t for t in tasks if t.name == task), None)
+        if found is None:
+            fail(f"flow run {name} has no task {task}: {', '.join(t.name for t in tasks)}")
+        chosen = found
+    if not chosen.pod:
+        fail(f"task {chosen.name} has no pod yet ({chosen.status})")
+    try:
+        for chunk in c.cluster.logs(ns, str(chosen.pod), None, follow):
+            click.echo(chunk, nl=False)
+    except NotFound:
+        fail(f"the pod {chosen.pod} of task {chosen.name} is gone")
+
+
+@flowctl.command()
+@click.argument("name")
+@namespaced
+@pass_ctx
+def cancel(c: Context, name: str, namespace: str | None) -> None:
+    """Cancel a flow run: its Jobs are removed and it ends Cancelled."""
+    ns = c.namespace(namespace)
+    phase = row_of(_get_run(c, ns, name)).status
+    if phase in {p.value for p in TERMINAL}:
+        fail(f"flow run {ns}/{name} already finished ({phase})")
+    c.cluster.patch(FLOWRUNS, ns, name, {"spec": {"cancel": True}})
+    click.echo(f"flow run {ns}/{name}: cancel requested (was {phase})")
+
+
+@flowctl.command()
+@click.argument("name")
+@namespaced
+@pass_ctx
+def rerun(c: Context, name: str, namespace: str | None) -> None:
+    """Start a new flow run with the spec of NAME."""
+    ns = c.namespace(namespace)
+    created = c.cluster.create(FLOWRUNS, ns, rerun_body(_get_run(c, ns, name)))
+    click.echo(f"flow run {ns}/{created['metadata']['name']} created (rerun of {name})")
 
 
 def main() -> None:
