@@ -435,6 +435,32 @@ def test_a_task_failing_after_its_retries_fails_the_run_naming_it() -> None:
     assert all(e.type == "Warning" for e in decision.events)
 
 
+@pytest.mark.parametrize(
+    ("condition", "failure", "outcome"),
+    [
+        ("SuccessCriteriaMet", None, TaskPhase.SUCCEEDED),
+        ("FailureTarget", "BackoffLimitExceeded", TaskPhase.FAILED),
+    ],
+)
+def test_a_job_has_ended_while_its_pods_still_terminate(
+    condition: str, failure: str | None, outcome: TaskPhase
+) -> None:
+    """The Job controller's first word (SuccessCriteriaMet, FailureTarget) is final, and
+    the Job is one to keep for its logs when the run fails."""
+    run = reach(D, [task("extract"), task("report"), task("last", "extract", "report")])
+    ending = job(run, "extract", succeeded=1, done=9, failure=failure)
+    ending["status"]["conditions"][0]["type"] = condition
+    ending["status"].pop("completionTime", None)
+    failing = job(run, "report", failed=1, done=9, failure="BackoffLimitExceeded")
+    decision = step(run, Observed(jobs=[ending, failing]), Context(now=at(10)))
+    assert decision.status.phase is Phase.FAILED
+    assert (decision.status.tasks[0].status, decision.status.tasks[0].end_time) == (
+        outcome,
+        stamp(9),
+    )
+    assert decision.jobs_to_delete == []
+
+
 def test_a_task_timeout_fails_the_run() -> None:
     run = reach(D, [task("extract", timeoutSeconds=30)])
     observed = Observed(jobs=[job(run, "extract", failed=1, done=30, failure="DeadlineExceeded")])

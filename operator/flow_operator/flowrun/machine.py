@@ -39,6 +39,7 @@ from flow_operator.flowrun.taskstate import (
     Reading,
     child_reading,
     finished,
+    job_ended,
     job_reading,
     refused_reading,
 )
@@ -57,7 +58,6 @@ from flow_operator.models.flowrun import (
 from flow_operator.models.workflow import Color, PublishingMode
 from flow_operator.status.conditions import kstatus
 from flow_operator.status.durations import since
-from flow_operator.status.podstate import condition
 
 Body = dict[str, Any]
 USABLE = (Color.GREEN, Color.YELLOW)
@@ -362,7 +362,7 @@ class _Step:
             name
             for name, job in sorted(self.jobs.items())
             if not (job.get("metadata") or {}).get("deletionTimestamp")
-            and (phase is Phase.CANCELLED or not _ended(job))
+            and (phase is Phase.CANCELLED or not job_ended(job))
         ]
         cancels = [
             name
@@ -412,10 +412,6 @@ def _owned(items: Sequence[Body], uid: str) -> dict[str, Body]:
         if not uid or any(r.get("uid") == uid for r in refs):
             out[meta.get("name", "")] = item
     return out
-
-
-def _ended(job: Body) -> bool:
-    return any((condition(job, t) or {}).get("status") == "True" for t in ("Complete", "Failed"))
 
 
 def _stop(lines: Sequence[TaskStatus], phase: Phase, now: datetime) -> list[TaskStatus]:

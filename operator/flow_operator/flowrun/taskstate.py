@@ -38,7 +38,9 @@ STUCK_WAITING = frozenset(
         "CreateContainerError",
     }
 )
-FAILED_CONDITIONS = ("Failed", "FailureTarget")  # FailureTarget: failed, pods terminating
+# The Job controller sets SuccessCriteriaMet and FailureTarget first, while pods terminate.
+SUCCEEDED_CONDITIONS = ("Complete", "SuccessCriteriaMet")
+FAILED_CONDITIONS = ("Failed", "FailureTarget")
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,17 @@ def _meta(obj: Body) -> Body:
     return obj.get("metadata") or {}
 
 
-def _is_true(obj: Body, type_: str) -> Body | None:
-    cond = condition(obj, type_)
-    return cond if cond and cond.get("status") == "True" else None
+def _first_true(obj: Body, types: Sequence[str]) -> Body | None:
+    for type_ in types:
+        cond = condition(obj, type_)
+        if cond and cond.get("status") == "True":
+            return cond
+    return None
+
+
+def job_ended(job: Body) -> bool:
+    """The Job succeeded or failed for good (its pods may still be terminating)."""
+    return _first_true(job, SUCCEEDED_CONDITIONS + FAILED_CONDITIONS) is not None
 
 
 def finished(status: TaskStatus, phase: TaskPhase, end: str | None, **changes: Any) -> TaskStatus:
@@ -204,7 +214,7 @@ def job_reading(
         pod_name=_meta(pods[-1]).get("name") if pods else None,
         attempts=attempts,
     )
-    complete = _is_true(job, "Complete")
+    complete = _first_true(job, SUCCEEDED_CONDITIONS)
     if complete:
         end = counts.get("completionTime") or complete.get("lastTransitionTime")
         return Reading(finished(status, TaskPhase.SUCCEEDED, end))
@@ -214,7 +224,7 @@ def job_reading(
         return Reading(
             finished(status, TaskPhase.CRASHED, end_now, reason=crash.reason, message=crash.message)
         )
-    failed = next(filter(None, (_is_true(job, t) for t in FAILED_CONDITIONS)), None)
+    failed = _first_true(job, FAILED_CONDITIONS)
     if failed:
         reason = failed.get("reason") or "Failed"
         message = _with_log(_failure(task, reason, failed, pods, attempts), log)
