@@ -7,15 +7,19 @@ import asyncio
 import logging
 import os
 import socket
+from datetime import timedelta
 from typing import Any
 
 import kopf
 
 from flow_operator import metrics
+from flow_operator.api.flowrun_backend import IndexedFlowRuns
 from flow_operator.api.serve import HTTP_API, HttpOptions
+from flow_operator.handlers import flowrun as flowrun_handlers
 from flow_operator.handlers import workflow as workflow_handlers
 from flow_operator.kube import Kube
 from flow_operator.leader import LeaderElector
+from flow_operator.reconcile.flowrun import FlowRunReconciler, FlowRunView, Limits
 from flow_operator.reconcile.workflow import WorkflowReconciler, WorkflowView
 from flow_operator.reconcile.workqueue import WorkQueue
 from flow_operator.runtime import RUNTIME
@@ -27,6 +31,7 @@ class Options(argparse.Namespace):
     leader_election: bool = False
     leader_namespace: str = "default"
     http: HttpOptions = HttpOptions()
+    limits: Limits = Limits()
 
 
 OPTIONS = Options()
@@ -55,6 +60,22 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     metrics.track_queue(queue.name, queue)
     # --- end metrics ---
     RUNTIME.queues[workflow_handlers.QUEUE] = queue
+    runs = FlowRunReconciler(
+        FlowRunView(
+            runs=kwargs["flowrun_bodies"],
+            jobs=kwargs["flowrun_jobs"],
+            pods=kwargs["flowrun_pods"],
+            children=kwargs["flowrun_children"],
+            workflows=kwargs["workflow_bodies"],
+        ),
+        kube,
+        OPTIONS.limits,
+        on_status=metrics.observe_flowrun,
+    )
+    run_queue = WorkQueue(flowrun_handlers.QUEUE, runs, workers=8)
+    run_queue.on_done = metrics.reconcile_observer(run_queue.name)
+    metrics.track_queue(run_queue.name, run_queue)
+    RUNTIME.queues[flowrun_handlers.QUEUE] = run_queue
     if OPTIONS.leader_election:
         # Events queue up while this replica waits; the workers start on leadership.
         identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
@@ -63,7 +84,8 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     else:
         await _start_queues()
     # --- HTTP API: status API, flow runs, dashboard (flow_operator.api, docs/api.md) ---
-    await HTTP_API.start(OPTIONS.http, kube, kwargs, reconciler)
+    flowruns = IndexedFlowRuns(kwargs["flowrun_bodies"], kube)
+    await HTTP_API.start(OPTIONS.http, kube, kwargs, reconciler, flowruns)
     # --- end HTTP API ---
     log.info("operator ready")
 
@@ -136,7 +158,31 @@ def cli(argv: list[str] | None = None) -> None:
         default=int(env("FLOW_METRICS_PORT", str(metrics.DEFAULT_PORT))),
         help=f"port of Prometheus /metrics (default {metrics.DEFAULT_PORT}; 0: not served)",
     )
+    run.add_argument(
+        "--max-running-runs",
+        type=int,
+        default=int(env("FLOW_MAX_RUNNING_RUNS", "0")) or None,
+        help="at most this many FlowRuns Deployed at once, operator-wide (default: no limit)",
+    )
+    run.add_argument(
+        "--max-running-runs-per-namespace",
+        type=int,
+        default=int(env("FLOW_MAX_RUNNING_RUNS_PER_NAMESPACE", "0")) or None,
+        help="at most this many FlowRuns Deployed at once in one namespace (default: no limit)",
+    )
+    run.add_argument(
+        "--crash-grace-seconds",
+        type=float,
+        default=float(env("FLOW_CRASH_GRACE_SECONDS", "60")),
+        help="how long a task's pod may stay unschedulable or refused before the run is "
+        "Crashed (default 60)",
+    )
     args = parser.parse_args(argv)
+    OPTIONS.limits = Limits(
+        running=args.max_running_runs,
+        per_namespace=args.max_running_runs_per_namespace,
+        grace=timedelta(seconds=args.crash_grace_seconds),
+    )
     OPTIONS.http = HttpOptions(
         args.http_host, args.http_port, args.api_token_secret, tuple(args.namespace or ())
     )

@@ -31,6 +31,8 @@ from prometheus_client import (
     start_http_server,
 )
 
+from flow_operator.models.common import parse_time
+from flow_operator.models.flowrun import TERMINAL, FlowRunStatus, Phase
 from flow_operator.models.workflow import Color, WorkflowStatus
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,24 @@ def observe_run_duration(seconds: float, phase: str) -> None:
 def observe_task_duration(seconds: float, status: str) -> None:
     """A FlowRun task finished with `status` after `seconds`."""
     TASK_DURATION.labels(status).observe(max(seconds, 0.0))
+
+
+def observe_flowrun(key: Key, old: Phase | None, status: FlowRunStatus) -> None:
+    """The FlowRun reconciler's status hook: a phase entered; on the final one, the run's
+    and its tasks' durations."""
+    if old is status.phase:
+        return
+    flowrun_transition(key[0], status.phase.value)
+    if status.phase not in TERMINAL:
+        return
+    begin = parse_time(status.history[0].time) if status.history else None
+    end = parse_time(status.end_time)
+    if begin and end:
+        observe_run_duration((end - begin).total_seconds(), status.phase.value)
+    for task in status.tasks:
+        started, ended = parse_time(task.start_time), parse_time(task.end_time)
+        if started and ended:
+            observe_task_duration((ended - started).total_seconds(), task.status.value)
 
 
 def track_queue(name: str, queue: Sized) -> None:

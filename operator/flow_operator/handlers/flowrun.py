@@ -1,0 +1,103 @@
+"""FlowRun wiring: index the runs, their Jobs, pods and child runs, and the Workflows
+they use; enqueue the run a change concerns.
+
+A Job or pod reaches its run by the `flowops.io/flowrun` label, a child run its parent
+by the same label, a Workflow the runs that reference it by the `flowruns_by_workflow`
+index. When a run leaves Deployed its slot frees, so the runs waiting in Queued are
+enqueued too. No API call happens here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from flow_operator import GROUP, MANAGER, VERSION
+from flow_operator.builders.naming import FLOWRUN_LABEL, MANAGED_BY
+from flow_operator.handlers import slim
+from flow_operator.models.flowrun import PLURAL, TERMINAL, Phase
+from flow_operator.models.workflow import PLURAL as WORKFLOWS
+from flow_operator.runtime import RUNTIME
+
+QUEUE = "flowrun"
+OWNED: Mapping[str, Any] = {MANAGED_BY: MANAGER, FLOWRUN_LABEL: kopf.PRESENT}
+
+
+def _key(namespace: str | None, labels: Mapping[str, str]) -> tuple[str, str]:
+    return (namespace or "", labels[FLOWRUN_LABEL])
+
+
+def _refs_workflow(spec: Mapping[str, Any], **_: Any) -> bool:
+    return bool((spec.get("workflowRef") or {}).get("name"))
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def flowrun_bodies(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): slim.custom_object(body)}
+
+
+@kopf.index(GROUP, VERSION, PLURAL, labels=OWNED)
+def flowrun_children(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> Any:
+    return {_key(namespace, labels): slim.custom_object(body)}
+
+
+@kopf.index(GROUP, VERSION, PLURAL, when=_refs_workflow)
+def flowruns_by_workflow(
+    namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
+) -> Any:
+    return {(namespace or "", spec["workflowRef"]["name"]): name}
+
+
+@kopf.index("batch", "v1", "jobs", labels=OWNED)
+def flowrun_jobs(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> Any:
+    return {_key(namespace, labels): slim.job(body)}
+
+
+@kopf.index("", "v1", "pods", labels=OWNED)
+def flowrun_pods(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> Any:
+    return {_key(namespace, labels): slim.pod(body)}
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def flowrun_changed(
+    namespace: str | None,
+    name: str,
+    labels: Mapping[str, str],
+    status: Mapping[str, Any],
+    **kwargs: Any,
+) -> None:
+    runs: kopf.Index[tuple[str, str], Any] = kwargs["flowrun_bodies"]
+    RUNTIME.enqueue(QUEUE, (namespace or "", name))
+    if labels.get(FLOWRUN_LABEL) and labels.get(MANAGED_BY) == MANAGER:
+        RUNTIME.enqueue(QUEUE, _key(namespace, labels))  # a child run: its parent follows it
+    if status.get("phase") in {p.value for p in TERMINAL}:
+        # Its slot may have freed: the waiting runs try again.
+        for key, bodies in list(runs.items()):
+            for b in bodies:
+                if (b.get("status") or {}).get("phase") == Phase.QUEUED.value:
+                    RUNTIME.enqueue(QUEUE, key)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=OWNED)
+@kopf.on.event("", "v1", "pods", labels=OWNED)
+def flowrun_child_changed(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+    RUNTIME.enqueue(QUEUE, _key(namespace, labels))
+
+
+@kopf.on.event(GROUP, VERSION, WORKFLOWS)
+def workflow_of_runs_changed(
+    namespace: str | None,
+    name: str,
+    **kwargs: Any,
+) -> None:
+    by_workflow: kopf.Index[tuple[str, str], str] = kwargs["flowruns_by_workflow"]
+    for run in by_workflow.get((namespace or "", name), ()):
+        RUNTIME.enqueue(QUEUE, (namespace or "", run))

@@ -1,0 +1,269 @@
+"""Reconcile one FlowRun: gather what the indexes show, let the pure state machine
+(flowrun/machine.py) decide, then carry the decision out against the API.
+
+Order of the writes: events, then Jobs and child runs (created, never applied: a Job's
+deterministic name makes a second create a 409, so a restarted operator never runs a task
+twice), deletions and child cancels, then the status. The status is the machine's memory,
+so until the watch shows our own write the reconciler reads the status it wrote instead of
+the stale one in the index. Capacity (running runs operator-wide and per namespace) is
+counted from the index plus the runs this process admitted but has not yet seen Deployed;
+counting and reserving happen without an await between them, so two workers never both
+take the last slot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from flow_operator import GROUP, VERSION
+from flow_operator.builders.naming import TASK_LABEL
+from flow_operator.flowrun.machine import (
+    Capacity,
+    Context,
+    Decision,
+    Observed,
+    WorkflowState,
+    reject,
+    step,
+)
+from flow_operator.kube import Kube, api_error
+from flow_operator.models.flowrun import PLURAL, TERMINAL, FlowRun, FlowRunStatus, Phase, TaskPhase
+from flow_operator.models.workflow import Color, DesiredStatus, PublishingMode
+from flow_operator.reconcile.workqueue import Key
+
+log = logging.getLogger(__name__)
+Body = dict[str, Any]
+View = Mapping[Key, Iterable[Body]]
+# HTTP statuses that mean "the API server refuses this object", not "try again".
+REFUSALS = (400, 403, 404, 422)
+LOG_LINES = 5
+
+
+@dataclass
+class FlowRunView:
+    """The indexes kopf keeps for FlowRuns, keyed by (namespace, run)."""
+
+    runs: View
+    jobs: View  # Jobs labelled flowops.io/flowrun=<run>
+    pods: View  # their pods
+    children: View  # child FlowRuns, by their parent
+    workflows: View  # Workflows, by (namespace, name)
+
+
+@dataclass
+class Limits:
+    """Concurrency limits on Deployed runs (None: unlimited)."""
+
+    running: int | None = None
+    per_namespace: int | None = None
+    grace: timedelta = timedelta(seconds=60)
+
+
+@dataclass
+class _Written:
+    over: str  # the resourceVersion our write replaced
+    status: Body
+
+
+@dataclass
+class FlowRunReconciler:
+    view: FlowRunView
+    kube: Kube
+    limits: Limits = field(default_factory=Limits)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # (key, old phase, new status): for metrics and the HTTP API.
+    on_status: Callable[[Key, Phase | None, FlowRunStatus], None] | None = None
+    _written: dict[Key, _Written] = field(default_factory=dict)
+    _admitted: set[Key] = field(default_factory=set)
+    _refused: dict[Key, dict[str, str]] = field(default_factory=dict)
+    _logs: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    async def __call__(self, key: Key) -> float | None:
+        body = next(iter(self.view.runs.get(key, ())), None)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            self._forget(key)
+            return None  # deleted: garbage collection takes its Jobs and child runs
+        body = self._current(key, body)
+        ctx = Context(now=self.clock(), grace=self.limits.grace)
+        try:
+            run = FlowRun.from_body(body)
+        except ValidationError as e:
+            decision = reject(body, e, ctx)
+            await self._carry_out(key, body, None, decision)
+            return None
+        observed = await self._observe(key, run)
+        decision = step(run, observed, ctx)
+        if await self._carry_out(key, body, run, decision):
+            return 0.05
+        return decision.requeue_after
+
+    # --- reading -------------------------------------------------------------------------
+    def _current(self, key: Key, body: Body) -> Body:
+        """The body, with the status we wrote if the index does not show it yet."""
+        written = self._written.get(key)
+        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
+        if written is None:
+            return body
+        if written.over == version:
+            return {**body, "status": written.status}
+        del self._written[key]
+        return body
+
+    async def _observe(self, key: Key, run: FlowRun) -> Observed:
+        jobs = list(self.view.jobs.get(key, ()))
+        pods = list(self.view.pods.get(key, ()))
+        return Observed(
+            jobs=jobs,
+            pods=pods,
+            children=list(self.view.children.get(key, ())),
+            errors=dict(self._refused.get(key, {})),
+            logs=await self._failed_logs(run, pods),
+            workflow=self._workflow(run),
+            capacity=self._capacity(key, run),
+        )
+
+    def _workflow(self, run: FlowRun) -> WorkflowState | None:
+        ref = run.spec.workflow_ref
+        if ref is None:
+            return None
+        body = next(iter(self.view.workflows.get((run.metadata.namespace, ref.name), ())), None)
+        if body is None:
+            return None
+        spec, status = body.get("spec") or {}, body.get("status") or {}
+        try:
+            color = Color(status.get("actualStatus") or Color.RED.value)
+            mode = PublishingMode(spec.get("publishingMode") or PublishingMode.ASYNC.value)
+        except ValueError:
+            color, mode = Color.RED, PublishingMode.ASYNC
+        published = spec.get("desiredStatus") == DesiredStatus.PUBLISHED.value
+        return WorkflowState(published=published, mode=mode, color=color)
+
+    def _phase(self, key: Key, body: Body) -> str | None:
+        """A run's phase, as written by us if the index does not show our write yet."""
+        written = self._written.get(key)
+        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
+        status = written.status if written and written.over == version else body.get("status")
+        return (status or {}).get("phase")
+
+    def _capacity(self, key: Key, run: FlowRun) -> Capacity:
+        """Runs holding a slot besides this one. A Queued run that may deploy reserves its
+        slot here, before any await, until its Deployed status is written."""
+        deployed = Phase.DEPLOYED.value
+        others = {
+            k
+            for k, bodies in list(self.view.runs.items())
+            for b in bodies
+            if k != key and self._phase(k, b) == deployed
+        } | (self._admitted - {key})
+        in_namespace = sum(1 for ns, _ in others if ns == key[0])
+        free = (self.limits.running is None or len(others) < self.limits.running) and (
+            self.limits.per_namespace is None or in_namespace < self.limits.per_namespace
+        )
+        phase = run.status.phase if run.status is not None else None
+        holds = phase is Phase.DEPLOYED or key in self._admitted
+        if not holds and free and phase is Phase.QUEUED:
+            self._admitted.add(key)
+            holds = True
+        return Capacity(
+            running=len(others),
+            limit=self.limits.running,
+            namespace_running=in_namespace,
+            namespace_limit=self.limits.per_namespace,
+            holds_slot=holds,
+        )
+
+    async def _failed_logs(self, run: FlowRun, pods: list[Body]) -> dict[str, str]:
+        """The last lines of each failed task's pod log, read once per pod."""
+        ended = {
+            t.name
+            for t in (run.status.tasks if run.status else [])
+            if t.status not in (TaskPhase.PENDING, TaskPhase.RUNNING)
+        }
+        out: dict[str, str] = {}
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            task = (meta.get("labels") or {}).get(TASK_LABEL)
+            if not task or task in ended or (pod.get("status") or {}).get("phase") != "Failed":
+                continue
+            ident = (run.metadata.namespace, str(meta.get("name")))
+            if ident not in self._logs:
+                self._logs[ident] = await self._tail(*ident)
+            if self._logs[ident]:
+                out[task] = self._logs[ident]
+        return out
+
+    async def _tail(self, namespace: str, pod: str) -> str:
+        try:
+            chunks = await self.kube.pod_log(namespace, pod, tail_lines=LOG_LINES)
+            text = b"".join([c async for c in chunks]).decode(errors="replace")
+        except ApiException as e:
+            log.info("no log of failed pod %s/%s: %s", namespace, pod, api_error(e))
+            return ""
+        return text.strip()
+
+    # --- writing -------------------------------------------------------------------------
+    async def _carry_out(
+        self, key: Key, body: Body, run: FlowRun | None, decision: Decision
+    ) -> bool:
+        """Do what `decision` says; True when the API server refused a Job or child run
+        (the next step, right away, records the refusal in the task's line)."""
+        ns = key[0]
+        for event in decision.events:
+            await self.kube.event(body, event.reason, event.message, event.type)
+        refused: dict[str, str] = {}
+        for job in decision.jobs_to_create:
+            task = job["metadata"]["labels"][TASK_LABEL]
+            try:
+                if await self.kube.create(job):
+                    log.info("created Job %s/%s", ns, job["metadata"]["name"])
+            except ApiException as e:
+                if e.status not in REFUSALS:
+                    raise
+                refused[task] = f"Job {job['metadata']['name']} refused: {api_error(e)}"
+        for child in decision.children_to_create:
+            task = child["metadata"]["labels"][TASK_LABEL]
+            try:
+                await self.kube.create_custom(PLURAL, ns, child)
+                log.info("created child FlowRun %s/%s", ns, child["metadata"]["name"])
+            except ApiException as e:
+                if e.status == 409:
+                    continue
+                if e.status not in REFUSALS:
+                    raise
+                refused[task] = f"child run {child['metadata']['name']} refused: {api_error(e)}"
+        for name in decision.jobs_to_delete:
+            await self.kube.delete("Job", ns, name)
+            log.info("deleted Job %s/%s", ns, name)
+        for name in decision.children_to_cancel:
+            try:
+                await self.kube.merge_patch_custom(PLURAL, ns, name, {"spec": {"cancel": True}})
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+        if refused:
+            self._refused.setdefault(key, {}).update(refused)
+        new = decision.status.dump()
+        if new != (body.get("status") or {}):
+            await self.kube.replace_status(PLURAL, ns, key[1], new, GROUP, VERSION)
+            version = str((body.get("metadata") or {}).get("resourceVersion", ""))
+            self._written[key] = _Written(over=version, status=new)
+        # Written (or still Queued): the status, not a reservation, now says where it is.
+        self._admitted.discard(key)
+        if decision.status.phase in TERMINAL:
+            self._refused.pop(key, None)
+        old_phase = run.status.phase if run is not None and run.status is not None else None
+        if self.on_status is not None:
+            self.on_status(key, old_phase, decision.status)
+        return bool(refused)
+
+    def _forget(self, key: Key) -> None:
+        self._written.pop(key, None)
+        self._admitted.discard(key)
+        self._refused.pop(key, None)
