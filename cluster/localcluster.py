@@ -9,7 +9,8 @@ kube-controller-manager, kube-scheduler and kwok (fake nodes and pods), on 127.0
 
 Binaries come from cluster/build.sh's cache. Everything lives in --dir: a CA and serving
 certificate (openssl), the admin token, etcd's data, logs, the kubeconfig and state.json
-(the processes and ports). The processes run in sessions of their own, so the cluster
+(the processes and ports). Every `up` starts with an empty etcd: the cluster is for
+trying and testing, not for keeping. The processes run in sessions of their own, so the cluster
 outlives this command; `down` stops them all and checks that none is left. Both commands
 are idempotent. Standard library only: it runs before any virtualenv exists.
 """
@@ -21,6 +22,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import ssl
@@ -172,6 +174,10 @@ class Cluster:
         bins = Binaries.from_cache()
         for d in (self.pki, self.logs):
             d.mkdir(parents=True, exist_ok=True)
+        # Every `up` starts from an empty etcd: kwok's node Leases (and every object) from a
+        # previous run would otherwise belong to a kwok that is gone, and its nodes would
+        # play no pods until those Leases expire.
+        shutil.rmtree(self.root / "etcd", ignore_errors=True)
         self._pki()
         old = self.state()
         token = str(old.get("token") or secrets.token_hex(24))

@@ -181,12 +181,16 @@ class OperatorProcess:
 
 @pytest.fixture(scope="module")
 def operator(
-    cluster: ClusterHandle, tmp_path_factory: pytest.TempPathFactory
+    cluster: ClusterHandle,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
     """One operator per test module (so a module can run an operator of its own, e.g.
-    with restricted RBAC, without this one acting on its objects)."""
+    with restricted RBAC, without this one acting on its objects). A module's
+    `OPERATOR_ARGS` list replaces the default `--all-namespaces`."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    proc = OperatorProcess(cluster.kubeconfig, log)
+    args = list(getattr(request.module, "OPERATOR_ARGS", ["--all-namespaces"]))
+    proc = OperatorProcess(cluster.kubeconfig, log, args)
     proc.start()
     _OPERATORS.append(proc)
     try:

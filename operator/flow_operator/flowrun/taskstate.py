@@ -204,7 +204,11 @@ def job_reading(
         pods, key=lambda p: (_meta(p).get("creationTimestamp") or "", _meta(p).get("name", ""))
     )
     counts = job.get("status") or {}
-    attempts = sum(int(counts.get(k) or 0) for k in ("active", "succeeded", "failed"))
+    # The Job's counters lag its conditions (a Job can be Complete with succeeded still 0
+    # for a moment): every pod seen is an attempt too.
+    attempts = max(
+        sum(int(counts.get(k) or 0) for k in ("active", "succeeded", "failed")), len(pods)
+    )
     status = TaskStatus(
         name=task.name,
         version=task.version,

@@ -1,0 +1,230 @@
+"""FlowRuns end to end: real Jobs run by the real Job controller, pods played by kwok
+(cluster/stages/pods.yaml: the image chooses success, failure, OOM kill or a pod that
+never finishes), the operator as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import ClusterHandle, OperatorProcess, wait_for
+
+pytestmark = pytest.mark.e2e
+# Unschedulable pods crash a run after 5 s here (60 s by default).
+OPERATOR_ARGS = ["--all-namespaces", "--crash-grace-seconds", "5"]
+OK = "registry.example.com/flows/task:1"
+FOREVER = "kwok.flowops.test/crashloop"  # a pod that runs and never completes
+
+
+def task(name: str, image: str = OK, **fields: Any) -> dict[str, Any]:
+    return {"name": name, "version": "1.0", "image": image, **fields}
+
+
+def flowrun(name: str, tasks: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "flowops.io/v1alpha1",
+        "kind": "FlowRun",
+        "metadata": {"name": name},
+        "spec": {"flowName": name, "version": "1", "tasks": tasks, **spec},
+    }
+
+
+class Runs:
+    def __init__(self, cluster: ClusterHandle, namespace: str, operator: OperatorProcess) -> None:
+        self.cluster, self.ns, self.operator = cluster, namespace, operator
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        self.cluster.kubectl("-n", self.ns, "apply", "-f", "-", input=yaml.safe_dump(obj))
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.cluster.get_json("-n", self.ns, "flowrun", name)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self.get(name).get("status") or {}
+
+    def phase(self, name: str) -> str | None:
+        return self.status(name).get("phase")
+
+    def wait_phase(self, name: str, *phases: str, timeout: float = 60) -> dict[str, Any]:
+        return wait_for(
+            f"flow run {name} in {phases}",
+            lambda: self.status(name) if self.phase(name) in phases else None,
+            timeout,
+        )
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self.cluster.get_json("-n", self.ns, "jobs").get("items", [])
+
+
+@pytest.fixture
+def runs(cluster: ClusterHandle, namespace: str, operator: OperatorProcess) -> Runs:
+    return Runs(cluster, namespace, operator)
+
+
+def test_a_dag_completes_in_dependency_order(runs: Runs) -> None:
+    runs.apply(flowrun("dag", [
+        task("extract"),
+        task("train", dependsOn=["extract"]),
+        task("publish", dependsOn=["train"]),
+    ], configuration={"name": "prod", "parameters": {"REGION": "emea"}}))  # fmt: skip
+    status = runs.wait_phase("dag", "Completed", "Failed", "Crashed")
+    assert status["phase"] == "Completed", status
+    assert [h["phase"] for h in status["history"]] == [
+        "Submitted", "Queued", "Deployed", "Completed"]  # fmt: skip
+    lines = {t["name"]: t for t in status["tasks"]}
+    assert {n: (t["status"], t["attempts"]) for n, t in lines.items()} == {
+        n: ("Succeeded", 1) for n in ("extract", "train", "publish")}  # fmt: skip
+    # Each task starts only after the one it depends on ended (times to the second).
+    assert lines["extract"]["endTime"] <= lines["train"]["startTime"]
+    assert lines["train"]["endTime"] <= lines["publish"]["startTime"]
+    assert status["startTime"] <= lines["extract"]["startTime"]
+    assert status["endTime"] >= lines["publish"]["endTime"] and status["duration"]
+    jobs = {j["metadata"]["name"]: j for j in runs.jobs()}
+    assert set(jobs) == {"dag-extract", "dag-train", "dag-publish"}
+    env = jobs["dag-train"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "REGION", "value": "emea"} in env
+    assert jobs["dag-train"]["metadata"]["ownerReferences"][0]["kind"] == "FlowRun"
+    # kubectl shows the seed's columns; kubectl wait works on the Ready condition.
+    table = runs.cluster.kubectl("-n", runs.ns, "get", "flowruns").stdout
+    assert table.split()[:9] == ["NAME", "FLOW", "VERSION", "RUN", "TYPE", "STATUS", "START",
+                                 "DURATION", "MESSAGE"]  # fmt: skip
+    assert "Completed" in table and "all 3 tasks completed" in table
+    runs.cluster.kubectl("-n", runs.ns, "wait", "--for=condition=Ready", "flowrun/dag",
+                         "--timeout=10s")  # fmt: skip
+    # Transitions are Kubernetes Events on the run.
+    events = runs.cluster.get_json("-n", runs.ns, "events", "--field-selector",
+                                   "involvedObject.kind=FlowRun")["items"]  # fmt: skip
+    reasons = {e["reason"] for e in events}
+    assert {"Submitted", "Deployed", "Completed", "TaskStarted", "TaskSucceeded"} <= reasons
+
+
+def test_a_failing_task_fails_the_run_and_names_it(runs: Runs) -> None:
+    runs.apply(flowrun("failing", [task("prepare"), task("score", "kwok.flowops.test/fail",
+                                                          dependsOn=["prepare"])]))  # fmt: skip
+    status = runs.wait_phase("failing", "Completed", "Failed", "Crashed")
+    assert status["phase"] == "Failed"
+    assert status["message"].startswith("task score failed: exit code 1")
+    line = next(t for t in status["tasks"] if t["name"] == "score")
+    assert line["status"] == "Failed"
+    assert "working" in line["message"]  # the pod log's last lines, read through the API
+
+
+def test_an_oom_killed_task_crashes_the_run(runs: Runs) -> None:
+    runs.apply(flowrun("oom", [task("load", "kwok.flowops.test/oomkill")]))
+    status = runs.wait_phase("oom", "Completed", "Failed", "Crashed")
+    assert status["phase"] == "Crashed" and "OOMKilled" in status["message"]
+
+
+def test_an_unschedulable_task_crashes_the_run_after_the_grace(runs: Runs) -> None:
+    big = {"requests": {"memory": "64Gi"}}
+    runs.apply(flowrun("huge", [task("train", resources=big)]))
+    status = runs.wait_phase("huge", "Completed", "Failed", "Crashed")
+    assert status["phase"] == "Crashed"
+    assert "unschedulable" in status["message"] and "Insufficient memory" in status["message"]
+
+
+def test_cancel_removes_the_jobs(runs: Runs) -> None:
+    runs.apply(flowrun("long", [task("serve", FOREVER), task("after", dependsOn=["serve"])]))
+    runs.wait_phase("long", "Deployed")
+    wait_for("the Job", lambda: runs.jobs(), 30)
+    runs.cluster.kubectl("-n", runs.ns, "patch", "flowrun", "long", "--type=merge",
+                         "-p", '{"spec":{"cancel":true}}')  # fmt: skip
+    status = runs.wait_phase("long", "Cancelled")
+    assert status["reason"] == "CancelRequested"
+    assert {t["name"]: t["status"] for t in status["tasks"]} == {
+        "serve": "Cancelled", "after": "Skipped"}  # fmt: skip
+    wait_for("Jobs deleted", lambda: not runs.jobs(), 30)
+
+
+def workflow(name: str, mode: str, memory: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "desiredStatus": "PUBLISHED",
+        "publishingMode": mode,
+        "services": [
+            {"id": "api", "image": OK, "replicas": 1},
+            {"id": "model", "image": OK, "replicas": 1,
+             "resources": {"requests": {"memory": memory}}},
+        ],
+    }  # fmt: skip
+    if mode == "SYNC":
+        spec["stream"] = {"id": "stream", "image": OK, "replicas": 1}
+        for s in spec["services"]:
+            s["resources"] = {"requests": {"memory": memory}}
+        spec["stream"]["resources"] = {"requests": {"memory": memory}}
+    return {"apiVersion": "flowops.io/v1alpha1", "kind": "Workflow",
+            "metadata": {"name": name}, "spec": spec}  # fmt: skip
+
+
+def color(runs: Runs, name: str) -> str | None:
+    status = runs.cluster.get_json("-n", runs.ns, "workflow", name).get("status") or {}
+    return status.get("actualStatus")
+
+
+def test_an_async_workflow_that_is_orange_holds_the_run_until_green(runs: Runs) -> None:
+    runs.apply(workflow("scoring", "ASYNC", "64Gi"))
+    wait_for("ORANGE", lambda: color(runs, "scoring") == "ORANGE", 60)
+    runs.apply(flowrun("uses-it", [task("score")], workflowRef={"name": "scoring"}))
+    status = runs.wait_phase("uses-it", "Queued")
+    wait_for(
+        "a reason to wait", lambda: runs.status("uses-it").get("reason") == "WaitingForWorkflow"
+    )
+    assert not runs.jobs() and "ORANGE" in runs.status("uses-it")["message"]
+    runs.apply(workflow("scoring", "ASYNC", "64Mi"))  # now it fits: the Workflow turns GREEN
+    wait_for("GREEN", lambda: color(runs, "scoring") == "GREEN", 60)
+    status = runs.wait_phase("uses-it", "Completed", "Failed", "Crashed")
+    assert status["phase"] == "Completed", status
+
+
+def test_a_run_against_a_red_sync_workflow_fails_fast(runs: Runs) -> None:
+    runs.apply(workflow("live", "SYNC", "64Gi"))
+    wait_for("RED", lambda: color(runs, "live") == "RED", 60)
+    runs.apply(flowrun("too-early", [task("score")], workflowRef={"name": "live"}))
+    status = runs.wait_phase("too-early", "Failed", "Completed", timeout=30)
+    assert status["phase"] == "Failed" and status["reason"] == "WorkflowUnavailable"
+    assert "SYNC" in status["message"] and "RED" in status["message"]
+    assert not runs.jobs()
+
+
+def test_a_sub_flow_task_runs_a_child_run(runs: Runs) -> None:
+    child = {
+        "flowName": "tokenize",
+        "version": "2",
+        "tasks": [task("split"), task("count", dependsOn=["split"])],
+    }
+    runs.apply(
+        flowrun(
+            "parent", [task("fetch"), {"name": "nlp", "subFlow": child, "dependsOn": ["fetch"]}]
+        )
+    )
+    status = runs.wait_phase("parent", "Completed", "Failed", "Crashed", timeout=90)
+    assert status["phase"] == "Completed", status
+    line = next(t for t in status["tasks"] if t["name"] == "nlp")
+    kid = runs.get(line["childRun"])
+    assert kid["spec"]["flowType"] == "sub-flow" and kid["spec"]["parentRun"] == "parent"
+    assert kid["status"]["phase"] == "Completed"
+
+
+def test_an_operator_killed_mid_run_resumes_without_a_second_job(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    runs.apply(
+        flowrun("resumed", [task("a"), task("b", dependsOn=["a"]), task("c", dependsOn=["b"])])
+    )
+    first = wait_for("the first Job", lambda: runs.jobs(), 30)[0]
+    assert operator.proc is not None
+    os.kill(operator.proc.pid, signal.SIGKILL)  # no cleanup, no status flush
+    operator.proc.wait(timeout=10)
+    operator.start()
+    status = runs.wait_phase("resumed", "Completed", "Failed", "Crashed")
+    assert status["phase"] == "Completed", status
+    jobs = runs.jobs()
+    assert sorted(j["metadata"]["name"] for j in jobs) == ["resumed-a", "resumed-b", "resumed-c"]
+    same = next(j for j in jobs if j["metadata"]["name"] == first["metadata"]["name"])
+    assert same["metadata"]["uid"] == first["metadata"]["uid"]
+    phases = [h["phase"] for h in status["history"]]
+    assert phases == ["Submitted", "Queued", "Deployed", "Completed"], json.dumps(status)
