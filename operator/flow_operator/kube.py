@@ -64,8 +64,6 @@ class Kube:
             call = self.apps.patch_namespaced_deployment
         elif body["kind"] == "Service":
             call = self.core.patch_namespaced_service
-        elif body["kind"] == "Job":
-            call = self.batch.patch_namespaced_job
         else:
             raise ValueError(f"no apply for kind {body['kind']}")
         await self._done(await call(meta["name"], meta["namespace"], body, **kwargs))

@@ -213,10 +213,51 @@ def test_operator_with_only_the_chart_rbac_publishes_a_workflow(
         "-n", namespace, "get", "deployments", "-l", "flowops.io/workflow=least", "-o", "json"
     ).stdout)["items"], 60)  # fmt: skip
 
+    assert_never_refused(operator)
+
+
+def assert_never_refused(operator: Operator) -> None:
     log = operator.text()
     for refused in ("Forbidden", " 403"):
         lines = [ln for ln in log.splitlines() if refused in ln and "namespaces" not in ln]
         assert not lines, "\n".join(lines)
+
+
+def test_operator_with_only_the_chart_rbac_runs_flowruns(
+    cluster: Any, namespace: str, restricted_operator: tuple[Operator, Path]
+) -> None:
+    """Jobs created, a child run created, a failed pod's log read, a cancel carried out:
+    every FlowRun call the operator makes, with the chart's token."""
+    operator, _ = restricted_operator
+    image = "registry.example.com/task:1"
+
+    def run(name: str, tasks: list[dict[str, Any]]) -> None:
+        body = {"apiVersion": "flowops.io/v1alpha1", "kind": "FlowRun",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"flowName": name, "version": "1", "tasks": tasks}}  # fmt: skip
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(body))
+
+    def phase(name: str) -> str | None:
+        out = cluster.kubectl("-n", namespace, "get", "flowrun", name, "-o", "json").stdout
+        return json.loads(out).get("status", {}).get("phase")
+
+    sub = {"flowName": "child", "version": "1", "tasks": [{"name": "inner", "image": image}]}
+    run("nested", [{"name": "a", "image": image},
+                   {"name": "b", "subFlow": sub, "dependsOn": ["a"]}])  # fmt: skip
+    run("broken", [{"name": "crash", "image": "kwok.flowops.test/fail"}])
+    run("endless", [{"name": "spin", "image": "kwok.flowops.test/crashloop"}])
+    try:
+        _wait("nested Completed", lambda: phase("nested") == "Completed", 90)
+        _wait("broken Failed", lambda: phase("broken") == "Failed", 60)
+        _wait("endless Deployed", lambda: phase("endless") == "Deployed", 60)
+        cluster.kubectl("-n", namespace, "patch", "flowrun", "endless", "--type=merge",
+                        "-p", '{"spec": {"cancel": true}}')  # fmt: skip
+        _wait("endless Cancelled", lambda: phase("endless") == "Cancelled", 60)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n--- operator log ---\n{operator.text()[-4000:]}") from None
+    out = cluster.kubectl("-n", namespace, "get", "flowrun", "broken", "-o", "json").stdout
+    assert "working" in json.loads(out)["status"]["tasks"][0]["message"]  # pods/log was read
+    assert_never_refused(operator)
 
 
 def test_the_token_is_refused_what_the_code_never_does(
@@ -235,10 +276,13 @@ def test_the_token_is_refused_what_the_code_never_does(
     for allowed in (["create", "deployments"], ["patch", "deployments"], ["delete", "services"],
                     ["list", "pods"], ["get", "pods", "--subresource=log"], ["get", "secrets"],
                     ["patch", "workflows.flowops.io", "--subresource=status"],
-                    ["create", "jobs.batch"], ["create", "events"]):  # fmt: skip
+                    ["create", "jobs.batch"], ["delete", "jobs.batch"], ["create", "events"],
+                    ["create", "flowruns.flowops.io"],
+                    ["patch", "flowruns.flowops.io", "--subresource=status"]):  # fmt: skip
         assert can(*allowed, *ns), allowed
     for refused in (["list", "secrets"], ["watch", "secrets"], ["update", "deployments"],
                     ["create", "pods"], ["delete", "workflows.flowops.io"],
+                    ["patch", "jobs.batch"], ["delete", "flowruns.flowops.io"],
                     ["create", "rolebindings.rbac.authorization.k8s.io"],
                     ["get", "nodes"], ["*", "*"]):  # fmt: skip
         assert not can(*refused, *ns), refused

@@ -227,7 +227,7 @@ def test_optional_objects() -> None:
 
 WORKLOAD_RULES = {
     ("flowops.io", "workflows"): {"list", "watch"},
-    ("flowops.io", "flowruns"): {"get", "list", "watch", "patch"},
+    ("flowops.io", "flowruns"): {"list", "watch", "create", "patch"},
     ("flowops.io", "workflows/status"): {"patch"},
     ("flowops.io", "flowruns/status"): {"patch"},
     ("apps", "deployments"): {"list", "watch", "create", "patch", "delete"},
@@ -235,7 +235,7 @@ WORKLOAD_RULES = {
     ("apps", "replicasets"): {"list", "watch"},
     ("", "pods"): {"list", "watch"},
     ("", "pods/log"): {"get"},
-    ("batch", "jobs"): {"list", "watch", "create", "patch", "delete"},
+    ("batch", "jobs"): {"list", "watch", "create", "delete"},
     ("", "events"): {"create"},
     ("", "secrets"): {"get"},
 }

@@ -64,10 +64,10 @@ or by a Role in each watched namespace.
 - apiGroups: [flowops.io]
   resources: [workflows]
   verbs: [list, watch]
-# FlowRuns: watched, read and patched (cancel, rerun).
+# FlowRuns: watched; created (reruns, sub-flow runs) and patched (cancel requests).
 - apiGroups: [flowops.io]
   resources: [flowruns]
-  verbs: [get, list, watch, patch]
+  verbs: [list, watch, create, patch]
 # Their status is written by the reconcilers (the status subresource).
 - apiGroups: [flowops.io]
   resources: [workflows/status, flowruns/status]
@@ -86,14 +86,14 @@ or by a Role in each watched namespace.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]
-# Task logs, streamed by the HTTP API on request.
+# Task logs: streamed by the HTTP API on request; a failed task's last lines.
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
-# A FlowRun's tasks.
+# A FlowRun's tasks: created once under a deterministic name, deleted on cancel.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [list, watch, create, patch, delete]
+  verbs: [list, watch, create, delete]
 # Events about Workflows and FlowRuns (color changes, invalid specs).
 - apiGroups: [""]
   resources: [events]
