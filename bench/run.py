@@ -178,6 +178,7 @@ def main() -> int:
     p.add_argument("--steady", type=float, default=float(os.environ.get("BENCH_STEADY", "60")))
     p.add_argument("--dir", default=str(ROOT / ".cluster-bench"))
     p.add_argument("--keep", action="store_true", help="leave the cluster running")
+    p.add_argument("--results", default=str(ROOT / "bench" / "results"), help="output directory")
     a = p.parse_args()
     ns = "bench"
     results: dict[str, Any] = {"size": a.size, "services": a.services, "nodes": a.nodes}
@@ -226,7 +227,9 @@ def main() -> int:
         if e.status != 409:
             raise
 
-    logfile = ROOT / "bench" / "results" / "operator.log"
+    results_dir = Path(a.results)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    logfile = results_dir / "operator.log"
     logfile.write_text("")
     op = Operator(kubeconfig, logfile)
     results["startup_s"] = round(op.start(), 2)
@@ -335,7 +338,7 @@ def main() -> int:
 
     width = max(len(k) for k in results)
     print("\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in results.items()))
-    out = ROOT / "bench" / "results" / f"s1-{a.size}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out = results_dir / f"s1-{a.size}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     log(f"wrote {out}")
     if not a.keep:
