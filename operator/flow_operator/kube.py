@@ -159,6 +159,17 @@ class Kube:
 
         return chunks()
 
+    async def events(self, namespace: str, field_selector: str) -> list[Body]:
+        """Events matching a field selector (e.g. a Job's FailedCreate), as plain dicts."""
+        response = await self.core.list_namespaced_event(
+            namespace, field_selector=field_selector, _preload_content=False
+        )
+        try:
+            items: list[Body] = json.loads(await response.read()).get("items", [])
+        finally:
+            await self._done(response)
+        return items
+
     async def event(self, involved: Body, reason: str, message: str, type_: str = "Normal") -> None:
         """Post a core/v1 Event about `involved`; failures are logged, never raised."""
         meta = involved.get("metadata") or {}

@@ -128,6 +128,16 @@ def test_an_unschedulable_task_crashes_the_run_after_the_grace(runs: Runs) -> No
     assert "unschedulable" in status["message"] and "Insufficient memory" in status["message"]
 
 
+def test_a_quota_refusing_the_pods_crashes_the_run(runs: Runs) -> None:
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"},
+             "spec": {"hard": {"pods": "0"}}}  # fmt: skip
+    runs.apply(quota)
+    runs.apply(flowrun("refused", [task("load")]))
+    status = runs.wait_phase("refused", "Completed", "Failed", "Crashed", timeout=90)
+    assert status["phase"] == "Crashed" and status["reason"] == "QuotaExceeded", status
+    assert "exceeded quota" in status["message"]
+
+
 def test_cancel_removes_the_jobs(runs: Runs) -> None:
     runs.apply(flowrun("long", [task("serve", FOREVER), task("after", dependsOn=["serve"])]))
     runs.wait_phase("long", "Deployed")

@@ -276,7 +276,7 @@ def test_the_token_is_refused_what_the_code_never_does(
     for allowed in (["create", "deployments"], ["patch", "deployments"], ["delete", "services"],
                     ["list", "pods"], ["get", "pods", "--subresource=log"], ["get", "secrets"],
                     ["patch", "workflows.flowops.io", "--subresource=status"],
-                    ["create", "jobs.batch"], ["delete", "jobs.batch"], ["create", "events"],
+                    ["create", "jobs.batch"], ["delete", "jobs.batch"], ["create", "events"], ["list", "events"],
                     ["create", "flowruns.flowops.io"],
                     ["patch", "flowruns.flowops.io", "--subresource=status"]):  # fmt: skip
         assert can(*allowed, *ns), allowed

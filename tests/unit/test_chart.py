@@ -236,7 +236,7 @@ WORKLOAD_RULES = {
     ("", "pods"): {"list", "watch"},
     ("", "pods/log"): {"get"},
     ("batch", "jobs"): {"list", "watch", "create", "delete"},
-    ("", "events"): {"create"},
+    ("", "events"): {"create", "list"},
     ("", "secrets"): {"get"},
 }
 CRD_RULE = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}

@@ -94,10 +94,11 @@ or by a Role in each watched namespace.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [list, watch, create, delete]
-# Events about Workflows and FlowRuns (color changes, invalid specs).
+# Events about Workflows and FlowRuns (color changes, invalid specs, transitions); listed
+# (by field selector) only for a Job without pods, to see a quota refusing them.
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, list]
 # API keys: the Secret a Workflow names in spec.apiKeySecretRef (any name: get only).
 - apiGroups: [""]
   resources: [secrets]

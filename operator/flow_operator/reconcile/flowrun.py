@@ -34,6 +34,7 @@ from flow_operator.flowrun.machine import (
     step,
 )
 from flow_operator.kube import Kube, api_error
+from flow_operator.models.common import parse_time
 from flow_operator.models.flowrun import PLURAL, TERMINAL, FlowRun, FlowRunStatus, Phase, TaskPhase
 from flow_operator.models.workflow import Color, DesiredStatus, PublishingMode
 from flow_operator.reconcile.workqueue import Key
@@ -44,6 +45,10 @@ View = Mapping[Key, Iterable[Body]]
 # HTTP statuses that mean "the API server refuses this object", not "try again".
 REFUSALS = (400, 403, 404, 422)
 LOG_LINES = 5
+# A Job without a pod this long is checked for FailedCreate Events, then every RECHECK:
+# nothing that can be watched changes while a quota keeps refusing its pods.
+PODLESS_AFTER = timedelta(seconds=3)
+RECHECK = 5.0
 
 
 @dataclass
@@ -102,7 +107,12 @@ class FlowRunReconciler:
         decision = step(run, observed, ctx)
         if await self._carry_out(key, body, run, decision):
             return 0.05
-        return decision.requeue_after
+        again = decision.requeue_after
+        if decision.status.phase is Phase.DEPLOYED and self._podless(
+            list(observed.jobs), list(observed.pods), older_than=timedelta(0)
+        ):
+            again = min(again or RECHECK, RECHECK)
+        return again
 
     # --- reading -------------------------------------------------------------------------
     def _current(self, key: Key, body: Body) -> Body:
@@ -123,6 +133,7 @@ class FlowRunReconciler:
             jobs=jobs,
             pods=pods,
             children=list(self.view.children.get(key, ())),
+            events=await self._refusals(key[0], jobs, pods),
             errors=dict(self._refused.get(key, {})),
             logs=await self._failed_logs(run, pods),
             workflow=self._workflow(run),
@@ -178,6 +189,37 @@ class FlowRunReconciler:
             namespace_limit=self.limits.per_namespace,
             holds_slot=holds,
         )
+
+    def _podless(
+        self, jobs: list[Body], pods: list[Body], older_than: timedelta = PODLESS_AFTER
+    ) -> list[str]:
+        """Running Jobs without a pod for `older_than`: a quota or an admission rule may
+        be refusing their pods, which only an Event tells."""
+        with_pods = {(p.get("metadata") or {}).get("labels", {}).get("job-name") for p in pods}
+        now = self.clock()
+        out = []
+        for job in jobs:
+            meta, status = job.get("metadata") or {}, job.get("status") or {}
+            created = parse_time(meta.get("creationTimestamp"))
+            ended = any(
+                c.get("status") == "True" and c.get("type") in ("Complete", "Failed")
+                for c in status.get("conditions") or []
+            )
+            young = created is None or now - created < older_than
+            if meta.get("name") not in with_pods and not ended and not young:
+                out.append(str(meta.get("name")))
+        return out
+
+    async def _refusals(self, namespace: str, jobs: list[Body], pods: list[Body]) -> list[Body]:
+        """FailedCreate Events of pod-less Jobs (read only for those: no watch on Events)."""
+        events: list[Body] = []
+        for name in self._podless(jobs, pods):
+            selector = f"involvedObject.kind=Job,involvedObject.name={name},reason=FailedCreate"
+            try:
+                events += await self.kube.events(namespace, selector)
+            except ApiException as e:
+                log.info("no events of Job %s/%s: %s", namespace, name, api_error(e))
+        return events
 
     async def _failed_logs(self, run: FlowRun, pods: list[Body]) -> dict[str, str]:
         """The last lines of each failed task's pod log, read once per pod."""
