@@ -159,7 +159,7 @@ class Kube:
 
         return chunks()
 
-    async def events(self, namespace: str, field_selector: str) -> list[Body]:
+    async def list_events(self, namespace: str, field_selector: str) -> list[Body]:
         """Events matching a field selector (e.g. a Job's FailedCreate), as plain dicts."""
         response = await self.core.list_namespaced_event(
             namespace, field_selector=field_selector, _preload_content=False

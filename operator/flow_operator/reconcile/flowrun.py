@@ -216,7 +216,7 @@ class FlowRunReconciler:
         for name in self._podless(jobs, pods):
             selector = f"involvedObject.kind=Job,involvedObject.name={name},reason=FailedCreate"
             try:
-                events += await self.kube.events(namespace, selector)
+                events += await self.kube.list_events(namespace, selector)
             except ApiException as e:
                 log.info("no events of Job %s/%s: %s", namespace, name, api_error(e))
         return events

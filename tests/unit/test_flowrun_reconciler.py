@@ -1,0 +1,163 @@
+"""The FlowRun reconciler on a fake API: capacity is never over-granted by concurrent
+workers, its own status write is read back before the watch shows it, a refused Job
+fails its task, an invalid spec is rejected without a Job, and a Job that exists is
+not created twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from copy import deepcopy
+from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from flow_operator.reconcile.flowrun import FlowRunReconciler, FlowRunView, Limits
+from tests.unit.flowrun_objects import T0, run_body, task
+
+Body = dict[str, Any]
+Key = tuple[str, str]
+
+
+class Kube:
+    """Records every write; `refuse` maps an object name to a 422 message; `exists` to
+    names a create answers with 409."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self.where: list[str] = []  # the namespace of each created Job
+        self.statuses: list[tuple[str, Body]] = []
+        self.posted: list[str] = []
+        self.refuse: dict[str, str] = {}
+        self.exists: set[str] = set()
+
+    async def create(self, body: Body) -> bool:
+        name = body["metadata"]["name"]
+        await asyncio.sleep(0)  # a real call yields to the other workers
+        if name in self.refuse:
+            e = ApiException(status=422, reason="Invalid")
+            e.body = json.dumps({"message": self.refuse[name]})
+            raise e
+        if name in self.exists:
+            return False
+        self.created.append(name)
+        self.where.append(body["metadata"]["namespace"])
+        return True
+
+    async def replace_status(
+        self, plural: str, namespace: str, name: str, status: Body, group: str, version: str
+    ) -> None:
+        await asyncio.sleep(0)
+        self.statuses.append((name, status))
+
+    async def event(self, involved: Body, reason: str, message: str, type_: str = "Normal") -> None:
+        await asyncio.sleep(0)
+        self.posted.append(reason)
+
+    async def delete(self, kind: str, namespace: str, name: str) -> None:
+        raise AssertionError("nothing is deleted in these tests")
+
+    async def list_events(self, namespace: str, field_selector: str) -> list[Body]:
+        return []
+
+    async def pod_log(self, namespace: str, pod: str, **_: Any) -> AsyncIterator[bytes]:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b""
+
+        return chunks()
+
+
+def queued(name: str) -> Body:
+    body = run_body([task("extract")], name=name)
+    body["metadata"].update(uid=f"uid-{name}", resourceVersion="10")
+    body["status"] = {
+        "phase": "Queued",
+        "history": [
+            {"phase": "Submitted", "time": "2024-02-12T09:00:00Z", "reason": "Submitted"},
+            {"phase": "Queued", "time": "2024-02-12T09:00:00Z", "reason": "Admitted"},
+        ],
+        "tasks": [{"name": "extract", "version": "1.0", "status": "Pending"}],
+    }
+    return body
+
+
+def reconciler(runs: dict[Key, list[Body]], kube: Kube, **limits: Any) -> FlowRunReconciler:
+    view = FlowRunView(runs=runs, jobs={}, pods={}, children={}, workflows={})
+    return FlowRunReconciler(view, kube, Limits(**limits), clock=lambda: T0)  # type: ignore[arg-type]
+
+
+def last_status(kube: Kube, name: str) -> Body:
+    return [s for n, s in kube.statuses if n == name][-1]
+
+
+async def test_concurrent_workers_never_grant_more_slots_than_the_limit() -> None:
+    runs = {("ml", f"r{i}"): [queued(f"r{i}")] for i in range(4)}
+    kube = Kube()
+    rec = reconciler(runs, kube, running=1)
+    await asyncio.gather(*(rec(key) for key in runs))
+    phases = {name: last_status(kube, name)["phase"] for name in ("r0", "r1", "r2", "r3")}
+    assert sorted(phases.values()) == ["Deployed", "Queued", "Queued", "Queued"], phases
+    assert len(kube.created) == 1
+    waiting = [last_status(kube, n) for n, p in phases.items() if p == "Queued"]
+    assert all(s["reason"] == "WaitingForCapacity" for s in waiting)
+    assert all("1/1 runs operator-wide" in s["message"] for s in waiting)
+
+
+async def test_a_per_namespace_limit_leaves_other_namespaces_alone() -> None:
+    def in_ns(ns: str, name: str) -> Body:
+        body = queued(name)
+        body["metadata"]["namespace"] = ns
+        return body
+
+    runs = {(ns, n): [in_ns(ns, n)] for ns, n in (("a", "r"), ("a", "s"), ("b", "r"))}
+    kube = Kube()
+    rec = reconciler(runs, kube, per_namespace=1)
+    await asyncio.gather(*(rec(key) for key in runs))
+    assert sorted(kube.where) == ["a", "b"]  # one in a, one in b
+
+
+async def test_its_own_write_is_read_back_until_the_watch_shows_it() -> None:
+    body = queued("r0")
+    runs = {("ml", "r0"): [body]}
+    kube = Kube()
+    rec = reconciler(runs, kube)
+    await rec(("ml", "r0"))
+    assert last_status(kube, "r0")["phase"] == "Deployed"
+    writes, posted = len(kube.statuses), list(kube.posted)
+    # The watch has not delivered the write (same resourceVersion): nothing happens twice.
+    kube.exists.add("r0-extract")
+    await rec(("ml", "r0"))
+    assert len(kube.statuses) == writes and kube.posted == posted
+    # The watch delivers it: the index's status is used again.
+    runs[("ml", "r0")] = [{**deepcopy(body), "status": last_status(kube, "r0"),
+                           "metadata": {**body["metadata"], "resourceVersion": "11"}}]  # fmt: skip
+    await rec(("ml", "r0"))
+    assert kube.created == ["r0-extract"]  # created once, whatever the number of steps
+
+
+async def test_a_refused_job_fails_its_task_and_the_run() -> None:
+    runs = {("ml", "r0"): [queued("r0")]}
+    kube = Kube()
+    kube.refuse["r0-extract"] = "admission webhook denied the request: no busybox here"
+    rec = reconciler(runs, kube)
+    again = await rec(("ml", "r0"))
+    assert again is not None and again < 1  # run again at once to record the refusal
+    deployed = last_status(kube, "r0")
+    runs[("ml", "r0")] = [{**queued("r0"), "status": deployed,
+                           "metadata": {**queued("r0")["metadata"], "resourceVersion": "11"}}]  # fmt: skip
+    await rec(("ml", "r0"))
+    status = last_status(kube, "r0")
+    assert status["phase"] == "Failed", status
+    assert "no busybox here" in status["message"]
+
+
+async def test_an_invalid_spec_is_rejected_without_a_job() -> None:
+    body = run_body([task("a", "b"), task("b", "a")], name="loop")
+    body["metadata"]["resourceVersion"] = "1"
+    kube = Kube()
+    await reconciler({("ml", "loop"): [body]}, kube)(("ml", "loop"))
+    status = last_status(kube, "loop")
+    assert status["phase"] == "Failed" and "cycle" in status["message"]
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True" and not kube.created
