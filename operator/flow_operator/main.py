@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -37,12 +39,22 @@ class Options(argparse.Namespace):
 OPTIONS = Options()
 
 
+class RetryForever:
+    """Backoffs for kopf's API requests that never run out: 0.5, 1, 2, then 5 s for ever."""
+
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain((0.5, 1.0, 2.0), itertools.repeat(5.0))
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     # The operator posts its own, meaningful events; kopf's per-handler ones are noise.
     settings.posting.enabled = False
     settings.watching.server_timeout = 300
-    settings.networking.error_backoffs = [0.5, 1, 2, 5, 10]
+    # kopf escalates a request whose retries ran out, and an escalated watch stops the
+    # operator: an API server down for longer than the retries (or answering 503 while it
+    # starts) would kill it. Watches, like client-go's reflectors, retry for ever.
+    settings.networking.error_backoffs = RetryForever()
     kube = await Kube.connect()
     RUNTIME.kube = kube
     view = WorkflowView(
@@ -80,6 +92,9 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         # Events queue up while this replica waits; the workers start on leadership.
         identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
         elector = LeaderElector(kube.api, OPTIONS.leader_namespace, "flow-operator", identity)
+        for q in RUNTIME.queues.values():
+            q.gate = elector.valid  # a leader that missed its renewal acts no more
+        RUNTIME.elector = elector
         RUNTIME.tasks.append(asyncio.create_task(elector.run(_start_queues, _stop_queues)))
     else:
         await _start_queues()
@@ -107,6 +122,9 @@ async def cleanup(**_: Any) -> None:
         task.cancel()
     await _stop_queues()
     RUNTIME.queues.clear()
+    if RUNTIME.elector is not None:
+        await RUNTIME.elector.release()  # the standby takes over now, not when it lapses
+        RUNTIME.elector = None
     if RUNTIME.kube is not None:
         await RUNTIME.kube.close()
         RUNTIME.kube = None
@@ -162,7 +180,7 @@ def cli(argv: list[str] | None = None) -> None:
         "--max-running-runs",
         type=int,
         default=int(env("FLOW_MAX_RUNNING_RUNS", "0")) or None,
-        help="at most this many FlowRuns Deployed at once, operator-wide (default: no limit)",
+        help="at most this many FlowRuns Deployed at once, operator-wide (default, 0: no limit)",
     )
     run.add_argument(
         "--max-running-runs-per-namespace",
@@ -179,8 +197,8 @@ def cli(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     OPTIONS.limits = Limits(
-        running=args.max_running_runs,
-        per_namespace=args.max_running_runs_per_namespace,
+        running=args.max_running_runs or None,  # 0: no limit
+        per_namespace=args.max_running_runs_per_namespace or None,
         grace=timedelta(seconds=args.crash_grace_seconds),
     )
     OPTIONS.http = HttpOptions(
