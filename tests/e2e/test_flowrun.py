@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import ClusterHandle, OperatorProcess, wait_for
 
@@ -101,6 +102,17 @@ def test_a_dag_completes_in_dependency_order(runs: Runs) -> None:
                                    "involvedObject.kind=FlowRun")["items"]  # fmt: skip
     reasons = {e["reason"] for e in events}
     assert {"Submitted", "Deployed", "Completed", "TaskStarted", "TaskSucceeded"} <= reasons
+    # And Prometheus counts them: a transition per phase, the run's and tasks' durations.
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(runs.operator.metrics_text())
+        for s in family.samples
+    }
+    for phase in ("Submitted", "Queued", "Deployed", "Completed"):
+        key = ("flowops_flowrun_transitions_total", (("namespace", runs.ns), ("phase", phase)))
+        assert samples.get(key) == 1, key
+    assert samples[("flowops_flowrun_duration_seconds_count", (("phase", "Completed"),))] >= 1
+    assert samples[("flowops_task_duration_seconds_count", (("status", "Succeeded"),))] >= 3
 
 
 def test_a_failing_task_fails_the_run_and_names_it(runs: Runs) -> None:
