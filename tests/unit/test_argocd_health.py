@@ -143,6 +143,7 @@ def flowrun(status: Body | None, generation: int = 1) -> Body:
         ("Completed", "Healthy"),
         ("Failed", "Degraded"),
         ("Crashed", "Degraded"),
+        ("Cancelled", "Degraded"),
     ],
 )
 def test_flowrun_phase(phase: str, expected: str) -> None:

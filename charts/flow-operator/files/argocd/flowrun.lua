@@ -1,6 +1,6 @@
 -- Argo CD health of a flowops.io FlowRun (argocd-cm: resource.customizations.health.flowops.io_FlowRun).
 -- By status.phase: Submitted, Queued, Deployed -> Progressing; Completed -> Healthy;
--- Failed, Crashed -> Degraded. A Stalled condition is Degraded whatever the phase; no
+-- Failed, Crashed, Cancelled -> Degraded (a cancelled run did not do its work). A Stalled condition is Degraded whatever the phase; no
 -- status or an unobserved generation is Progressing.
 local hs = {}
 local function condition(status, kind)
@@ -36,7 +36,7 @@ if status.message ~= nil and status.message ~= "" then
 end
 local stalled = condition(status, "Stalled")
 
-if phase == "Failed" or phase == "Crashed" or (stalled ~= nil and stalled.status == "True") then
+if phase == "Failed" or phase == "Crashed" or phase == "Cancelled" or (stalled ~= nil and stalled.status == "True") then
   hs.status = "Degraded"
   if stalled ~= nil and stalled.message ~= nil and stalled.message ~= "" and status.message == nil then
     message = phase .. ": " .. stalled.message
