@@ -6,26 +6,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import wait_for
 from tests.unit.test_chart import CHART, helm_binary
 
 pytestmark = pytest.mark.e2e
-
-
-def _wait(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def helm(cluster: Any, *args: str) -> str:
@@ -68,7 +56,7 @@ def test_helm_install_creates_the_release_objects(cluster: Any, namespace: str) 
         # The CRDs came with the chart (or were there already: helm leaves them as they are).
         assert get(cluster, "crd", "workflows.flowops.io")
         # The controllers made pods from the hardened template: the API server admitted them.
-        pods = _wait(
+        pods = wait_for(
             "the operator's pods",
             lambda: get(
                 cluster, "-n", namespace, "pods", "-l", f"app.kubernetes.io/instance={release}"

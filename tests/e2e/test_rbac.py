@@ -11,9 +11,8 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.e2e.conftest import wait_for
 from tests.unit.test_chart import CHART, KUBE_VERSION, ROOT, helm_binary, versions
 
 pytestmark = pytest.mark.e2e
-
-
-def _wait(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def kubectl_binary() -> str:
@@ -156,7 +145,7 @@ def restricted_operator(
     kubeconfig = token_kubeconfig(cluster, namespace, account, tmp_path / "sa.kubeconfig")
     operator = Operator(kubeconfig, namespace, flags, tmp_path / "operator.log")
     try:
-        _wait("operator ready", lambda: "operator ready" in operator.text() or
+        wait_for("operator ready", lambda: "operator ready" in operator.text() or
               operator.proc.poll() is not None, 90)  # fmt: skip
         assert operator.proc.poll() is None, operator.text()
         yield operator, kubeconfig
@@ -190,7 +179,7 @@ def test_operator_with_only_the_chart_rbac_publishes_a_workflow(
         return json.loads(out).get("status", {}).get("actualStatus")
 
     try:
-        _wait("GREEN", lambda: color() == "GREEN", 120)
+        wait_for("GREEN", lambda: color() == "GREEN", 120)
     except AssertionError as e:
         raise AssertionError(f"{e}\n--- operator log ---\n{operator.text()[-4000:]}") from None
     waited = cluster.kubectl("-n", namespace, "wait", "--for=condition=Ready", "workflow/least",
@@ -204,12 +193,12 @@ def test_operator_with_only_the_chart_rbac_publishes_a_workflow(
         "flowops_workflow_color",
         frozenset({"namespace": namespace, "workflow": "least", "color": "GREEN"}.items()),
     )
-    _wait("GREEN on /metrics", lambda: operator.metrics().get(green) == 1, 30)  # fmt: skip
+    wait_for("GREEN on /metrics", lambda: operator.metrics().get(green) == 1, 30)  # fmt: skip
 
     # Unpublish: the Deployment and Service are deleted with the same token.
     cluster.kubectl("-n", namespace, "patch", "workflow", "least", "--type=merge",
                     "-p", '{"spec": {"desiredStatus": "UNPUBLISHED"}}')  # fmt: skip
-    _wait("Deployments gone", lambda: not json.loads(cluster.kubectl(
+    wait_for("Deployments gone", lambda: not json.loads(cluster.kubectl(
         "-n", namespace, "get", "deployments", "-l", "flowops.io/workflow=least", "-o", "json"
     ).stdout)["items"], 60)  # fmt: skip
 
@@ -247,12 +236,12 @@ def test_operator_with_only_the_chart_rbac_runs_flowruns(
     run("broken", [{"name": "crash", "image": "kwok.flowops.test/fail"}])
     run("endless", [{"name": "spin", "image": "kwok.flowops.test/crashloop"}])
     try:
-        _wait("nested Completed", lambda: phase("nested") == "Completed", 90)
-        _wait("broken Failed", lambda: phase("broken") == "Failed", 60)
-        _wait("endless Deployed", lambda: phase("endless") == "Deployed", 60)
+        wait_for("nested Completed", lambda: phase("nested") == "Completed", 90)
+        wait_for("broken Failed", lambda: phase("broken") == "Failed", 60)
+        wait_for("endless Deployed", lambda: phase("endless") == "Deployed", 60)
         cluster.kubectl("-n", namespace, "patch", "flowrun", "endless", "--type=merge",
                         "-p", '{"spec": {"cancel": true}}')  # fmt: skip
-        _wait("endless Cancelled", lambda: phase("endless") == "Cancelled", 60)
+        wait_for("endless Cancelled", lambda: phase("endless") == "Cancelled", 60)
     except AssertionError as e:
         raise AssertionError(f"{e}\n--- operator log ---\n{operator.text()[-4000:]}") from None
     out = cluster.kubectl("-n", namespace, "get", "flowrun", "broken", "-o", "json").stdout

@@ -5,24 +5,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.e2e.conftest import wait_for
+
 pytestmark = pytest.mark.e2e
-
-
-def _wait(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def _workflow(name: str, services: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
@@ -77,7 +67,7 @@ def test_publish_goes_green_and_kubectl_shows_the_color(api: Api) -> None:
         {"id": "web", "image": "nginx:1.27", "replicas": 2, "ports": [{"name": "http", "containerPort": 80}]},
         {"id": "worker", "image": "busybox:1.36", "replicas": 1},
     ]))  # fmt: skip
-    _wait("GREEN", lambda: api.color("shop") == "GREEN", 90)
+    wait_for("GREEN", lambda: api.color("shop") == "GREEN", 90)
     status = api.status("shop")
     services = {s["id"]: s for s in status["details"]["services"]}
     assert services["web"]["desired"] == services["web"]["actual"] == 2
@@ -100,7 +90,7 @@ def test_publish_goes_green_and_kubectl_shows_the_color(api: Api) -> None:
 
 def test_green_follows_pod_readiness_within_seconds(api: Api) -> None:
     api.apply(_workflow("fast", [{"id": "a", "image": "x:1", "replicas": 1}]))
-    _wait("GREEN", lambda: api.color("fast") == "GREEN", 60)
+    wait_for("GREEN", lambda: api.color("fast") == "GREEN", 60)
     deployment = api.deployments("fast")[0]
     available = next(c for c in deployment["status"]["conditions"] if c["type"] == "Available")
     ready = next(c for c in api.status("fast")["conditions"] if c["type"] == "Ready")
@@ -129,7 +119,7 @@ def test_unschedulable_service_is_orange_with_the_schedulers_message(api: Api) -
         pods = huge.get("replicasDetail") or []
         return pods[0] if pods and pods[0]["status"] == "Unschedulable" else None
 
-    pod = _wait("ORANGE with an Unschedulable pod", unschedulable, 90)
+    pod = wait_for("ORANGE with an Unschedulable pod", unschedulable, 90)
     assert "Insufficient memory" in pod["statusMessage"]
     assert pod["ready"] is False and "startedAt" not in pod
 
@@ -137,7 +127,7 @@ def test_unschedulable_service_is_orange_with_the_schedulers_message(api: Api) -
 def test_sync_workflow_with_stream(api: Api) -> None:
     api.apply(_workflow("live", [{"id": "scorer", "image": "x:1", "replicas": 2}],
                         publishingMode="SYNC", stream={"id": "benthos", "image": "benthos:4", "replicas": 1}))  # fmt: skip
-    _wait("GREEN", lambda: api.color("live") == "GREEN", 90)
+    wait_for("GREEN", lambda: api.color("live") == "GREEN", 90)
     stream = api.status("live")["details"]["stream"]
     assert stream == {"id": "benthos", "desired": 1, "actual": 1, "status": "GREEN"}
 
@@ -145,21 +135,21 @@ def test_sync_workflow_with_stream(api: Api) -> None:
 def test_unpublish_removes_deployments_and_reads_green(api: Api) -> None:
     wf = _workflow("temp", [{"id": "a", "image": "x:1", "replicas": 1}])
     api.apply(wf)
-    _wait("GREEN", lambda: api.color("temp") == "GREEN", 60)
+    wait_for("GREEN", lambda: api.color("temp") == "GREEN", 60)
     wf["spec"]["desiredStatus"] = "UNPUBLISHED"
     api.apply(wf)
-    _wait("Deployments removed", lambda: api.deployments("temp") == [], 60)
-    _wait("UNPUBLISHED and GREEN", lambda: api.status("temp").get("desiredStatus") == "UNPUBLISHED"
+    wait_for("Deployments removed", lambda: api.deployments("temp") == [], 60)
+    wait_for("UNPUBLISHED and GREEN", lambda: api.status("temp").get("desiredStatus") == "UNPUBLISHED"
           and api.color("temp") == "GREEN" and api.status("temp")["details"] == {}, 30)  # fmt: skip
 
 
 def test_drift_is_corrected_and_spec_changes_roll_out(api: Api) -> None:
     wf = _workflow("drift", [{"id": "a", "image": "x:1", "replicas": 2}])
     api.apply(wf)
-    _wait("GREEN", lambda: api.color("drift") == "GREEN", 60)
+    wait_for("GREEN", lambda: api.color("drift") == "GREEN", 60)
     name = api.deployments("drift")[0]["metadata"]["name"]
     api.kubectl("scale", "deployment", name, "--replicas=5")
-    _wait(
+    wait_for(
         "replicas put back to 2", lambda: api.get("deployment", name)["spec"]["replicas"] == 2, 30
     )  # type: ignore[index]
     wf["spec"]["services"][0]["image"] = "x:2"
@@ -177,13 +167,13 @@ def test_drift_is_corrected_and_spec_changes_roll_out(api: Api) -> None:
             )
         )
 
-    _wait("rolled out to x:2 and GREEN", rolled, 90)
+    wait_for("rolled out to x:2 and GREEN", rolled, 90)
 
 
 def test_reapplying_unchanged_workflow_writes_nothing(api: Api) -> None:
     wf = _workflow("calm", [{"id": "a", "image": "x:1", "replicas": 1}])
     api.apply(wf)
-    _wait("GREEN", lambda: api.color("calm") == "GREEN", 60)
+    wait_for("GREEN", lambda: api.color("calm") == "GREEN", 60)
     time.sleep(2)  # let the last events settle
     before = api.get("workflow", "calm")["metadata"]["resourceVersion"]  # type: ignore[index]
     dep_before = api.deployments("calm")[0]["metadata"]["resourceVersion"]
