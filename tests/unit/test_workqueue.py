@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+
+import pytest
 
 from flow_operator.reconcile.workqueue import Key, WorkQueue
 
@@ -88,3 +91,53 @@ async def test_requested_requeue_after_delay_keeps_the_earliest() -> None:
     await asyncio.sleep(0.4)
     await q.stop()
     assert len(times) == 2 and 0.15 <= times[1] - times[0] <= 0.35
+
+
+def test_api_unavailability_is_transient_and_bugs_are_not() -> None:
+    import aiohttp
+    from kubernetes_asyncio.client.exceptions import ApiException
+
+    from flow_operator.reconcile.workqueue import transient
+
+    assert transient(aiohttp.ClientConnectionError("refused"))
+    assert transient(aiohttp.ServerDisconnectedError())
+    assert transient(TimeoutError())
+    assert transient(ApiException(status=503, reason="paths not installed yet"))
+    assert transient(ApiException(status=429, reason="storage is (re)initializing"))
+    assert not transient(ApiException(status=409, reason="Conflict"))
+    assert not transient(ApiException(status=403, reason="Forbidden"))
+    assert not transient(KeyError("a bug"))
+
+
+async def test_an_unreachable_api_is_retried_soon_however_long_it_lasts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A key that failed because the API server was down gets no watch event when it
+    returns; its backoff stays short (TRANSIENT_MAX), so catching up is quick."""
+    from flow_operator.reconcile import workqueue
+
+    monkeypatch.setattr(workqueue, "TRANSIENT_MAX", 0.1)
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
+
+    async def rec(key: Key) -> None:
+        times.append(loop.time())
+        if len(times) < 8:
+            raise ConnectionRefusedError("API server down")
+
+    q = WorkQueue("t", rec, workers=1)
+    q.start()
+    q.enqueue(("ns", "a"))
+    await asyncio.sleep(1.5)
+    await q.stop()
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) == 8 and max(gaps) < 0.3, gaps
+
+
+def test_kopf_requests_retry_for_ever() -> None:
+    from flow_operator.main import RetryForever
+
+    backoffs = RetryForever()
+    first = list(itertools.islice(backoffs, 1000))
+    assert first[:3] == [0.5, 1.0, 2.0] and set(first[3:]) == {5.0}
+    assert list(itertools.islice(backoffs, 3)) == [0.5, 1.0, 2.0]  # each request anew

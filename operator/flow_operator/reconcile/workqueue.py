@@ -4,6 +4,12 @@ Keys are `(namespace, name)`. A key enqueued while it waits is not queued twice;
 enqueued while its reconcile runs is run once more afterwards (so no event is lost and
 two reconciles of one object never overlap). A reconcile may ask to be run again after
 a delay (deadlines, timeouts); a failing one is retried with exponential backoff.
+
+A failure that only says the API server is unreachable or busy (connection refused or
+reset, a timeout, 5xx, 429) backs off to at most TRANSIENT_MAX seconds and is logged in
+one line: such a key gets no watch event to wake it when the API server returns, so a
+long backoff would be a long catch-up after an outage. Other failures (bugs) back off to
+a minute, with their traceback.
 """
 
 from __future__ import annotations
@@ -13,9 +19,22 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+import aiohttp
+from kubernetes_asyncio.client.exceptions import ApiException
+
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
 Reconcile = Callable[[Key], Awaitable[float | None]]
+TRANSIENT_MAX = 5.0
+OTHER_MAX = 60.0
+
+
+def transient(error: BaseException) -> bool:
+    """Does `error` only say that the API server is down, starting, overloaded or slow?"""
+    if isinstance(error, ApiException):
+        return error.status == 429 or (error.status or 0) >= 500
+    return isinstance(error, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError |
+                      TimeoutError | ConnectionError)  # fmt: skip
 
 
 class WorkQueue:
@@ -31,6 +50,9 @@ class WorkQueue:
         self._failures: dict[Key, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.on_done: Callable[[Key, float, bool], None] | None = None  # (key, seconds, ok)
+        # Checked before every reconcile: False means "do not act now" (a leader whose Lease
+        # has not been renewed in time); the key waits a second and is checked again.
+        self.gate: Callable[[], bool] | None = None
 
     def enqueue(self, key: Key, delay: float = 0.0) -> None:
         if delay > 0:
@@ -72,6 +94,9 @@ class WorkQueue:
         while True:
             key = await self._queue.get()
             self._queued.discard(key)
+            if self.gate is not None and not self.gate():
+                self.enqueue(key, 1.0)
+                continue
             self._running.add(key)
             started = time.monotonic()
             ok = True
@@ -80,13 +105,19 @@ class WorkQueue:
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as e:
                 ok = False
                 n = self._failures[key] = self._failures.get(key, 0) + 1
-                again = min(0.5 * 2 ** (n - 1), 60.0)
-                log.exception(
-                    "%s %s/%s failed (attempt %d), retry in %.1fs", self.name, *key, n, again
-                )
+                if transient(e):
+                    again = min(0.5 * 2 ** (n - 1), TRANSIENT_MAX)
+                    if n & (n - 1) == 0:  # the 1st, 2nd, 4th, 8th... time: no flood
+                        log.warning("%s %s/%s: API unavailable (attempt %d), retry in %.1fs: %r",
+                                    self.name, *key, n, again, e)  # fmt: skip
+                else:
+                    again = min(0.5 * 2 ** (n - 1), OTHER_MAX)
+                    log.exception(
+                        "%s %s/%s failed (attempt %d), retry in %.1fs", self.name, *key, n, again
+                    )
             finally:
                 self._running.discard(key)
             if self.on_done is not None:
