@@ -1,9 +1,19 @@
 """Leader election on a coordination.k8s.io Lease, as client-go does it.
 
 Every replica runs kopf's watches and keeps its indexes warm; only the Lease holder runs
-the work queues, so a standby takes over with a full view at once. The holder renews
-every `renew` seconds; a Lease not renewed for `duration` seconds is taken over. A holder
-that cannot renew in time stops itself (SIGTERM) rather than risk two active replicas.
+the work queues, so a standby takes over with a full view at once. The timings are
+client-go's defaults:
+
+- the holder renews every `retry` (2 s);
+- a standby takes the Lease over when it has seen no renewal for `duration` (15 s),
+  timed on its own clock from the moment it saw the Lease change, so clock skew between
+  nodes does not matter;
+- a holder that has not renewed for `renew_deadline` (10 s, less than `duration`) stops
+  acting at once (`valid()` turns False, which the work queues check before every
+  reconcile) and then stops itself (SIGTERM): by the time a standby may take over, the
+  old holder has been idle for `duration - renew_deadline` seconds. Each renewal attempt
+  is bounded by the deadline, so a hung API call cannot keep a stale holder going.
+- a holder stopping gracefully releases the Lease, and a standby takes over at its next try.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -41,13 +51,28 @@ class LeaderElector:
         namespace: str,
         name: str,
         identity: str,
-        duration: float = 25.0,
-        renew: float = 5.0,
+        duration: float = 15.0,
+        renew_deadline: float = 10.0,
+        retry: float = 2.0,
     ) -> None:
+        if not retry < renew_deadline < duration:
+            raise ValueError("leader election needs retry < renew_deadline < duration")
         self.leases = client.CoordinationV1Api(api)
         self.namespace, self.name, self.identity = namespace, name, identity
-        self.duration, self.renew = duration, renew
+        self.duration, self.renew_deadline, self.retry = duration, renew_deadline, retry
         self.leading = False
+        self._renewed = 0.0  # loop time at the start of the last successful renewal
+        # The Lease record as last seen (holder, renewTime, resourceVersion), and when.
+        self._seen: tuple[Any, ...] | None = None
+        self._seen_at = 0.0
+        self._waiting_for: str | None = None
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def valid(self) -> bool:
+        """May this replica act now? It holds the Lease and renewed it in time."""
+        return self.leading and self._now() - self._renewed < self.renew_deadline
 
     def _body(
         self, now: datetime, acquired: datetime, version: str | None, transitions: int
@@ -68,6 +93,17 @@ class LeaderElector:
             },
         }
 
+    def _expired(self, lease: Any) -> bool:
+        """Has the Lease's holder gone quiet? Timed from when this replica saw it change."""
+        spec = lease.spec
+        record = (spec.holder_identity, str(spec.renew_time), lease.metadata.resource_version)
+        if record != self._seen:
+            self._seen, self._seen_at = record, self._now()
+        if not spec.holder_identity:
+            return True  # released
+        duration = spec.lease_duration_seconds or self.duration
+        return self._now() - self._seen_at > duration
+
     async def try_acquire(self) -> bool:
         """One attempt to acquire or renew; True when this replica holds the Lease."""
         now = datetime.now(UTC)
@@ -87,11 +123,17 @@ class LeaderElector:
                 raise
         spec = lease.spec
         holder = spec.holder_identity
-        renewed = _parse(spec.renew_time) or datetime.min.replace(tzinfo=UTC)
-        duration = timedelta(seconds=spec.lease_duration_seconds or self.duration)
-        if holder and holder != self.identity and renewed + duration > now:
-            return False
         mine = holder == self.identity
+        if self.leading and not mine:
+            log.error("the leader Lease is held by %s now", holder or "nobody")
+            self._renewed = float("-inf")  # another replica may act already: not us
+            return False
+        if not mine and not self._expired(lease):
+            if holder != self._waiting_for:
+                self._waiting_for = holder
+                log.info("standing by: the leader Lease %s/%s is held by %s",
+                         self.namespace, self.name, holder)  # fmt: skip
+            return False
         acquired = (_parse(spec.acquire_time) if mine else None) or now
         transitions = (spec.lease_transitions or 0) + (0 if mine else 1)
         body = self._body(now, acquired, lease.metadata.resource_version, transitions)
@@ -103,27 +145,50 @@ class LeaderElector:
                 return False
             raise
 
+    async def release(self) -> None:
+        """Give the Lease up (when stopping gracefully), so a standby need not wait it out."""
+        if not self.leading:
+            return
+        self.leading = False
+        try:
+            lease = await self.leases.read_namespaced_lease(self.name, self.namespace)
+            if lease.spec.holder_identity != self.identity:
+                return
+            now = datetime.now(UTC)
+            body = self._body(now, now, lease.metadata.resource_version,
+                              lease.spec.lease_transitions or 0)  # fmt: skip
+            body["spec"]["holderIdentity"] = ""
+            body["spec"]["leaseDurationSeconds"] = 1
+            await self.leases.replace_namespaced_lease(self.name, self.namespace, body)
+            log.info("released the leader Lease")
+        except Exception as e:  # best effort: the Lease lapses anyway
+            log.warning("could not release the leader Lease: %s", e)
+
     async def run(
         self, on_start: Callable[[], Awaitable[None]], on_stop: Callable[[], Awaitable[None]]
     ) -> None:
-        last_renewal = 0.0
-        loop = asyncio.get_running_loop()
         while True:
+            started = self._now()
+            # A leader's attempt may not outlast its deadline.
+            limit = self.renew_deadline - (started - self._renewed)
+            if not self.leading:
+                limit = self.renew_deadline
             try:
-                ok = await self.try_acquire()
-            except Exception as e:  # the API may be down: keep trying until the lease lapses
-                log.warning("leader election: %s", e)
+                ok = await asyncio.wait_for(self.try_acquire(), timeout=max(limit, 0.1))
+            except Exception as e:  # the API may be down or slow: try again until the deadline
+                log.warning("leader election: %r", e)
                 ok = False
             if ok:
-                last_renewal = loop.time()
+                self._renewed = started
                 if not self.leading:
                     self.leading = True
+                    self._waiting_for = None
                     log.info("became the leader (%s)", self.identity)
                     await on_start()
-            elif self.leading and loop.time() - last_renewal > self.duration:
-                log.error("lost the leader lease; stopping so that only one replica acts")
+            elif self.leading and not self.valid():
+                log.error("lost the leader Lease; stopping so that only one replica acts")
                 self.leading = False
                 await on_stop()
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
-            await asyncio.sleep(self.renew if self.leading else self.renew / 2)
+            await asyncio.sleep(max(0.0, self.retry - (self._now() - started)))

@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from flow_operator.kube import Kube
+from flow_operator.leader import LeaderElector
 from flow_operator.reconcile.workqueue import Key, WorkQueue
 
 
@@ -18,6 +19,7 @@ class Runtime:
     kube: Kube | None = None
     queues: dict[str, WorkQueue] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    elector: LeaderElector | None = None  # with --leader-election
 
     def enqueue(self, queue: str, key: Key, delay: float = 0.0) -> None:
         q = self.queues.get(queue)
