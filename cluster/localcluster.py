@@ -105,6 +105,7 @@ class Cluster:
         self.logs = self.root / "logs"
         self.kubeconfig = self.root / "kubeconfig"
         self.state_file = self.root / "state.json"
+        self.audit_log = self.logs / "audit.log"
 
     # --- state -------------------------------------------------------------------------
     def state(self) -> dict[str, object]:
@@ -119,18 +120,20 @@ class Cluster:
         return {str(k): int(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
 
     def stray_processes(self) -> list[int]:
-        """Live control-plane processes (etcd, kube-*, kwok) whose arguments name this
-        cluster's directory: ours, or left over by an earlier run."""
-        needle = f"{self.root}/"
+        """Live control-plane processes (etcd, kube-*, kwok) with a file of this cluster's
+        directory as an argument: ours, or left over by an earlier run. (Only files
+        directly in it or in its pki/: a cluster in a subdirectory is another cluster.)"""
+        own = {str(self.root), str(self.pki)}
         found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             with contextlib.suppress(OSError):
                 argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+                paths = [arg.split("=", 1)[-1] for arg in argv[1:]]
                 if (
                     Path(argv[0]).name in COMPONENTS
-                    and any(needle in arg for arg in argv[1:])
+                    and any(os.path.dirname(p) in own for p in paths if p.startswith("/"))
                     and _alive(int(entry.name))
                 ):
                     found.append(int(entry.name))
@@ -224,6 +227,10 @@ class Cluster:
             # kwok serves pod logs as the kubelet would; its certificate is ours.
             "--kubelet-preferred-address-types", "InternalIP",
             "--allow-privileged=true", "--profiling=false",
+            # Who reads which Secret (names only, never values): the security e2e checks it.
+            "--audit-policy-file", str(self._audit_policy()),
+            "--audit-log-path", str(self.audit_log),
+            "--audit-log-maxsize", "50", "--audit-log-maxbackup", "1",
         ])  # fmt: skip
         self._wait("kube-apiserver ready", self.api_ready, 90, state, "kube-apiserver")
 
@@ -309,6 +316,20 @@ class Cluster:
         ossl("genrsa", "-out", "sa.key", "2048")
         ossl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
 
+    def _audit_policy(self) -> Path:
+        """Audit only requests on Secrets, at Metadata level (who, verb, which object; no
+        values): tests/e2e/test_security.py reads it to see which Secrets the operator read."""
+        path = self.root / "audit-policy.yaml"
+        path.write_text(json.dumps({
+            "apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+            "omitStages": ["RequestReceived"],
+            "rules": [
+                {"level": "Metadata", "resources": [{"group": "", "resources": ["secrets"]}]},
+                {"level": "None"},
+            ],
+        }))  # fmt: skip
+        return path
+
     def _kwok_config(self, bins: Binaries) -> Path:
         """kwok's configuration: upstream's node stages (initialize, heartbeat with a
         lease), our pod stages (cluster/stages/pods.yaml), and every container's log
@@ -355,7 +376,49 @@ class Cluster:
         pids = state["pids"]
         assert isinstance(pids, dict)
         pids[name] = proc.pid
+        # The command line, so that start_component can start it again the same way.
+        argvs = state.setdefault("argv", {})
+        assert isinstance(argvs, dict)
+        argvs[name] = argv
         self._write_state(state)
+
+    # --- one component (fault injection: the e2e API-server outage) ------------------------
+    def stop_component(self, name: str, timeout: float = 15.0) -> None:
+        """Stop one running component for real (SIGTERM, SIGKILL after `timeout` s) and wait
+        until its process is gone; the others run on. start_component brings it back."""
+        pid = self.pids()[name]
+        with contextlib.suppress(ProcessLookupError):
+            if _is_group_leader(pid):
+                os.killpg(pid, signal.SIGTERM)
+            else:
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+
+    def start_component(self, name: str, timeout: float = 90.0) -> None:
+        """Start a component stopped by stop_component with the same flags (so the same
+        ports); for kube-apiserver, wait until /readyz answers."""
+        state = self.state()
+        pid = self.pids().get(name)
+        if pid and _alive(pid):
+            raise RuntimeError(f"{name} is running (pid {pid})")
+        argvs = state.get("argv")
+        argv = argvs.get(name) if isinstance(argvs, dict) else None
+        if not isinstance(argv, list):
+            raise RuntimeError(f"no recorded command line for {name}; `up` first")
+        self._spawn(state, name, list(argv))
+        if name == "kube-apiserver":
+            deadline = time.monotonic() + timeout
+            while not self.api_ready():
+                if time.monotonic() > deadline or not _alive(self.pids()[name]):
+                    raise RuntimeError(f"{name} did not become ready; see {self.logs}")
+                time.sleep(0.1)
 
     def _wait(
         self, what: str, check: object, timeout: float, state: dict[str, object], owner: str
