@@ -66,6 +66,7 @@ class LeaderElector:
         self._seen: tuple[Any, ...] | None = None
         self._seen_at = 0.0
         self._waiting_for: str | None = None
+        self._released = False  # for good: this replica is stopping
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -146,7 +147,9 @@ class LeaderElector:
             raise
 
     async def release(self) -> None:
-        """Give the Lease up (when stopping gracefully), so a standby need not wait it out."""
+        """Give the Lease up (when stopping gracefully), so a standby need not wait it out.
+        This replica never tries to lead again."""
+        self._released = True
         if not self.leading:
             return
         self.leading = False
@@ -167,14 +170,16 @@ class LeaderElector:
     async def run(
         self, on_start: Callable[[], Awaitable[None]], on_stop: Callable[[], Awaitable[None]]
     ) -> None:
-        while True:
+        while not self._released:
             started = self._now()
             # A leader's attempt may not outlast its deadline.
             limit = self.renew_deadline - (started - self._renewed)
             if not self.leading:
                 limit = self.renew_deadline
             try:
-                ok = await asyncio.wait_for(self.try_acquire(), timeout=max(limit, 0.1))
+                # asyncio.timeout, not wait_for: wait_for may swallow a cancellation (3.11)
+                async with asyncio.timeout(max(limit, 0.1)):
+                    ok = await self.try_acquire()
             except Exception as e:  # the API may be down or slow: try again until the deadline
                 log.warning("leader election: %r", e)
                 ok = False

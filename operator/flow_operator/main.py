@@ -120,6 +120,8 @@ async def cleanup(**_: Any) -> None:
     await HTTP_API.stop()  # HTTP API (flow_operator.api)
     for task in RUNTIME.tasks:
         task.cancel()
+    await asyncio.gather(*RUNTIME.tasks, return_exceptions=True)
+    RUNTIME.tasks.clear()
     await _stop_queues()
     RUNTIME.queues.clear()
     if RUNTIME.elector is not None:
