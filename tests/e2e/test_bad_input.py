@@ -1,6 +1,10 @@
 """Bad input: every manifest here is refused at admission with a message naming the field,
-and nothing is created. (Specs only the operator can judge go Stalled: see the unit tests
-and test_workflow_the_schema_cannot_judge_goes_stalled.)"""
+and nothing is created: 29 Workflows and 37 FlowRuns (missing fields, wrong enums, negative
+or oversize values, duplicate ids and task names, unknown dependencies, ...). What the CRD
+schema and CEL cannot judge, the operator's model refuses and the object goes Stalled
+with the reason named, and nothing is created: a Workflow's resource quantities; a
+FlowRun's dependsOn cycle (named), parameter names, a sub-flow task without an image.
+docs/reliability.md lists them all."""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.e2e.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -157,6 +163,235 @@ def test_workflow_the_schema_cannot_judge_goes_stalled(
     assert deployments.strip() == ""  # nothing partially created
 
 
+def _fr(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "apiVersion": "flowops.io/v1alpha1",
+        "kind": "FlowRun",
+        "metadata": {"name": "bad-run"},
+        "spec": {"flowName": "f", "version": "1", "tasks": [{"name": "a", "image": "x:1"}]},
+    }
+    for key, value in spec.items():
+        if value is None:
+            del base["spec"][key]
+        else:
+            base["spec"][key] = value
+    return base
+
+
+def _task(**fields: Any) -> list[dict[str, Any]]:
+    task: dict[str, Any] = {"name": "a", "image": "x:1"}
+    for key, value in fields.items():
+        if value is None:
+            del task[key]
+        else:
+            task[key] = value
+    return [task]
+
+
+def _sub(**fields: Any) -> dict[str, Any]:
+    return {"flowName": "child", "version": "1", "tasks": [{"name": "s", "image": "x:1"}], **fields}
+
+
+def _chain(n: int) -> list[dict[str, Any]]:
+    return [{"name": f"t{i}", "image": "x"} for i in range(n)]
+
+
+FLOWRUN_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("run-no-spec", {k: v for k, v in _fr().items() if k != "spec"}, "spec: Required value"),
+    ("run-no-flow-name", _fr(flowName=None), "spec.flowName: Required value"),
+    ("run-no-version", _fr(version=None), "spec.version: Required value"),
+    ("run-no-tasks", _fr(tasks=None), "spec.tasks: Required value"),
+    ("run-empty-tasks", _fr(tasks=[]), "spec.tasks: Invalid value: 0"),
+    ("run-tasks-not-a-list", _fr(tasks={"a": {"image": "x"}}), 'unknown field "spec.tasks.a"'),
+    ("run-level-enum", _fr(level="team"), 'spec.level: Unsupported value: "team"'),
+    ("run-type-enum", _fr(runType="Cron"), 'spec.runType: Unsupported value: "Cron"'),
+    ("run-flow-type-enum", _fr(flowType="nested"), 'spec.flowType: Unsupported value: "nested"'),
+    (
+        "run-sub-flow-without-parent",
+        _fr(flowType="sub-flow"),
+        "spec.parentRun is required when spec.flowType is sub-flow",
+    ),
+    (
+        "run-parent-on-standalone",
+        _fr(parentRun="p"),
+        "spec.parentRun is only allowed when spec.flowType is sub-flow",
+    ),
+    (
+        "run-duplicate-task-names",
+        _fr(tasks=_task() + _task()),
+        'spec.tasks[1]: Duplicate value: {"name":"a"}',
+    ),
+    (
+        "run-depends-on-unknown",
+        _fr(tasks=_task(dependsOn=["ghost"])),
+        "spec.tasks[].dependsOn must name tasks of this run",
+    ),
+    (
+        "run-depends-on-repeated",
+        _fr(tasks=[*_chain(1), {"name": "b", "image": "x", "dependsOn": ["t0", "t0"]}]),
+        "spec.tasks[1].dependsOn[1]: Duplicate value",
+    ),
+    (
+        "run-too-many-depends",
+        _fr(
+            tasks=[
+                *_chain(21),
+                {"name": "z", "image": "x", "dependsOn": [f"t{i}" for i in range(21)]},
+            ]
+        ),
+        "spec.tasks[21].dependsOn: Too many",
+    ),
+    ("run-task-name-not-dns", _fr(tasks=_task(name="Extract_Data")), "spec.tasks[0].name"),
+    (
+        "run-negative-retries",
+        _fr(tasks=_task(retries=-1)),
+        "spec.tasks[0].retries: Invalid value: -1",
+    ),
+    (
+        "run-too-many-retries",
+        _fr(tasks=_task(retries=11)),
+        "spec.tasks[0].retries: Invalid value: 11",
+    ),
+    ("run-retries-string", _fr(tasks=_task(retries="three")), "spec.tasks[0].retries"),
+    ("run-zero-timeout", _fr(tasks=_task(timeoutSeconds=0)), "spec.tasks[0].timeoutSeconds"),
+    (
+        "run-task-neither-image-nor-subflow",
+        _fr(tasks=_task(image=None)),
+        "spec.tasks[0]: Invalid value: a task has either image (a Job) or subFlow",
+    ),
+    (
+        "run-task-image-and-subflow",
+        _fr(tasks=_task(subFlow=_sub())),
+        "spec.tasks[0]: Invalid value: a task has either image (a Job) or subFlow",
+    ),
+    (
+        "run-subflow-with-retries",
+        _fr(tasks=[{"name": "a", "retries": 1, "subFlow": _sub()}]),
+        "a subFlow task takes no command, args, env, resources or retries",
+    ),
+    (
+        "run-subflow-no-tasks",
+        _fr(tasks=[{"name": "a", "subFlow": _sub(tasks=[])}]),
+        "spec.tasks[0].subFlow.tasks",
+    ),
+    ("run-empty-image", _fr(tasks=_task(image="")), "spec.tasks[0].image"),
+    (
+        "run-env-bad-name",
+        _fr(tasks=_task(env=[{"name": "1x", "value": "v"}])),
+        "spec.tasks[0].env[0].name",
+    ),
+    ("run-oversize-flow-name", _fr(flowName="f" * 300), "spec.flowName: Too long"),
+    ("run-oversize-version", _fr(version="9" * 70), "spec.version: Too long"),
+    (
+        "run-oversize-parameter",
+        _fr(configuration={"name": "c", "parameters": {"P": "v" * 40000}}),
+        "spec.configuration.parameters.P: Too long",
+    ),
+    ("run-too-many-tasks", _fr(tasks=_chain(51)), "spec.tasks: Too many: 51"),
+    ("run-negative-deadline", _fr(activeDeadlineSeconds=-5), "spec.activeDeadlineSeconds"),
+    ("run-queue-timeout-too-long", _fr(queueTimeoutSeconds=10**8), "spec.queueTimeoutSeconds"),
+    ("run-cancel-not-bool", _fr(cancel="yes"), "spec.cancel"),
+    ("run-unknown-field", _fr(priority="high"), 'unknown field "spec.priority"'),
+    (
+        "run-configuration-without-name",
+        _fr(configuration={"parameters": {"A": "1"}}),
+        "spec.configuration.name: Required value",
+    ),
+    ("run-workflow-ref-empty", _fr(workflowRef={"name": ""}), "spec.workflowRef.name"),
+    (
+        "run-name-too-long",
+        {**_fr(), "metadata": {"name": "r" * 64}},
+        "metadata.name must be at most 63 characters",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "manifest", "fragment"), FLOWRUN_CASES, ids=[c[0] for c in FLOWRUN_CASES]
+)
+def test_flowrun_refused_at_admission(
+    cluster: Any, namespace: str, case: str, manifest: dict[str, Any], fragment: str
+) -> None:
+    done = cluster.kubectl(
+        "-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(manifest), check=False
+    )
+    assert done.returncode != 0, f"{case} was accepted"
+    assert fragment in done.stderr, done.stderr
+    left = cluster.kubectl("-n", namespace, "get", "flowruns,jobs", "-o", "name", check=False)
+    assert left.stdout.strip() == ""  # nothing partially created
+
+
+# FlowRuns the CRD admits but the model refuses: Failed, Stalled, the reason named, no Job.
+STALLED_RUNS: list[tuple[str, list[dict[str, Any]], dict[str, Any], str]] = [
+    (
+        "cycle",
+        [
+            {"name": "a", "image": "x", "dependsOn": ["c"]},
+            {"name": "b", "image": "x", "dependsOn": ["a"]},
+            {"name": "c", "image": "x", "dependsOn": ["b"]},
+            {"name": "d", "image": "x"},
+        ],
+        {},
+        "spec.tasks: dependsOn forms a cycle: a -> c -> b -> a (each depends on the next)",
+    ),
+    (
+        "self-dependency",
+        [{"name": "a", "image": "x", "dependsOn": ["a"]}],
+        {},
+        "dependsOn forms a cycle: a -> a",
+    ),
+    (
+        "parameter-name",
+        [{"name": "a", "image": "x"}],
+        {"configuration": {"name": "c", "parameters": {"1-bad name": "x"}}},
+        "configuration.parameters names must be environment variable names: 1-bad name",
+    ),
+    (
+        "subflow-task-without-image",
+        [{"name": "a", "subFlow": {"flowName": "c", "version": "1", "tasks": [{"name": "s"}]}}],
+        {},
+        "sub-flow task s: image is required",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "tasks", "spec", "fragment"), STALLED_RUNS, ids=[c[0] for c in STALLED_RUNS]
+)
+def test_flowrun_the_schema_cannot_judge_fails_stalled(
+    cluster: Any,
+    namespace: str,
+    operator: Any,
+    case: str,
+    tasks: list[dict[str, Any]],
+    spec: dict[str, Any],
+    fragment: str,
+) -> None:
+    manifest = _fr(tasks=tasks, **spec)
+    manifest["metadata"]["name"] = case
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(manifest))
+
+    def stalled() -> dict[str, Any] | None:
+        status = cluster.get_json("-n", namespace, "flowrun", case).get("status") or {}
+        return status if status.get("phase") in ("Failed", "Completed", "Deployed") else None
+
+    status = wait_for(f"{case} Failed", stalled, 30)
+    assert (status["phase"], status["reason"]) == ("Failed", "InvalidSpec"), status
+    assert fragment in status["message"], status["message"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Stalled"]["status"] == "True"
+    assert conditions["Ready"]["status"] == "False"
+    assert fragment in conditions["Stalled"]["message"]
+    events = cluster.get_json("-n", namespace, "events", "--field-selector",
+                              f"involvedObject.name={case}")["items"]  # fmt: skip
+    assert any(e["type"] == "Warning" and fragment in e["message"] for e in events), events
+    everything = cluster.kubectl("-n", namespace, "get", "jobs,pods,flowruns", "-o", "name")
+    assert everything.stdout.split() == [f"flowrun.flowops.io/{case}"]  # no Job, no child run
+
+
 def test_cases_are_distinct() -> None:
-    dumps = [json.dumps(m, sort_keys=True) for _, m, _ in WORKFLOW_CASES]
-    assert len(set(dumps)) == len(dumps) and len(WORKFLOW_CASES) >= 25
+    for cases in (WORKFLOW_CASES, FLOWRUN_CASES):
+        dumps = [json.dumps(m, sort_keys=True) for _, m, _ in cases]
+        assert len(set(dumps)) == len(dumps), "a case is repeated"
+    assert len(WORKFLOW_CASES) >= 25 and len(FLOWRUN_CASES) >= 30
+    assert len(WORKFLOW_CASES) + len(FLOWRUN_CASES) + len(STALLED_RUNS) + 1 >= 60
