@@ -1,0 +1,214 @@
+"""High availability: operator replicas with --leader-election (a Lease, flow_operator/leader.py).
+
+Exactly one replica acts: the other says it stands by, reconciles nothing (its metrics
+count no reconcile) and writes nothing (its log has no Job, Deployment or Lease of its
+own). Killed with SIGKILL, the leader is replaced within the Lease's 15 s (+ one retry),
+and a FlowRun started just before the failover gets each Job once. Stopped gracefully, the
+leader releases the Lease and a standby takes over at its next try. Frozen (SIGSTOP)
+for longer than the Lease, an old leader wakes up to find it lost and acts no more.
+
+These replicas are this module's own processes, confined to the test's namespace (and
+their Lease in it); the module uses no `operator` fixture, so nothing else acts there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.conftest import _OPERATORS, ClusterHandle, OperatorProcess, wait_for
+
+pytestmark = pytest.mark.e2e
+IMAGE = "registry.example.com/flows/app:1"
+DAG = ("extract", "train", "publish")
+WRITES = re.compile(r"created Job|applied (Deployment|Service)|deleted (Deployment|Service|Job)")
+
+
+def dag_run(name: str) -> dict[str, Any]:
+    tasks = [{"name": t, "version": "1", "image": IMAGE} for t in DAG]
+    for i in range(1, len(tasks)):
+        tasks[i]["dependsOn"] = [DAG[i - 1]]
+    return {"apiVersion": "flowops.io/v1alpha1", "kind": "FlowRun", "metadata": {"name": name},
+            "spec": {"flowName": "ha", "version": "1", "tasks": tasks}}  # fmt: skip
+
+
+def workflow(name: str) -> dict[str, Any]:
+    return {"apiVersion": "flowops.io/v1alpha1", "kind": "Workflow", "metadata": {"name": name},
+            "spec": {"desiredStatus": "PUBLISHED", "publishingMode": "ASYNC",
+                     "services": [{"id": "api", "image": IMAGE, "replicas": 2}]}}  # fmt: skip
+
+
+class Replicas:
+    def __init__(self, cluster: ClusterHandle, namespace: str, tmp: Path) -> None:
+        self.cluster, self.ns, self.tmp = cluster, namespace, tmp
+        self.procs: list[OperatorProcess] = []
+
+    def start(self) -> OperatorProcess:
+        proc = OperatorProcess(
+            self.cluster.kubeconfig,
+            self.tmp / f"replica-{len(self.procs)}.log",
+            ["--namespace", self.ns, "--leader-election", "--leader-election-namespace", self.ns],
+        )
+        self.procs.append(proc)
+        _OPERATORS.append(proc)  # its log goes into a failing test's report
+        proc.start()
+        return proc
+
+    def holder(self) -> str | None:
+        lease = self.cluster.get_json("-n", self.ns, "lease", "flow-operator")
+        return (lease.get("spec") or {}).get("holderIdentity") or None
+
+    def leader(self) -> OperatorProcess:
+        """The replica the Lease names (identity: <hostname>-<pid>)."""
+
+        def named() -> OperatorProcess | None:
+            holder = self.holder()
+            for p in self.procs:
+                alive = p.proc is not None and p.proc.poll() is None
+                if alive and holder == identity(p) and "became the leader" in p.text():
+                    return p
+            return None
+
+        found: OperatorProcess = wait_for("a leader", named, 60)
+        return found
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        self.cluster.kubectl("-n", self.ns, "apply", "-f", "-", input=yaml.safe_dump(obj))
+
+    def phase(self, run: str) -> str | None:
+        status = self.cluster.get_json("-n", self.ns, "flowrun", run).get("status") or {}
+        return status.get("phase")
+
+    def jobs(self) -> dict[str, str]:
+        items = self.cluster.get_json("-n", self.ns, "jobs").get("items", [])
+        return {j["metadata"]["name"]: j["metadata"]["uid"] for j in items}
+
+
+def identity(p: OperatorProcess) -> str:
+    assert p.proc is not None
+    return f"{socket.gethostname()}-{p.proc.pid}"
+
+
+def reconciles(p: OperatorProcess) -> float:
+    """How many reconciles this replica ran (its reconcile-duration histogram's count)."""
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(p.metrics_text())
+        for s in family.samples
+        if s.name == "flowops_reconcile_duration_seconds_count"
+    )
+
+
+@pytest.fixture
+def replicas(cluster: ClusterHandle, namespace: str, tmp_path: Path) -> Iterator[Replicas]:
+    if os.environ.get("POD_NAME"):
+        pytest.skip("POD_NAME is set: every replica would have the same identity")
+    r = Replicas(cluster, namespace, tmp_path)
+    try:
+        yield r
+    finally:
+        for p in r.procs:
+            p.stop()
+            _OPERATORS.remove(p)
+
+
+def test_one_replica_acts_and_a_standby_takes_over_after_kill_9(replicas: Replicas) -> None:
+    a, b = replicas.start(), replicas.start()
+    leader = replicas.leader()
+    standby = b if leader is a else a
+    wait_for("the standby to say it stands by",
+             lambda: f"is held by {identity(leader)}" in standby.text(), 30)  # fmt: skip
+
+    replicas.apply(workflow("served"))
+    replicas.apply(dag_run("before"))
+    wait_for("run Completed", lambda: replicas.phase("before") == "Completed", 90)
+    wait_for("Workflow GREEN", lambda: (replicas.cluster.get_json(
+        "-n", replicas.ns, "workflow", "served").get("status") or {}).get("actualStatus") == "GREEN",
+        60)  # fmt: skip
+    # Only the leader acted: its log has the writes, its metrics the reconciles.
+    assert len(re.findall(r"created Job", leader.text())) == len(DAG)
+    assert "applied Deployment" in leader.text()
+    assert not WRITES.search(standby.text()), standby.text()[-3000:]
+    assert reconciles(leader) > 0 and reconciles(standby) == 0
+
+    # A run whose first Job exists when the leader dies without a word.
+    replicas.apply(dag_run("failover"))
+    first = wait_for("the first Job", lambda: replicas.jobs().get("failover-extract"), 60)
+    assert leader.proc is not None
+    os.kill(leader.proc.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    leader.proc.wait(timeout=10)
+    wait_for("the standby to take over", lambda: "became the leader" in standby.text(), 60,
+             every=0.1)  # fmt: skip
+    takeover = time.monotonic() - killed
+    print(f"\nHA: the standby took over {takeover:.1f} s after the leader was killed")
+    assert takeover <= 30, f"takeover took {takeover:.1f} s"
+    assert replicas.holder() == identity(standby)
+    wait_for("the run Completed", lambda: replicas.phase("failover") == "Completed", 90)
+    jobs = replicas.jobs()
+    assert sorted(n for n in jobs if n.startswith("failover-")) == sorted(
+        f"failover-{t}" for t in DAG
+    )
+    assert jobs["failover-extract"] == first, "the first Job was made again"
+    status = replicas.cluster.get_json("-n", replicas.ns, "flowrun", "failover")["status"]
+    assert [h["phase"] for h in status["history"]] == [
+        "Submitted", "Queued", "Deployed", "Completed"]  # fmt: skip
+    # Between them the two replicas created each Job of the run once.
+    created = [line for p in (leader, standby) for line in p.text().splitlines()
+               if "created Job" in line and "/failover-" in line]  # fmt: skip
+    assert len(created) <= len(DAG), created
+
+
+def test_a_gracefully_stopped_leader_hands_over_at_once(replicas: Replicas) -> None:
+    a, b = replicas.start(), replicas.start()
+    leader = replicas.leader()
+    standby = b if leader is a else a
+    wait_for("the standby to stand by", lambda: "standing by" in standby.text(), 30)
+    stopping = time.monotonic()
+    leader.stop()  # SIGTERM: queues stopped, then the Lease released
+    assert "released the leader Lease" in leader.text()
+    wait_for("the standby to take over", lambda: "became the leader" in standby.text(), 30,
+             every=0.1)  # fmt: skip
+    handover = time.monotonic() - stopping
+    print(f"\nHA: graceful handover in {handover:.1f} s (SIGTERM to the new leader)")
+    assert handover <= 10
+    replicas.apply(dag_run("after"))
+    wait_for("run Completed", lambda: replicas.phase("after") == "Completed", 90)
+
+
+def test_a_frozen_leader_wakes_up_to_a_lost_lease_and_acts_no_more(replicas: Replicas) -> None:
+    """SIGSTOP the leader past its Lease: the standby takes over and runs a new FlowRun.
+    SIGCONT: the old leader's watches deliver that run's events at once, but its Lease is
+    past the renew deadline, so its queues act on none of them; it stops itself."""
+    a, b = replicas.start(), replicas.start()
+    leader = replicas.leader()
+    standby = b if leader is a else a
+    assert leader.proc is not None
+    os.kill(leader.proc.pid, signal.SIGSTOP)
+    try:
+        wait_for("the standby to take over", lambda: "became the leader" in standby.text(),
+                 60, every=0.2)  # fmt: skip
+        replicas.apply(dag_run("while-frozen"))
+        wait_for("run Completed", lambda: replicas.phase("while-frozen") == "Completed", 90)
+        mark = len(leader.text())
+    finally:
+        os.kill(leader.proc.pid, signal.SIGCONT)
+    wait_for("the old leader to exit", lambda: leader.proc is not None and
+             leader.proc.poll() is not None, 60)  # fmt: skip
+    woke = leader.text()[mark:]
+    assert "lost the leader Lease" in woke or "is held by" in woke, woke
+    assert not WRITES.search(woke), woke
+    assert replicas.holder() == identity(standby)
+    assert sorted(n for n in replicas.jobs() if n.startswith("while-frozen-")) == sorted(
+        f"while-frozen-{t}" for t in DAG
+    )
