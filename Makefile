@@ -74,3 +74,8 @@ clean: cluster-down  ## stop the cluster and remove local state (keeps the build
 
 bench: venv cluster-build  ## benchmark S1 (BENCH_SIZE workflows x 3 services, default 100)
 	$(PY) bench/run.py
+
+.PHONY: chaos
+chaos: venv cluster-build  ## long reliability runs: 50 chaos cycles with kill -9, a 45 s API outage, HA
+	FLOW_CHAOS_N=$${FLOW_CHAOS_N:-50} FLOW_OUTAGE_SECONDS=$${FLOW_OUTAGE_SECONDS:-45} \
+	  $(PY) -m pytest tests/e2e/test_reliability.py tests/e2e/test_ha.py -q -s -p no:cacheprovider
