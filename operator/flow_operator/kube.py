@@ -1,7 +1,10 @@
 """The operator's own Kubernetes calls (kopf does the watching): async, via kubernetes_asyncio.
 
 Responses of writes are not deserialised into client models (`_preload_content=False`):
-the operator never reads them, and model building is the client's main CPU cost.
+the operator never reads them, and model building is the client's main CPU cost. But then
+kubernetes_asyncio returns the raw response whatever its status, 409, 422 or 503 alike
+(only a preloaded response is checked), so every raw response goes through `_check`,
+which raises ApiException for a non-2xx answer as the preloaded path would.
 """
 
 from __future__ import annotations
@@ -46,10 +49,32 @@ class Kube:
         await self.api.close()
 
     @staticmethod
-    async def _done(response: Any) -> None:
+    async def _check(response: Any) -> None:
+        """Raise ApiException (status, reason, body: the API server's Status) for a raw
+        response that is not a success; release it then."""
+        status = getattr(response, "status", None)
+        if not isinstance(status, int) or 200 <= status <= 299:
+            return
+        try:
+            body = await response.read()
+        finally:
+            await Kube._release(response)
+        error = ApiException(status=status, reason=getattr(response, "reason", None))
+        error.body = body
+        error.headers = getattr(response, "headers", None)
+        raise error
+
+    @staticmethod
+    async def _release(response: Any) -> None:
         release = getattr(response, "release", None)
         if release is not None:
             release()
+
+    @staticmethod
+    async def _done(response: Any) -> None:
+        """A write's raw response: raise if it was refused, else release it unread."""
+        await Kube._check(response)
+        await Kube._release(response)
 
     async def apply(self, body: Body) -> None:
         """Server-side apply as the operator's field manager (force: it owns these fields)."""
@@ -127,10 +152,11 @@ class Kube:
             GROUP, VERSION, namespace, plural, body,
             field_manager=MANAGER, _preload_content=False,
         )  # fmt: skip
+        await self._check(response)
         try:
             created: Body = json.loads(await response.read())
         finally:
-            await self._done(response)
+            await self._release(response)
         return created
 
     async def merge_patch_custom(self, plural: str, namespace: str, name: str, patch: Body) -> None:
@@ -149,13 +175,14 @@ class Kube:
         if tail_lines is not None:
             kwargs["tail_lines"] = tail_lines
         response = await self.core.read_namespaced_pod_log(pod, namespace, **kwargs)
+        await self._check(response)  # a pod without a log yet: 400, not its error as the log
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
                 async for chunk in response.content.iter_any():
                     yield chunk
             finally:
-                await self._done(response)
+                await self._release(response)
 
         return chunks()
 
@@ -164,10 +191,11 @@ class Kube:
         response = await self.core.list_namespaced_event(
             namespace, field_selector=field_selector, _preload_content=False
         )
+        await self._check(response)
         try:
             items: list[Body] = json.loads(await response.read()).get("items", [])
         finally:
-            await self._done(response)
+            await self._release(response)
         return items
 
     async def event(self, involved: Body, reason: str, message: str, type_: str = "Normal") -> None:

@@ -1,0 +1,104 @@
+"""Kube's raw responses: kubernetes_asyncio checks the status of a preloaded response only,
+so with `_preload_content=False` a 409, 422 or 503 came back as if it were a success (a
+second create "created" the Job again, a refused apply or status write went unnoticed).
+Every raw response is now checked: a refusal raises ApiException with the server's Status."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from flow_operator.kube import Kube, api_error
+
+
+class Raw:
+    """What kubernetes_asyncio returns with _preload_content=False: aiohttp's response."""
+
+    def __init__(self, status: int, body: dict[str, Any] | None = None) -> None:
+        self.status, self.reason = status, {200: "OK", 201: "Created"}.get(status, "Error")
+        self._body = json.dumps(body or {}).encode()
+        self.headers = {"Content-Type": "application/json"}
+        self.released = False
+
+    async def read(self) -> bytes:
+        return self._body
+
+    def release(self) -> None:
+        self.released = True
+
+
+def status_body(code: int, message: str) -> dict[str, Any]:
+    return {"kind": "Status", "status": "Failure", "code": code, "message": message}
+
+
+class Calls:
+    """Each client method answers with the next Raw response given."""
+
+    def __init__(self, *responses: Raw) -> None:
+        self.responses = list(responses)
+
+    def __getattr__(self, name: str) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Raw:
+            assert kwargs.get("_preload_content") is False, name
+            return self.responses.pop(0)
+
+        return call
+
+
+def kube(*responses: Raw) -> Kube:
+    k = Kube.__new__(Kube)
+    k.apps = k.core = k.batch = k.custom = Calls(*responses)  # type: ignore[assignment]
+    return k
+
+
+JOB = {"kind": "Job", "metadata": {"name": "r-a", "namespace": "ns"}}
+DEPLOYMENT = {"kind": "Deployment", "metadata": {"name": "w-a", "namespace": "ns"}}
+
+
+async def test_a_create_that_meets_an_existing_job_is_not_a_creation() -> None:
+    first, second = Raw(201), Raw(409, status_body(409, 'jobs.batch "r-a" already exists'))
+    k = kube(first, second)
+    assert await k.create(JOB) is True
+    assert await k.create(JOB) is False
+    assert first.released and second.released
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (422, 'Deployment.apps "w-a" is invalid: spec.replicas: Invalid value: -1'),
+        (403, "deployments.apps is forbidden"),
+        (503, "the request has been made before all known HTTP paths have been installed"),
+    ],
+)
+async def test_a_refused_apply_raises_with_the_servers_message(code: int, message: str) -> None:
+    response = Raw(code, status_body(code, message))
+    with pytest.raises(ApiException) as raised:
+        await kube(response).apply(DEPLOYMENT)
+    assert raised.value.status == code and api_error(raised.value) == message
+    assert response.released
+
+
+async def test_status_writes_deletes_and_patches_are_checked_too() -> None:
+    k = kube(Raw(404, status_body(404, "not found")), Raw(404), Raw(500, status_body(500, "x")))
+    with pytest.raises(ApiException):
+        await k.replace_status("flowruns", "ns", "gone", {}, "flowops.io", "v1alpha1")
+    await k.delete("Job", "ns", "gone")  # already gone is fine
+    with pytest.raises(ApiException):
+        await k.merge_patch_custom("flowruns", "ns", "r", {"spec": {"cancel": True}})
+
+
+async def test_reads_raise_instead_of_returning_the_error_as_data() -> None:
+    k = kube(Raw(409, status_body(409, "exists")), Raw(400, status_body(400, "no log yet")))
+    with pytest.raises(ApiException):
+        await k.create_custom("flowruns", "ns", {"metadata": {"name": "r"}})
+    with pytest.raises(ApiException) as raised:
+        await k.pod_log("ns", "pod")
+    assert api_error(raised.value) == "no log yet"
+
+
+async def test_events_are_best_effort_still() -> None:
+    await kube(Raw(403, status_body(403, "forbidden"))).event(JOB, "Reason", "message")
