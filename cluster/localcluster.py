@@ -503,7 +503,12 @@ def fake_node(name: str, cpu: str, memory: str, pods: int = 110) -> dict[str, ob
             "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                        "kubernetes.io/arch": "amd64", "type": "kwok"},
         },
-        "status": {"allocatable": resources, "capacity": resources},
+        # Both addresses from the start: kwok's node-initialize stage, run again when a
+        # node was NotReady (an API-server outage longer than the node lease), would
+        # otherwise write `addresses: null` and pods/log would fail from then on.
+        "status": {"allocatable": resources, "capacity": resources,
+                   "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
+                                 {"type": "Hostname", "address": name}]},
     }  # fmt: skip
 
 

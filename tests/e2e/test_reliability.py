@@ -240,7 +240,7 @@ def test_api_server_outage_mid_rollout(ns: Ns, operator: OperatorProcess, local:
         note("run Completed", (run.get("status") or {}).get("phase") == "Completed")
         return "workflow GREEN" in seen and "run Completed" in seen
 
-    wait_for("Workflow GREEN and FlowRun Completed after the outage", caught_up, 180, every=0.1)
+    wait_for("Workflow GREEN and FlowRun Completed after the outage", caught_up, 240, every=0.1)
     green, completed = seen["workflow GREEN"] - back, seen["run Completed"] - back
     # The operator's reactions, each timed from the later of the API's return and its trigger
     # (the Deployments: from the API's return, as none existed when it stopped).
