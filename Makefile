@@ -72,8 +72,8 @@ kind-up:  ## with Docker and kind: a kind cluster whose kubeconfig is .cluster/k
 clean: cluster-down  ## stop the cluster and remove local state (keeps the build cache)
 	rm -rf $(CLUSTER_DIR) $(VENV)
 
-bench: venv cluster-build  ## benchmark S1 (BENCH_SIZE workflows x 3 services, default 100)
-	$(PY) bench/run.py
+bench: venv cluster-build  ## benchmarks S1 then S2 (BENCH_SIZE Workflows, default 100; BENCH_RUNS FlowRuns, default 50)
+	$(PY) bench/run.py --scenario all
 
 .PHONY: chaos
 chaos: venv cluster-build  ## long reliability runs: 50 chaos cycles with kill -9, a 45 s API outage, HA

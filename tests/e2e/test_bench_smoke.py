@@ -1,7 +1,9 @@
-"""The benchmark harness (bench/run.py), small: 20 Workflows on a cluster of its own. It
-checks what the figures claim (every Workflow GREEN, no writes when idle, none on an
-unchanged re-apply, none spurious after a restart), never how fast: timing is
-`make bench`'s job, and a loaded CI machine must not fail a test."""
+"""The benchmark harness (bench/run.py), small, each scenario on a cluster of its own: S1
+with 20 Workflows, S2 with 10 FlowRuns. They check what the figures claim (S1: every
+Workflow GREEN, no writes when idle, none on an unchanged re-apply, none spurious after a
+restart; S2: every run Completed through each phase once, exactly one Job per task, the
+Job controller's baseline complete), never how fast: timing is `make bench`'s job, and a
+loaded CI machine must not fail a test."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,28 +19,50 @@ from tests.e2e.conftest import ROOT, localcluster
 
 pytestmark = pytest.mark.e2e
 SIZE = 20
+RUNS = 10
 
 
-def test_s1_smoke(tmp_path: Path) -> None:
+def bench(tmp_path: Path, scenario: str, *args: str) -> dict[str, Any]:
+    """Run one scenario on 3 nodes in tmp_path; its figures (the JSON it wrote)."""
     state, results = tmp_path / "cluster", tmp_path / "results"
     try:
         done = subprocess.run(
-            [sys.executable, str(ROOT / "bench" / "run.py"), "--size", str(SIZE),
-             "--nodes", "3", "--steady", "5", "--dir", str(state), "--results", str(results)],
+            [sys.executable, str(ROOT / "bench" / "run.py"), "--scenario", scenario, *args,
+             "--nodes", "3", "--dir", str(state), "--results", str(results)],
             cwd=ROOT, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
     finally:
         localcluster.Cluster(state).down(quiet=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (out,) = results.glob(f"s1-{SIZE}-*.json")
-    figures = json.loads(out.read_text())
+    (out,) = results.glob(f"{scenario}-*.json")
+    figures: dict[str, Any] = json.loads(out.read_text())
     print(json.dumps(figures, indent=2))
+    return figures
+
+
+def test_s1_smoke(tmp_path: Path) -> None:
+    figures = bench(tmp_path, "s1", "--size", str(SIZE), "--steady", "5")
     assert figures["s1_green"] == SIZE
     assert figures["s1_convergence_s"] >= figures["s1_lower_bound_s"] > 0
     assert figures["steady_workflow_writes"] == 0
     assert figures["steady_deployment_writes"] == 0
+    assert figures["reapply_objects"] == SIZE  # every Workflow went through kubectl apply
     assert figures["reapply_deployment_writes"] == 0
     # (reapply_workflow_writes counts kubectl's own writes too: the first `kubectl apply`
     # of an object created by the API adds its last-applied annotation.)
     assert figures["restart_deployment_writes"] <= 1  # the probe's own change: one delete
     assert figures["restart_spurious_workflow_writes"] == 0
+
+
+def test_s2_smoke(tmp_path: Path) -> None:
+    figures = bench(tmp_path, "s2", "--runs", str(RUNS))
+    assert figures["s2_completed"] == RUNS
+    # one Job per task: none created twice (distinct uids), none deleted, all there
+    assert figures["s2_jobs_created"] == figures["s2_jobs_expected"] == RUNS * 5
+    assert figures["s2_jobs_listed"] == RUNS * 5
+    assert figures["s2_jobs_deleted"] == 0
+    assert figures["s2_jobs_complete"] == RUNS * 5
+    assert figures["s2_duplicate_history_runs"] == 0
+    assert figures["s2_unexpected_history_runs"] == 0  # Submitted, Queued, Deployed, Completed
+    assert figures["baseline_jobs_complete"] == figures["baseline_jobs"] == RUNS * 5
+    assert figures["bottleneck"]

@@ -1,0 +1,320 @@
+"""What the benchmark scenarios share (bench/run.py runs them): the local cluster, the
+operator as a subprocess, independent watches, percentiles, /proc accounting, results."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUP, VERSION = "flowops.io", "v1alpha1"
+LOCALCLUSTER = ROOT / "cluster" / "localcluster.py"
+# The processes of the local control plane, as cluster/localcluster.py names them.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+# What every pod of the benchmarks asks for: small, so that scheduling never fails.
+REQUESTS = {"requests": {"cpu": "10m", "memory": "16Mi"}}
+
+
+def custom_object(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A manifest of one of the operator's kinds."""
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name},
+            "spec": spec}  # fmt: skip
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores (/proc/stat)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+
+
+@dataclass
+class Cluster:
+    """A local control plane of the benchmark's own (`--dir`), with kubectl and a client."""
+
+    dir: Path
+    kubeconfig: str
+    kubectl_path: str
+
+    @classmethod
+    def up(cls, state_dir: str, nodes: int) -> Cluster:
+        log(f"starting a {nodes}-node local cluster in {state_dir}")
+        subprocess.run(
+            [sys.executable, str(LOCALCLUSTER), "up", "--dir", state_dir, "--nodes", str(nodes),
+             "--node-pods", "1000", "--api-qps", "1000"],
+            check=True,
+        )  # fmt: skip
+        kubectl = subprocess.run(
+            [sys.executable, str(LOCALCLUSTER), "kubectl-path"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        cluster = cls(Path(state_dir), str(Path(state_dir) / "kubeconfig"), kubectl)
+        cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        cluster.kubectl("wait", "--for=condition=Established", "crd", "--all")
+        config.load_kube_config(cluster.kubeconfig)
+        cfg = client.Configuration.get_default_copy()
+        cfg.connection_pool_maxsize = 32
+        client.Configuration.set_default(cfg)
+        cluster.wait_for_storage()
+        return cluster
+
+    def wait_for_storage(self, timeout: float = 60) -> None:
+        """Established CRDs still answer 429 `storage is (re)initializing` for a moment; an
+        operator started then backs its watches off, and the first objects would wait."""
+        custom, deadline = client.CustomObjectsApi(), time.time() + timeout
+        for plural in ("workflows", "flowruns"):
+            while True:
+                try:
+                    custom.list_cluster_custom_object(GROUP, VERSION, plural, limit=1)
+                    break
+                except client.ApiException as e:
+                    if e.status != 429 or time.time() > deadline:
+                        raise
+                    time.sleep(0.2)
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        return subprocess.run(
+            [self.kubectl_path, *args], input=input, text=True, check=True,
+            capture_output=True, env={**os.environ, "KUBECONFIG": self.kubeconfig},
+        ).stdout  # fmt: skip
+
+    def namespace(self, name: str) -> str:
+        try:
+            client.CoreV1Api().create_namespace({"metadata": {"name": name}})
+        except client.ApiException as e:
+            if e.status != 409:
+                raise
+        return name
+
+    def log(self, name: str) -> Path:
+        """An empty log file next to the control plane's (<dir>/logs/<name>.log)."""
+        path = self.dir / "logs" / f"{name}.log"
+        path.write_text("")
+        return path
+
+    def pids(self) -> dict[str, int]:
+        state = json.loads((self.dir / "state.json").read_text())
+        return {k: int(v) for k, v in state["pids"].items() if k in COMPONENTS}
+
+    @staticmethod
+    def down(state_dir: str) -> None:
+        subprocess.run([sys.executable, str(LOCALCLUSTER), "down", "--dir", state_dir])
+
+
+class CpuMeter:
+    """CPU used by the control plane's processes, the operator, this process ("bench"),
+    the machine as a whole and the rest of it ("others") between start() and stop(), in %
+    of one core."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.t0 = 0.0
+        self.cpu0: dict[str, float] = {}
+        self.machine0 = 0.0
+
+    def _read(self) -> dict[str, float]:
+        out = {}
+        for name, pid in self.pids.items():
+            try:
+                out[name] = proc_cpu_seconds(pid)
+            except OSError:
+                out[name] = float("nan")
+        out["bench"] = sum(os.times()[:2])
+        return out
+
+    def start(self) -> None:
+        self.t0, self.cpu0, self.machine0 = time.time(), self._read(), machine_busy_seconds()[0]
+
+    def stop(self) -> dict[str, float]:
+        wall = max(time.time() - self.t0, 1e-9)
+        cpu1 = self._read()
+        out = {k: round((cpu1[k] - self.cpu0[k]) / wall * 100, 1) for k in cpu1}
+        out["machine"] = round((machine_busy_seconds()[0] - self.machine0) / wall * 100, 1)
+        # whatever else ran on the machine meanwhile (it is shared: other tests, builds)
+        out["others"] = round(max(0.0, out["machine"] - sum(out[k] for k in cpu1)), 1)
+        return out
+
+
+class Operator:
+    """`python -m flow_operator run` against the benchmark's cluster, its log in a file."""
+
+    started: list[Operator] = []  # every one ever started, for kill_all
+
+    def __init__(self, kubeconfig: str, logfile: Path, *args: str) -> None:
+        self.kubeconfig, self.logfile, self.args = kubeconfig, logfile, args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        """Start; returns seconds until it logged `operator ready`."""
+        t0 = time.time()
+        out = self.logfile.open("ab")
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "flow_operator", "run", "--all-namespaces",
+             # the HTTP API on a free port, no metrics: never in the way of another operator
+             "--http-host", "127.0.0.1", "--http-port", "0", "--metrics-port", "0", *self.args],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        Operator.started.append(self)
+        mark = self.logfile.stat().st_size
+        while time.time() - t0 < 60:
+            with self.logfile.open("rb") as f:
+                f.seek(max(0, mark - 4096))
+                if b"operator ready" in f.read():
+                    return time.time() - t0
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"operator exited ({self.proc.returncode}): {self.logfile}")
+            time.sleep(0.05)
+        raise RuntimeError("operator did not become ready in 60 s")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def profile(self, py_spy: str, out: Path) -> subprocess.Popen[bytes]:
+        """Sample the operator's Python stacks with py-spy (collapsed stacks, one line a
+        stack with its count, to `out`) until the returned process gets SIGINT."""
+        return subprocess.Popen(
+            [py_spy, "record", "--pid", str(self.pid), "--format", "raw", "--nonblocking",
+             "--output", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    @classmethod
+    def kill_all(cls) -> None:
+        """Kill every operator this process started that still runs (a scenario that
+        failed half-way must not leave one retrying against a stopped cluster)."""
+        for op in cls.started:
+            op.kill()
+
+
+def items_of(list_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """The items of a list call as plain dicts (no model classes: less CPU)."""
+    response = list_fn(*args, _preload_content=False, **kwargs)
+    items: list[dict[str, Any]] = json.loads(response.data)["items"]
+    return items
+
+
+def watch_loop(
+    stop: threading.Event,
+    on_event: Callable[[dict[str, Any]], None],
+    list_fn: Callable[..., Any],
+    *args: Any,
+    **kwargs: Any,
+) -> None:
+    """Call `on_event` with every event ({type, object}, the object a plain dict) of a
+    watch on `list_fn(*args, **kwargs)` until `stop` is set. The watch resumes from its
+    last resourceVersion (no relist every 30 s), and relists (ADDED for every object) only
+    when that version has expired. Objects are not turned into the client's model classes:
+    that costs CPU the machine's two cores would take from the cluster."""
+    w = watch.Watch()
+    version: str | None = None
+    while not stop.is_set():
+        extra = {"resource_version": version} if version else {}
+        try:
+            for ev in w.stream(
+                list_fn, *args, timeout_seconds=30, allow_watch_bookmarks=True,
+                deserialize=False, **kwargs, **extra,
+            ):  # fmt: skip
+                version = ev["object"]["metadata"].get("resourceVersion") or version
+                if ev["type"] != "BOOKMARK":
+                    on_event(ev)
+                if stop.is_set():
+                    break
+        except Exception as e:  # a watch outlives the errors of its requests
+            if stop.is_set():
+                return  # the cluster may be going down already
+            if isinstance(e, client.ApiException) and e.status == 410:
+                version = None  # expired: relist
+                continue
+            log(f"watch {list_fn.__name__}: {e!r}; again in 1 s")
+            time.sleep(1)
+
+
+def start_watch(
+    stop: threading.Event,
+    on_event: Callable[[dict[str, Any]], None],
+    list_fn: Callable[..., Any],
+    *args: Any,
+    **kwargs: Any,
+) -> threading.Thread:
+    thread = threading.Thread(
+        target=watch_loop, args=(stop, on_event, list_fn, *args), kwargs=kwargs, daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def provenance() -> dict[str, Any]:
+    """What was measured, where, when: the commit (and whether the operator's code differs
+    from it: the tree is shared), the date, the machine."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    changed = [line.split()[-1] for line in git("status", "--porcelain", "operator").splitlines()]
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "operator_code": f"modified: {', '.join(changed)}" if changed else "as committed",
+        "cores": os.cpu_count(),
+        "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def report(results: dict[str, Any], results_dir: Path, name: str) -> Path:
+    """Print the figures as a table and write them to results_dir/<name>-<stamp>.json."""
+    width = max(len(k) for k in results)
+    print("\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in results.items()), flush=True)
+    out = results_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    log(f"wrote {out}")
+    return out
