@@ -34,40 +34,40 @@ def _refs_workflow(spec: Mapping[str, Any], **_: Any) -> bool:
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def flowrun_bodies(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+async def flowrun_bodies(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace or "", name): slim.custom_object(body)}
 
 
 @kopf.index(GROUP, VERSION, PLURAL, labels=OWNED)
-def flowrun_children(
+async def flowrun_children(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> Any:
     return {_key(namespace, labels): slim.custom_object(body)}
 
 
 @kopf.index(GROUP, VERSION, PLURAL, when=_refs_workflow)
-def flowruns_by_workflow(
+async def flowruns_by_workflow(
     namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
 ) -> Any:
     return {(namespace or "", spec["workflowRef"]["name"]): name}
 
 
 @kopf.index("batch", "v1", "jobs", labels=OWNED)
-def flowrun_jobs(
+async def flowrun_jobs(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> Any:
     return {_key(namespace, labels): slim.job(body)}
 
 
 @kopf.index("", "v1", "pods", labels=OWNED)
-def flowrun_pods(
+async def flowrun_pods(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> Any:
     return {_key(namespace, labels): slim.pod(body)}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def flowrun_changed(
+async def flowrun_changed(
     namespace: str | None,
     name: str,
     labels: Mapping[str, str],
@@ -88,12 +88,12 @@ def flowrun_changed(
 
 @kopf.on.event("batch", "v1", "jobs", labels=OWNED)
 @kopf.on.event("", "v1", "pods", labels=OWNED)
-def flowrun_child_changed(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+async def flowrun_child_changed(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
     RUNTIME.enqueue(QUEUE, _key(namespace, labels))
 
 
 @kopf.on.event(GROUP, VERSION, WORKFLOWS)
-def workflow_of_runs_changed(
+async def workflow_of_runs_changed(
     namespace: str | None,
     name: str,
     **kwargs: Any,

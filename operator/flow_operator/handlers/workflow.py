@@ -1,5 +1,8 @@
 """Workflow wiring: index the Workflows and their children, enqueue on every change.
 
+Every handler is `async def`: kopf runs a plain `def` in a thread pool, which costs a
+thread hop per event and would touch the asyncio work queue from outside its loop.
+
 Children are found by labels the builders set, and grouped by (namespace, workflow), so
 a Pod event reaches its Workflow without an API call. kopf runs no handler before every
 index is filled from the initial listing, so a restarted operator decides on a full view.
@@ -30,40 +33,40 @@ def _key(namespace: str | None, labels: Mapping[str, str]) -> tuple[str, str]:
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def workflow_bodies(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+async def workflow_bodies(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace or "", name): slim.custom_object(body)}
 
 
 @kopf.index("apps", "v1", "deployments", labels=OWNED)
-def workflow_deployments(
+async def workflow_deployments(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> Any:
     return {_key(namespace, labels): slim.deployment(body)}
 
 
 @kopf.index("apps", "v1", "replicasets", labels=OWNED)
-def workflow_replicasets(
+async def workflow_replicasets(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> Any:
     return {_key(namespace, labels): slim.replicaset(body)}
 
 
 @kopf.index("", "v1", "pods", labels=OWNED)
-def workflow_pods(
+async def workflow_pods(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> Any:
     return {_key(namespace, labels): slim.pod(body)}
 
 
 @kopf.index("", "v1", "services", labels=OWNED)
-def workflow_services(
+async def workflow_services(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> Any:
     return {_key(namespace, labels): slim.service(body)}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def workflow_changed(namespace: str | None, name: str, **_: Any) -> None:
+async def workflow_changed(namespace: str | None, name: str, **_: Any) -> None:
     RUNTIME.enqueue(QUEUE, (namespace or "", name))
 
 
@@ -71,5 +74,5 @@ def workflow_changed(namespace: str | None, name: str, **_: Any) -> None:
 @kopf.on.event("apps", "v1", "replicasets", labels=OWNED)
 @kopf.on.event("", "v1", "pods", labels=OWNED)
 @kopf.on.event("", "v1", "services", labels=OWNED)
-def child_changed(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+async def child_changed(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
     RUNTIME.enqueue(QUEUE, _key(namespace, labels))
