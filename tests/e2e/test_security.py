@@ -163,6 +163,8 @@ def test_no_secret_leaks_and_only_referenced_secrets_are_read(
     if cluster.root is None:
         pytest.skip("no audit log on an external cluster (FLOW_E2E_KUBECONFIG)")
     audit = localcluster.Cluster(cluster.root).audit_log
+    if not audit.exists():
+        pytest.skip(f"no {audit}: the cluster was started before it had an audit log; restart it")
 
     def secret_requests() -> list[dict[str, Any]]:
         out = []
