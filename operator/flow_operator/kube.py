@@ -232,7 +232,11 @@ class Kube:
                 )
             )
         except ApiException as e:  # an event is best effort: never fail a reconcile on it
-            log.warning("could not post event %s on %s: %s", reason, meta.get("name"), e.reason)
+            message = api_error(e)
+            # A namespace being deleted refuses new objects (403): nothing to tell.
+            level = logging.DEBUG if "being terminated" in message else logging.WARNING
+            log.log(level, "could not post event %s on %s: %s %s: %s",
+                    reason, meta.get("name"), e.status, e.reason, message)  # fmt: skip
 
 
 def api_error(e: ApiException) -> str:

@@ -55,6 +55,11 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     # operator: an API server down for longer than the retries (or answering 503 while it
     # starts) would kill it. Watches, like client-go's reflectors, retry for ever.
     settings.networking.error_backoffs = RetryForever()
+    # kopf's namespace and CRD observers count on a 403 escalating (with too little RBAC
+    # to list namespaces they fall back to the namespaces given): with retries for ever
+    # they would wait for ever. They are not needed: the namespaces are given by name (or
+    # all), and the CRDs are installed before the operator starts.
+    settings.scanning.disabled = True
     kube = await Kube.connect()
     RUNTIME.kube = kube
     view = WorkflowView(
