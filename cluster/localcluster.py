@@ -473,6 +473,10 @@ class Cluster:
                 if _alive(pid):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
+            # SIGKILL is not instant either: wait until the kernel has taken them away.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and any(_alive(p) for p in targets):
+                time.sleep(0.05)
             if not quiet:
                 say(f"stopped {len(targets)} processes")
         state = self.state()
