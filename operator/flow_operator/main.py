@@ -34,6 +34,7 @@ class Options(argparse.Namespace):
     leader_namespace: str = "default"
     http: HttpOptions = HttpOptions()
     limits: Limits = Limits()
+    workers: int = 8
 
 
 OPTIONS = Options()
@@ -70,7 +71,7 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         services=kwargs["workflow_services"],
     )
     reconciler = WorkflowReconciler(view, kube)
-    queue = WorkQueue(workflow_handlers.QUEUE, reconciler, workers=8)
+    queue = WorkQueue(workflow_handlers.QUEUE, reconciler, workers=OPTIONS.workers)
     # --- metrics (flow_operator.metrics, docs/operations.md#metrics) ---
     reconciler.on_status = metrics.observe_workflow
     queue.on_done = metrics.reconcile_observer(queue.name)
@@ -89,7 +90,7 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         OPTIONS.limits,
         on_status=metrics.observe_flowrun,
     )
-    run_queue = WorkQueue(flowrun_handlers.QUEUE, runs, workers=8)
+    run_queue = WorkQueue(flowrun_handlers.QUEUE, runs, workers=OPTIONS.workers)
     run_queue.on_done = metrics.reconcile_observer(run_queue.name)
     metrics.track_queue(run_queue.name, run_queue)
     RUNTIME.queues[flowrun_handlers.QUEUE] = run_queue
@@ -202,7 +203,14 @@ def cli(argv: list[str] | None = None) -> None:
         help="how long a task's pod may stay unschedulable or refused before the run is "
         "Crashed (default 60)",
     )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=int(env("FLOW_WORKERS", "8")),
+        help="concurrent reconciles per kind (default 8; async, so cheap)",
+    )
     args = parser.parse_args(argv)
+    OPTIONS.workers = max(1, args.workers)
     OPTIONS.limits = Limits(
         running=args.max_running_runs or None,  # 0: no limit
         per_namespace=args.max_running_runs_per_namespace or None,
