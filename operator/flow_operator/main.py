@@ -34,7 +34,7 @@ class Options(argparse.Namespace):
     leader_namespace: str = "default"
     http: HttpOptions = HttpOptions()
     limits: Limits = Limits()
-    workers: int = 8
+    workers: int = 32
 
 
 OPTIONS = Options()
@@ -206,8 +206,8 @@ def cli(argv: list[str] | None = None) -> None:
     run.add_argument(
         "--workers",
         type=int,
-        default=int(env("FLOW_WORKERS", "8")),
-        help="concurrent reconciles per kind (default 8; async, so cheap)",
+        default=int(env("FLOW_WORKERS", "32")),
+        help="concurrent reconciles per kind (default 32; async, so cheap)",
     )
     args = parser.parse_args(argv)
     OPTIONS.workers = max(1, args.workers)
