@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import threading
@@ -124,6 +125,12 @@ def s1(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, 
     log(f"S1: applying {a.size} Workflows x {a.services} services")
     meter = CpuMeter({**cluster.pids(), "operator": op.pid})
     meter.start()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    spy = (
+        op.profile(a.py_spy, results_dir / f"s1-{a.size}-{stamp}-converge.txt")
+        if a.py_spy
+        else None
+    )
     t0 = time.time()
     with ThreadPoolExecutor(16) as pool:
         list(
@@ -143,6 +150,9 @@ def s1(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, 
     if len(obs.green) < a.size:
         log("not every Workflow turned GREEN before the deadline")
     cpu = meter.stop()
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait()
     with obs.lock:
         last_available: dict[str, float] = {}
         for dep, t in obs.deploy_available.items():
@@ -186,6 +196,9 @@ def s1(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, 
     w0, d0 = obs.counts()
     op.kill()
     results["restart_ready_s"] = round(op.start(), 2)
+    spy = (
+        op.profile(a.py_spy, results_dir / f"s1-{a.size}-{stamp}-restart.txt") if a.py_spy else None
+    )
     probe = names[0]
     t_change = time.time()
     custom.patch_namespaced_custom_object(
@@ -205,6 +218,9 @@ def s1(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, 
         ):
             seen = time.time() - t_change
         time.sleep(0.05)
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait()
     results["restart_serving_s"] = round(results["restart_ready_s"] + (seen or float("nan")), 2)
     time.sleep(3)
     w1, d1 = obs.counts()

@@ -69,8 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument(
         "--py-spy", metavar="PATH",
-        help="S2: profile the operator with this py-spy while the runs run "
-        "(collapsed stacks in the results directory)",
+        help="profile the operator with this py-spy (collapsed stacks in the results "
+        "directory): S1 while it converges and after the restart, S2 while the runs run",
     )  # fmt: skip
     p.add_argument(
         "--no-baseline", dest="baseline", action="store_false",

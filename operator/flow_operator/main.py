@@ -17,6 +17,7 @@ import kopf
 from flow_operator import metrics
 from flow_operator.api.flowrun_backend import IndexedFlowRuns
 from flow_operator.api.serve import HTTP_API, HttpOptions
+from flow_operator.handlers import children as children_handlers
 from flow_operator.handlers import flowrun as flowrun_handlers
 from flow_operator.handlers import workflow as workflow_handlers
 from flow_operator.kube import Kube
@@ -35,6 +36,7 @@ class Options(argparse.Namespace):
     http: HttpOptions = HttpOptions()
     limits: Limits = Limits()
     workers: int = 32
+    namespaces: tuple[str, ...] = ()  # () = all
 
 
 OPTIONS = Options()
@@ -63,12 +65,17 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     settings.scanning.disabled = True
     kube = await Kube.connect()
     RUNTIME.kube = kube
+    # The children's informers (handlers/children.py); the queues exist before they run, so
+    # no change is dropped, and start only once every informer has listed.
+    children = children_handlers.build(
+        kube, OPTIONS.namespaces, workflow_handlers.QUEUE, flowrun_handlers.QUEUE
+    )
     view = WorkflowView(
         workflows=kwargs["workflow_bodies"],
-        deployments=kwargs["workflow_deployments"],
-        replicasets=kwargs["workflow_replicasets"],
-        pods=kwargs["workflow_pods"],
-        services=kwargs["workflow_services"],
+        deployments=children.workflow_deployments,
+        replicasets=children.workflow_replicasets,
+        pods=children.workflow_pods,
+        services=children.workflow_services,
     )
     reconciler = WorkflowReconciler(view, kube)
     queue = WorkQueue(workflow_handlers.QUEUE, reconciler, workers=OPTIONS.workers)
@@ -81,8 +88,8 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     runs = FlowRunReconciler(
         FlowRunView(
             runs=kwargs["flowrun_bodies"],
-            jobs=kwargs["flowrun_jobs"],
-            pods=kwargs["flowrun_pods"],
+            jobs=children.flowrun_jobs,
+            pods=children.flowrun_pods,
             children=kwargs["flowrun_children"],
             workflows=kwargs["workflow_bodies"],
         ),
@@ -94,6 +101,7 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     run_queue.on_done = metrics.reconcile_observer(run_queue.name)
     metrics.track_queue(run_queue.name, run_queue)
     RUNTIME.queues[flowrun_handlers.QUEUE] = run_queue
+    RUNTIME.tasks.extend(await children_handlers.start(children))
     if OPTIONS.leader_election:
         # Events queue up while this replica waits; the workers start on leadership.
         identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
@@ -106,7 +114,9 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         await _start_queues()
     # --- HTTP API: status API, flow runs, dashboard (flow_operator.api, docs/api.md) ---
     flowruns = IndexedFlowRuns(kwargs["flowrun_bodies"], kube)
-    await HTTP_API.start(OPTIONS.http, kube, kwargs, reconciler, flowruns)
+    await HTTP_API.start(
+        OPTIONS.http, kube, kwargs["workflow_bodies"], children.workflow_pods, reconciler, flowruns
+    )
     # --- end HTTP API ---
     log.info("operator ready")
 
@@ -220,6 +230,7 @@ def cli(argv: list[str] | None = None) -> None:
         args.http_host, args.http_port, args.api_token_secret, tuple(args.namespace or ())
     )
     OPTIONS.leader_election = args.leader_election
+    OPTIONS.namespaces = tuple(args.namespace or ())
     OPTIONS.leader_namespace = args.leader_namespace
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

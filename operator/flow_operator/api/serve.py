@@ -140,11 +140,12 @@ class HttpApi:
         self,
         options: HttpOptions,
         kube: Kube,
-        indexes: Mapping[str, Any],
+        workflows: Mapping[Key, Any],
+        pods: Mapping[Key, Any],
         reconciler: WorkflowReconciler | None,
         flowruns: FlowRunBackend | None = None,
     ) -> None:
-        directory = WorkflowDirectory(indexes["workflow_bodies"], indexes["workflow_pods"])
+        directory = WorkflowDirectory(workflows, pods)
         if reconciler is not None:
             _chain(reconciler, directory.on_status)
         api = Api(

@@ -1,5 +1,5 @@
-"""FlowRun wiring: index the runs, their Jobs, pods and child runs, and the Workflows
-they use; enqueue the run a change concerns.
+"""FlowRun wiring: index the runs, their child runs, and the Workflows they use; enqueue
+the run a change concerns (their Jobs' and pods' informers are in handlers/children.py).
 
 A Job or pod reaches its run by the `flowops.io/flowrun` label, a child run its parent
 by the same label, a Workflow the runs that reference it by the `flowruns_by_workflow`
@@ -52,20 +52,6 @@ async def flowruns_by_workflow(
     return {(namespace or "", spec["workflowRef"]["name"]): name}
 
 
-@kopf.index("batch", "v1", "jobs", labels=OWNED)
-async def flowrun_jobs(
-    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
-) -> Any:
-    return {_key(namespace, labels): slim.job(body)}
-
-
-@kopf.index("", "v1", "pods", labels=OWNED)
-async def flowrun_pods(
-    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
-) -> Any:
-    return {_key(namespace, labels): slim.pod(body)}
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def flowrun_changed(
     namespace: str | None,
@@ -84,12 +70,6 @@ async def flowrun_changed(
             for b in bodies:
                 if (b.get("status") or {}).get("phase") == Phase.QUEUED.value:
                     RUNTIME.enqueue(QUEUE, key)
-
-
-@kopf.on.event("batch", "v1", "jobs", labels=OWNED)
-@kopf.on.event("", "v1", "pods", labels=OWNED)
-async def flowrun_child_changed(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
-    RUNTIME.enqueue(QUEUE, _key(namespace, labels))
 
 
 @kopf.on.event(GROUP, VERSION, WORKFLOWS)
