@@ -178,9 +178,10 @@ class Informer(Mapping[Key, Sequence[Body]]):
         if new is not None:
             self._store.setdefault(new, {})[uid] = self._project(obj)
             self._where[uid] = new
-        for key in {old, new} - {None}:
-            assert key is not None
-            self._on_change(key)
+        if old is not None:
+            self._on_change(old)
+        if new is not None and new != old:
+            self._on_change(new)
 
 
 class Merged(Mapping[Key, Sequence[Body]]):

@@ -102,3 +102,35 @@ async def test_reads_raise_instead_of_returning_the_error_as_data() -> None:
 
 async def test_events_are_best_effort_still() -> None:
     await kube(Raw(403, status_body(403, "forbidden"))).event(JOB, "Reason", "message")
+
+
+@pytest.mark.parametrize(
+    ("env", "proxy"),
+    [
+        ({}, None),
+        ({"HTTPS_PROXY": "http://proxy.example:3128"}, "http://proxy.example:3128"),
+        ({"HTTPS_PROXY": "http://proxy.example:3128", "NO_PROXY": "api.example"}, None),
+    ],
+)
+async def test_the_client_reads_the_proxy_once_not_per_request(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], proxy: str | None
+) -> None:
+    """aiohttp with trust_env looks up proxies and ~/.netrc in a thread on every request;
+    `direct` turns that off and sets the environment's proxy on the client instead."""
+    from kubernetes_asyncio import client
+
+    from flow_operator.kube import direct
+
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    configuration = client.Configuration(host="https://api.example:6443")
+    api = client.ApiClient(configuration)
+    try:
+        assert api.rest_client.pool_manager.trust_env is True  # kubernetes_asyncio's default
+        direct(api)
+        assert api.rest_client.pool_manager.trust_env is False
+        assert api.rest_client.proxy == proxy
+    finally:
+        await api.close()
