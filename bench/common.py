@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,16 +186,21 @@ class Operator:
     def __init__(self, kubeconfig: str, logfile: Path, *args: str) -> None:
         self.kubeconfig, self.logfile, self.args = kubeconfig, logfile, args
         self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_port = 0
 
     def start(self) -> float:
         """Start; returns seconds until it logged `operator ready`."""
         t0 = time.time()
         out = self.logfile.open("ab")
         env = {**os.environ, "KUBECONFIG": self.kubeconfig}
+        with socket.socket() as s:  # a free port for /metrics: the operator's own histograms
+            s.bind(("127.0.0.1", 0))
+            self.metrics_port = s.getsockname()[1]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "flow_operator", "run", "--all-namespaces",
-             # the HTTP API on a free port, no metrics: never in the way of another operator
-             "--http-host", "127.0.0.1", "--http-port", "0", "--metrics-port", "0", *self.args],
+             # the HTTP API and metrics on free ports: never in the way of another operator
+             "--http-host", "127.0.0.1", "--http-port", "0",
+             "--metrics-port", str(self.metrics_port), *self.args],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         Operator.started.append(self)
@@ -218,6 +225,28 @@ class Operator:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
+    def histograms(self, queue: str) -> dict[str, float | None]:
+        """The operator's own view of a work queue, from its /metrics: how long keys waited
+        before their reconcile, and how long a reconcile took, p50 and p99 in ms
+        (interpolated within the histogram's buckets, as Prometheus' histogram_quantile)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
+                text = r.read().decode()
+        except OSError as e:
+            log(f"could not scrape the operator's metrics: {e!r}")
+            return {}
+        out: dict[str, float | None] = {}
+        for short, name in (("wait", "flowops_workqueue_wait_seconds"),
+                            ("reconcile", "flowops_reconcile_duration_seconds")):  # fmt: skip
+            buckets = histogram(text, name, queue)
+            out[f"{short}_count"] = buckets[-1][1] if buckets else 0
+            for q in (0.5, 0.99):
+                value = bucket_quantile(q, buckets)
+                out[f"{short}_p{int(q * 100)}_ms"] = (
+                    None if value is None else round(value * 1000, 1)
+                )
+        return out
+
     def profile(self, py_spy: str, out: Path) -> subprocess.Popen[bytes]:
         """Sample the operator's Python stacks with py-spy (collapsed stacks, one line a
         stack with its count, to `out`) until the returned process gets SIGINT."""
@@ -233,6 +262,31 @@ class Operator:
         failed half-way must not leave one retrying against a stopped cluster)."""
         for op in cls.started:
             op.kill()
+
+
+def histogram(text: str, name: str, queue: str) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of one labelled histogram in Prometheus text."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith(f"{name}_bucket{{") and f'queue="{queue}"' in line:
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    return sorted(out)
+
+
+def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """histogram_quantile: linear within the bucket the rank falls in."""
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for upper, count in buckets:
+        if count >= rank:
+            if upper == float("inf"):
+                return lower  # beyond the largest bound: the bound is all that is known
+            return lower + (upper - lower) * (rank - below) / max(count - below, 1e-9)
+        lower, below = upper, count
+    return lower
 
 
 def items_of(list_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:

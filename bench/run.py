@@ -170,6 +170,10 @@ def s1(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, 
     results["s1_lag_max_ms"] = round(max(lags, default=float("nan")) * 1000, 1)
     results["s1_lag_mean_ms"] = round(statistics.fmean(lags) * 1000, 1) if lags else None
     results["s1_cpu_pct"] = cpu  # % of one core, per process, until all were GREEN
+    # the operator's status writes (it is the only writer of Workflows) until all were GREEN
+    results["s1_status_writes_per_workflow"] = round(obs.counts()[0] / a.size, 2)
+    # where the lag goes, by the operator's own histograms: waiting in the queue, reconciling
+    results["s1_operator_queue"] = op.histograms("workflow")
 
     log(f"steady state: {a.steady:.0f} s with nothing changing")
     time.sleep(3)

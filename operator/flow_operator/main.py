@@ -82,6 +82,7 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     # --- metrics (flow_operator.metrics, docs/operations.md#metrics) ---
     reconciler.on_status = metrics.observe_workflow
     queue.on_done = metrics.reconcile_observer(queue.name)
+    queue.on_wait = metrics.wait_observer(queue.name)
     metrics.track_queue(queue.name, queue)
     # --- end metrics ---
     RUNTIME.queues[workflow_handlers.QUEUE] = queue
@@ -99,6 +100,7 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     )
     run_queue = WorkQueue(flowrun_handlers.QUEUE, runs, workers=OPTIONS.workers)
     run_queue.on_done = metrics.reconcile_observer(run_queue.name)
+    run_queue.on_wait = metrics.wait_observer(run_queue.name)
     metrics.track_queue(run_queue.name, run_queue)
     RUNTIME.queues[flowrun_handlers.QUEUE] = run_queue
     RUNTIME.tasks.extend(await children_handlers.start(children))

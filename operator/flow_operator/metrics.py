@@ -99,6 +99,13 @@ RECONCILE_DURATION = Histogram(
     buckets=RECONCILE_BUCKETS,
     registry=REGISTRY,
 )
+QUEUE_WAIT = Histogram(
+    f"{PREFIX}_workqueue_wait_seconds",
+    "Time a key waited in a work queue before its reconcile started",
+    ["queue"],
+    buckets=RECONCILE_BUCKETS,
+    registry=REGISTRY,
+)
 RECONCILE_ERRORS = Counter(
     f"{PREFIX}_reconcile_errors",
     "Reconciles that raised (retried with backoff)",
@@ -172,6 +179,11 @@ def observe_flowrun(key: Key, old: Phase | None, status: FlowRunStatus) -> None:
 def track_queue(name: str, queue: Sized) -> None:
     """Export `len(queue)` as the queue's depth, read at scrape time."""
     QUEUE_DEPTH.labels(name).set_function(lambda: len(queue))
+
+
+def wait_observer(queue: str) -> Callable[[float], None]:
+    """A work queue's `on_wait(seconds)` hook: how long keys wait before their reconcile."""
+    return QUEUE_WAIT.labels(queue).observe
 
 
 def reconcile_observer(queue: str) -> Callable[[Key, float, bool], None]:

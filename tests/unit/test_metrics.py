@@ -118,10 +118,12 @@ async def test_work_queue_depth_latency_and_errors() -> None:
 
     queue = WorkQueue("metrics-test", reconcile, workers=1)
     queue.on_done = metrics.reconcile_observer("metrics-test")
+    queue.on_wait = metrics.wait_observer("metrics-test")
     metrics.track_queue("metrics-test", queue)
     queue.enqueue(("ns", "a"))
     queue.enqueue(("ns", "b"))
     assert value("flowops_workqueue_depth", queue="metrics-test") == 2
+    await asyncio.sleep(0.05)  # both wait at least this long before the workers start
     queue.start()
     await asyncio.wait_for(failed.wait(), 5)
     for _ in range(100):
@@ -131,6 +133,8 @@ async def test_work_queue_depth_latency_and_errors() -> None:
     await queue.stop()
     assert value("flowops_reconcile_duration_seconds_count", queue="metrics-test") == 2
     assert value("flowops_reconcile_errors_total", queue="metrics-test") == 1
+    assert value("flowops_workqueue_wait_seconds_count", queue="metrics-test") == 2
+    assert (value("flowops_workqueue_wait_seconds_sum", queue="metrics-test") or 0) >= 0.1
     assert value("flowops_workqueue_depth", queue="metrics-test") == 0
 
 

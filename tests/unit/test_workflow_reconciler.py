@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from flow_operator.builders.deployment import desired_deployment
 from flow_operator.models.workflow import Workflow
 from flow_operator.reconcile.workflow import WorkflowReconciler, WorkflowView
@@ -65,6 +67,38 @@ async def test_status_written_once_before_watch_catches_up() -> None:
     await c.rec(KEY)  # the view still shows no status: the write is remembered
     assert len(c.kube.statuses) == 1
     assert len(c.kube.applied) == 1
+
+
+async def test_a_change_of_details_only_waits_out_the_interval_a_color_change_does_not() -> None:
+    now = [100.0]
+    c = Cluster(workflow(services=[("a", 3), ("b", 1)]))
+    c.rec.monotonic = lambda: now[0]
+
+    async def available(n: int) -> float | None:
+        c.sync()
+        for d in c.view.deployments[KEY]:
+            if d["metadata"]["name"] == "wf-a":
+                d["status"].update(replicas=n, updatedReplicas=n, readyReplicas=n,
+                                   availableReplicas=n)  # fmt: skip
+        return await c.rec(KEY)
+
+    def written() -> list[tuple[str, int]]:
+        return [(s[3]["actualStatus"], s[3]["details"]["services"][0]["actual"])
+                for s in c.kube.statuses if s[3]["details"]]  # fmt: skip
+
+    await c.rec(KEY)
+    assert await available(1) is None  # ORANGE -> YELLOW: written at once
+    now[0] += 0.3
+    again = await available(2)  # 1 -> 2 of 3 replicas, still YELLOW: details only
+    assert again == pytest.approx(0.7)  # the queue brings it back when the interval is over
+    assert written() == [("ORANGE", 0), ("YELLOW", 1)]
+    assert await c.rec(KEY) == pytest.approx(0.7)  # another event meanwhile: still waits
+    now[0] += 0.7
+    assert await c.rec(KEY) is None  # the interval is over: the latest state is written
+    assert written()[-1] == ("YELLOW", 2)
+    now[0] += 0.1
+    assert await available(3) is None  # YELLOW -> GREEN 0.1 s later: at once
+    assert written() == [("ORANGE", 0), ("YELLOW", 1), ("YELLOW", 2), ("GREEN", 3)]
 
 
 async def test_drifted_replicas_are_put_back() -> None:

@@ -50,6 +50,8 @@ class WorkQueue:
         self._failures: dict[Key, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.on_done: Callable[[Key, float, bool], None] | None = None  # (key, seconds, ok)
+        self.on_wait: Callable[[float], None] | None = None  # seconds a key waited to start
+        self._since: dict[Key, float] = {}  # when each queued key entered the queue
         # Checked before every reconcile: False means "do not act now" (a leader whose Lease
         # has not been renewed in time); the key waits a second and is checked again.
         self.gate: Callable[[], bool] | None = None
@@ -69,6 +71,7 @@ class WorkQueue:
             self._dirty.add(key)
         elif key not in self._queued:
             self._queued.add(key)
+            self._since[key] = time.monotonic()
             self._queue.put_nowait(key)
 
     def _fire(self, key: Key) -> None:
@@ -94,6 +97,9 @@ class WorkQueue:
         while True:
             key = await self._queue.get()
             self._queued.discard(key)
+            since = self._since.pop(key, None)
+            if self.on_wait is not None and since is not None:
+                self.on_wait(time.monotonic() - since)
             if self.gate is not None and not self.gate():
                 self.enqueue(key, 1.0)
                 continue
