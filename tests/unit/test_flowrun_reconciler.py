@@ -161,3 +161,35 @@ async def test_an_invalid_spec_is_rejected_without_a_job() -> None:
     assert status["phase"] == "Failed" and "cycle" in status["message"]
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert stalled["status"] == "True" and not kube.created
+
+
+def submitted(name: str) -> Body:
+    body = run_body([task("extract")], name=name)
+    body["metadata"].update(uid=f"uid-{name}", resourceVersion="5")
+    return body
+
+
+async def test_a_new_run_is_deployed_in_one_reconcile_with_one_status_write() -> None:
+    kube = Kube()
+    rec = reconciler({("ml", "r0"): [submitted("r0")]}, kube)
+    await rec(("ml", "r0"))
+    assert [n for n, _ in kube.statuses] == ["r0"]  # one write, not one per phase
+    status = last_status(kube, "r0")
+    assert [h["phase"] for h in status["history"]] == ["Submitted", "Queued", "Deployed"]
+    assert kube.created == ["r0-extract"]
+
+
+async def test_a_new_run_without_a_slot_is_written_once_as_queued() -> None:
+    runs = {("ml", "busy"): [queued("busy")], ("ml", "r0"): [submitted("r0")]}
+    kube = Kube()
+    rec = reconciler(runs, kube, running=1)
+    await rec(("ml", "busy"))  # takes the only slot
+    await rec(("ml", "r0"))
+    assert [n for n, _ in kube.statuses] == ["busy", "r0"]
+    status = last_status(kube, "r0")
+    assert status["phase"] == "Queued" and status["reason"] == "WaitingForCapacity"
+    assert [h["phase"] for h in status["history"]] == ["Submitted", "Queued"]
+    assert kube.created == ["busy-extract"]
+    # the watch has not shown the write yet: another reconcile writes nothing again
+    await rec(("ml", "r0"))
+    assert [n for n, _ in kube.statuses] == ["busy", "r0"]

@@ -75,6 +75,7 @@ class Limits:
 class _Written:
     over: str  # the resourceVersion our write replaced
     status: Body
+    sent: bool = True  # False: decided, not yet written (the next step writes it)
 
 
 @dataclass
@@ -91,10 +92,22 @@ class FlowRunReconciler:
     _logs: dict[tuple[str, str], str] = field(default_factory=dict)
 
     async def __call__(self, key: Key) -> float | None:
+        """Step the run until it waits for something: Submitted, Queued and Deployed follow
+        each other in one reconcile (one status write, with all three in its history), not
+        one reconcile per watch echo of the previous write."""
+        while True:
+            again, onwards = await self._step(key)
+            if not onwards:
+                return again
+
+    async def _step(self, key: Key) -> tuple[float | None, bool]:
+        """One step of the state machine; True when it only moved from Submitted or to
+        Queued, creating nothing: then the next step follows at once (its status is kept,
+        not written, and the step that waits or acts writes it)."""
         body = next(iter(self.view.runs.get(key, ())), None)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             self._forget(key)
-            return None  # deleted: garbage collection takes its Jobs and child runs
+            return None, False  # deleted: garbage collection takes its Jobs and child runs
         body = self._current(key, body)
         ctx = Context(now=self.clock(), grace=self.limits.grace)
         try:
@@ -102,17 +115,24 @@ class FlowRunReconciler:
         except ValidationError as e:
             decision = reject(body, e, ctx)
             await self._carry_out(key, body, None, decision)
-            return None
+            return None, False
         observed = await self._observe(key, run)
         decision = step(run, observed, ctx)
-        if await self._carry_out(key, body, run, decision):
-            return 0.05
+        old = run.status.phase if run.status is not None else None
+        onwards = (
+            decision.status.phase is not old
+            and decision.status.phase in (Phase.SUBMITTED, Phase.QUEUED)
+            and not decision.jobs_to_create
+            and not decision.children_to_create
+        )
+        if await self._carry_out(key, body, run, decision, write=not onwards):
+            return 0.05, False
         again = decision.requeue_after
         if decision.status.phase is Phase.DEPLOYED and self._podless(
             list(observed.jobs), list(observed.pods), older_than=timedelta(0)
         ):
             again = min(again or RECHECK, RECHECK)
-        return again
+        return again, onwards
 
     # --- reading -------------------------------------------------------------------------
     def _current(self, key: Key, body: Body) -> Body:
@@ -252,10 +272,11 @@ class FlowRunReconciler:
 
     # --- writing -------------------------------------------------------------------------
     async def _carry_out(
-        self, key: Key, body: Body, run: FlowRun | None, decision: Decision
+        self, key: Key, body: Body, run: FlowRun | None, decision: Decision, write: bool = True
     ) -> bool:
         """Do what `decision` says; True when the API server refused a Job or child run
-        (the next step, right away, records the refusal in the task's line)."""
+        (the next step, right away, records the refusal in the task's line). With
+        write=False the new status is only kept in memory, for the next step to read."""
         ns = key[0]
         for event in decision.events:
             await self.kube.event(body, event.reason, event.message, event.type)
@@ -292,10 +313,12 @@ class FlowRunReconciler:
         if refused:
             self._refused.setdefault(key, {}).update(refused)
         new = decision.status.dump()
-        if new != (body.get("status") or {}):
-            await self.kube.replace_status(PLURAL, ns, key[1], new, GROUP, VERSION)
+        unsent = key in self._written and not self._written[key].sent
+        if new != (body.get("status") or {}) or (write and unsent):
+            if write:
+                await self.kube.replace_status(PLURAL, ns, key[1], new, GROUP, VERSION)
             version = str((body.get("metadata") or {}).get("resourceVersion", ""))
-            self._written[key] = _Written(over=version, status=new)
+            self._written[key] = _Written(over=version, status=new, sent=write)
         # Written (or still Queued): the status, not a reservation, now says where it is.
         self._admitted.discard(key)
         if decision.status.phase in TERMINAL:
