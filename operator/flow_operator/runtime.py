@@ -21,10 +21,10 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     elector: LeaderElector | None = None  # with --leader-election
 
-    def enqueue(self, queue: str, key: Key, delay: float = 0.0) -> None:
+    def enqueue(self, queue: str, key: Key, delay: float = 0.0, urgent: bool = False) -> None:
         q = self.queues.get(queue)
         if q is not None:
-            q.enqueue(key, delay)
+            q.enqueue(key, delay, urgent)
 
 
 RUNTIME = Runtime()

@@ -141,3 +141,29 @@ def test_kopf_requests_retry_for_ever() -> None:
     first = list(itertools.islice(backoffs, 1000))
     assert first[:3] == [0.5, 1.0, 2.0] and set(first[3:]) == {5.0}
     assert list(itertools.islice(backoffs, 3)) == [0.5, 1.0, 2.0]  # each request anew
+
+
+async def test_urgent_keys_go_first_and_a_waiting_key_moves_up() -> None:
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def rec(key: Key) -> None:
+        order.append(key[1])
+        if key[1] == "first":
+            await gate.wait()
+
+    q = WorkQueue("t", rec, workers=1)
+    q.start()
+    q.enqueue(("ns", "first"))
+    await _settle(q, 2)  # the only worker is busy with it
+    q.enqueue(("ns", "n1"))
+    q.enqueue(("ns", "n2"))
+    q.enqueue(("ns", "u1"), urgent=True)
+    q.enqueue(("ns", "n2"), urgent=True)  # was waiting: moves up, behind u1
+    q.enqueue(("ns", "u1"))  # a normal enqueue never moves an urgent key down
+    q.enqueue(("ns", "first"), urgent=True)  # running: runs again afterwards, urgently
+    assert len(q) == 3
+    gate.set()
+    await _settle(q)
+    await q.stop()
+    assert order == ["first", "u1", "n2", "first", "n1"]

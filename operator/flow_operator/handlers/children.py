@@ -62,8 +62,9 @@ def build(kube: Kube, namespaces: Sequence[str], workflow_queue: str, run_queue:
             else [(f"{name} in {ns}", functools.partial(one_ns, ns)) for ns in namespaces]
         )
         return Merged([
+            # a child changed: its owner's status has to follow, ahead of other work
             Informer(label_, lister, selector, _keyed_by(label), project,
-                     functools.partial(RUNTIME.enqueue, queue))
+                     functools.partial(RUNTIME.enqueue, queue, urgent=True))
             for label_, lister in listers
         ])  # fmt: skip
 

@@ -63,7 +63,8 @@ async def flowrun_changed(
     runs: kopf.Index[tuple[str, str], Any] = kwargs["flowrun_bodies"]
     RUNTIME.enqueue(QUEUE, (namespace or "", name))
     if labels.get(FLOWRUN_LABEL) and labels.get(MANAGED_BY) == MANAGER:
-        RUNTIME.enqueue(QUEUE, _key(namespace, labels))  # a child run: its parent follows it
+        # a child run: its parent follows it, ahead of other work (as for its Jobs)
+        RUNTIME.enqueue(QUEUE, _key(namespace, labels), urgent=True)
     if status.get("phase") in {p.value for p in TERMINAL}:
         # Its slot may have freed: the waiting runs try again.
         for key, bodies in list(runs.items()):

@@ -5,6 +5,14 @@ enqueued while its reconcile runs is run once more afterwards (so no event is lo
 two reconciles of one object never overlap). A reconcile may ask to be run again after
 a delay (deadlines, timeouts); a failing one is retried with exponential backoff.
 
+Two levels, each first in, first out: a key enqueued `urgent` (its children changed: the
+status has to follow the cluster) is taken before the others (its spec changed, a
+retry, a timer), and a waiting key enqueued urgent again moves up. A burst of new
+objects, each reconcile a few writes to the API server, then no longer holds back the
+status of objects whose pods just became ready (docs/performance.md: S1's status lag
+p99 fell from 24 s to ... at N = 1,000). Urgent reconciles are mostly cheap (no write,
+or one status write), so the others are not starved.
+
 A failure that only says the API server is unreachable or busy (connection refused or
 reset, a timeout, 5xx, 429) backs off to at most TRANSIENT_MAX seconds and is logged in
 one line: such a key gets no watch event to wake it when the API server returns, so a
@@ -42,10 +50,13 @@ class WorkQueue:
         self.name = name
         self._reconcile = reconcile
         self._workers = workers
-        self._queue: asyncio.Queue[Key] = asyncio.Queue()
-        self._queued: set[Key] = set()
+        # one token per waiting key; a worker holding a token takes the first urgent key,
+        # else the first other one (dicts keep insertion order: FIFO with O(1) removal)
+        self._tokens: asyncio.Queue[None] = asyncio.Queue()
+        self._urgent: dict[Key, None] = {}
+        self._normal: dict[Key, None] = {}
         self._running: set[Key] = set()
-        self._dirty: set[Key] = set()
+        self._dirty: dict[Key, bool] = {}  # enqueued while running -> urgent
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -56,7 +67,7 @@ class WorkQueue:
         # has not been renewed in time); the key waits a second and is checked again.
         self.gate: Callable[[], bool] | None = None
 
-    def enqueue(self, key: Key, delay: float = 0.0) -> None:
+    def enqueue(self, key: Key, delay: float = 0.0, urgent: bool = False) -> None:
         if delay > 0:
             timer = self._timers.get(key)
             loop = asyncio.get_running_loop()
@@ -68,18 +79,30 @@ class WorkQueue:
             self._timers[key] = loop.call_at(due, self._fire, key)
             return
         if key in self._running:
-            self._dirty.add(key)
-        elif key not in self._queued:
-            self._queued.add(key)
+            self._dirty[key] = self._dirty.get(key, False) or urgent
+        elif key in self._urgent:
+            pass
+        elif key in self._normal:
+            if urgent:  # moves up, keeping its place in time
+                del self._normal[key]
+                self._urgent[key] = None
+        else:
+            (self._urgent if urgent else self._normal)[key] = None
             self._since[key] = time.monotonic()
-            self._queue.put_nowait(key)
+            self._tokens.put_nowait(None)
 
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
         self.enqueue(key)
 
     def __len__(self) -> int:
-        return len(self._queued)
+        return len(self._urgent) + len(self._normal)
+
+    def _take(self) -> Key:
+        level = self._urgent or self._normal
+        key = next(iter(level))
+        del level[key]
+        return key
 
     def start(self) -> None:
         for i in range(self._workers):
@@ -95,8 +118,8 @@ class WorkQueue:
 
     async def _work(self) -> None:
         while True:
-            key = await self._queue.get()
-            self._queued.discard(key)
+            await self._tokens.get()
+            key = self._take()
             since = self._since.pop(key, None)
             if self.on_wait is not None and since is not None:
                 self.on_wait(time.monotonic() - since)
@@ -129,7 +152,6 @@ class WorkQueue:
             if self.on_done is not None:
                 self.on_done(key, time.monotonic() - started, ok)
             if key in self._dirty:
-                self._dirty.discard(key)
-                self.enqueue(key)
+                self.enqueue(key, urgent=self._dirty.pop(key))
             if again is not None:
                 self.enqueue(key, again)
