@@ -127,19 +127,24 @@ WORKFLOW_CASES: list[tuple[str, dict[str, Any], str]] = [
 @pytest.mark.parametrize(
     ("case", "manifest", "fragment"), WORKFLOW_CASES, ids=[c[0] for c in WORKFLOW_CASES]
 )
-def test_refused_at_admission(
-    cluster: Any, namespace: str, case: str, manifest: dict[str, Any], fragment: str
+def assert_refused(
+    cluster: Any, namespace: str, case: str, manifest: dict[str, Any], fragment: str, kinds: str
 ) -> None:
+    """`kubectl apply` of `manifest` fails naming `fragment`, and no object of `kinds`
+    exists afterwards: nothing partially created."""
     done = cluster.kubectl(
         "-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(manifest), check=False
     )
     assert done.returncode != 0, f"{case} was accepted"
     assert fragment in done.stderr, done.stderr
-    name = manifest["metadata"]["name"]
-    left = cluster.kubectl(
-        "-n", namespace, "get", "workflow", name, "--ignore-not-found", "-o", "name", check=False
-    )
+    left = cluster.kubectl("-n", namespace, "get", kinds, "-o", "name", check=False)
     assert left.stdout.strip() == ""
+
+
+def test_refused_at_admission(
+    cluster: Any, namespace: str, case: str, manifest: dict[str, Any], fragment: str
+) -> None:
+    assert_refused(cluster, namespace, case, manifest, fragment, "workflows,deployments")
 
 
 def test_workflow_the_schema_cannot_judge_goes_stalled(
@@ -312,13 +317,7 @@ FLOWRUN_CASES: list[tuple[str, dict[str, Any], str]] = [
 def test_flowrun_refused_at_admission(
     cluster: Any, namespace: str, case: str, manifest: dict[str, Any], fragment: str
 ) -> None:
-    done = cluster.kubectl(
-        "-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(manifest), check=False
-    )
-    assert done.returncode != 0, f"{case} was accepted"
-    assert fragment in done.stderr, done.stderr
-    left = cluster.kubectl("-n", namespace, "get", "flowruns,jobs", "-o", "name", check=False)
-    assert left.stdout.strip() == ""  # nothing partially created
+    assert_refused(cluster, namespace, case, manifest, fragment, "flowruns,jobs")
 
 
 # FlowRuns the CRD admits but the model refuses: Failed, Stalled, the reason named, no Job.

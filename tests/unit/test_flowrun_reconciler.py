@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from copy import deepcopy
 from typing import Any
 
+import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from flow_operator.reconcile.flowrun import FlowRunReconciler, FlowRunView, Limits
@@ -193,3 +194,46 @@ async def test_a_new_run_without_a_slot_is_written_once_as_queued() -> None:
     # the watch has not shown the write yet: another reconcile writes nothing again
     await rec(("ml", "r0"))
     assert [n for n, _ in kube.statuses] == ["busy", "r0"]
+
+
+async def test_a_change_of_task_details_only_waits_out_the_interval() -> None:
+    from flow_operator.models.flowrun import FlowRun
+    from tests.unit.flowrun_objects import job, pod
+
+    now = [50.0]
+    key = ("ml", "r0")
+    runs = {key: [queued("r0")]}
+    kube = Kube()
+    rec = reconciler(runs, kube)
+    rec.monotonic = lambda: now[0]
+    version = [10]
+
+    def echo() -> None:  # the watch delivers the last write
+        version[0] += 1
+        body = queued("r0")
+        body["metadata"]["resourceVersion"] = str(version[0])
+        body["status"] = last_status(kube, "r0")
+        runs[key] = [body]
+
+    def task_line() -> tuple[str, str | None]:
+        t = last_status(kube, "r0")["tasks"][0]
+        return t["status"], t.get("message")
+
+    await rec(key)  # Deployed, the Job created
+    echo()
+    run = FlowRun.from_body(runs[key][0])
+    rec.view.jobs = {key: [job(run, "extract", active=1)]}  # type: ignore[misc]
+    waiting = pod(run, "extract", phase="Pending", waiting=("ContainerCreating", ""))
+    rec.view.pods = {key: [waiting]}  # type: ignore[misc]
+    assert await rec(key) is None  # the task is Running now: written at once
+    assert task_line()[0] == "Running"
+    writes = len(kube.statuses)
+    echo()
+    now[0] += 0.4
+    rec.view.pods = {key: [pod(run, "extract", phase="Running")]}  # type: ignore[misc]
+    again = await rec(key)  # the pod's state only, 0.4 s after the last write
+    assert len(kube.statuses) == writes and again == pytest.approx(0.6)
+    now[0] += 0.6
+    await rec(key)  # the interval is over: the latest details are written
+    assert len(kube.statuses) == writes + 1 and task_line()[0] == "Running"
+    assert kube.statuses[-1][1]["tasks"] != kube.statuses[-2][1]["tasks"]  # the details moved

@@ -14,6 +14,7 @@ take the last slot.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -90,6 +91,12 @@ class FlowRunReconciler:
     _admitted: set[Key] = field(default_factory=set)
     _refused: dict[Key, dict[str, str]] = field(default_factory=dict)
     _logs: dict[tuple[str, str], str] = field(default_factory=dict)
+    # A change of task details alone (a pod's state, podName, startTime) is written at most
+    # once per detail_interval per run; the phase and every task's status at once.
+    detail_interval: float = 1.0
+    monotonic: Callable[[], float] = time.monotonic
+    _sent: dict[Key, tuple[float, Body]] = field(default_factory=dict)  # last write: when, what
+    _deferred: dict[Key, float] = field(default_factory=dict)
 
     async def __call__(self, key: Key) -> float | None:
         """Step the run until it waits for something: Submitted, Queued and Deployed follow
@@ -132,6 +139,9 @@ class FlowRunReconciler:
             list(observed.jobs), list(observed.pods), older_than=timedelta(0)
         ):
             again = min(again or RECHECK, RECHECK)
+        deferred = self._deferred.pop(key, None)
+        if deferred is not None:  # details kept, not yet written: come back to write them
+            again = min(again, deferred) if again is not None else deferred
         return again, onwards
 
     # --- reading -------------------------------------------------------------------------
@@ -315,8 +325,14 @@ class FlowRunReconciler:
         new = decision.status.dump()
         unsent = key in self._written and not self._written[key].sent
         if new != (body.get("status") or {}) or (write and unsent):
+            sent_at, sent = self._sent.get(key, (None, None))
+            wait = 0.0 if sent_at is None else sent_at + self.detail_interval - self.monotonic()
+            if write and wait > 0 and _headline(new) == _headline(sent):
+                write = False  # details only, soon after the last write: kept for later
+                self._deferred[key] = wait
             if write:
                 await self.kube.replace_status(PLURAL, ns, key[1], new, GROUP, VERSION)
+                self._sent[key] = (self.monotonic(), new)
             version = str((body.get("metadata") or {}).get("resourceVersion", ""))
             self._written[key] = _Written(over=version, status=new, sent=write)
         # Written (or still Queued): the status, not a reservation, now says where it is.
@@ -330,5 +346,16 @@ class FlowRunReconciler:
 
     def _forget(self, key: Key) -> None:
         self._written.pop(key, None)
+        self._sent.pop(key, None)
+        self._deferred.pop(key, None)
         self._admitted.discard(key)
         self._refused.pop(key, None)
+
+
+def _headline(status: Body | None) -> Any:
+    """The part of a run's status written at once: all but the tasks' details (each task
+    counts by its name and status only)."""
+    if status is None:
+        return None
+    tasks = [(t.get("name"), t.get("status")) for t in status.get("tasks") or []]
+    return {**status, "tasks": tasks}
