@@ -116,10 +116,11 @@ class Kube:
 
     async def replace_status(
         self, plural: str, namespace: str, name: str, status: Body, group: str, version: str
-    ) -> None:
-        """Write the whole status (JSON patch `add` replaces it, and removes stale keys)."""
+    ) -> str:
+        """Write the whole status (JSON patch `add` replaces it, and removes stale keys);
+        returns the resourceVersion the write made (the watch will show it later)."""
         patch = [{"op": "add", "path": "/status", "value": status}]
-        await self._done(
+        written = await read_json(
             await self.custom.patch_namespaced_custom_object_status(
                 group,
                 version,
@@ -131,6 +132,7 @@ class Kube:
                 _preload_content=False,
             )
         )
+        return str(((written or {}).get("metadata") or {}).get("resourceVersion", ""))
 
     async def create(self, body: Body) -> bool:
         """Create a Job; False when it exists already (names are deterministic, so a

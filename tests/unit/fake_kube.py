@@ -35,8 +35,9 @@ class FakeKube:
 
     async def replace_status(
         self, plural: str, namespace: str, name: str, status: Body, group: str, version: str
-    ) -> None:
+    ) -> str:
         self.statuses.append((plural, namespace, name, status))
+        return f"made-{len(self.statuses)}"  # the resourceVersion the write made
 
     async def event(self, involved: Body, reason: str, message: str, type_: str = "Normal") -> None:
         self.events.append((reason, message, type_))

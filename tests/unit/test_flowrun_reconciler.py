@@ -48,9 +48,10 @@ class Kube:
 
     async def replace_status(
         self, plural: str, namespace: str, name: str, status: Body, group: str, version: str
-    ) -> None:
+    ) -> str:
         await asyncio.sleep(0)
         self.statuses.append((name, status))
+        return str(100 + len(self.statuses))  # the resourceVersion the write made
 
     async def event(self, involved: Body, reason: str, message: str, type_: str = "Normal") -> None:
         await asyncio.sleep(0)
@@ -237,3 +238,35 @@ async def test_a_change_of_task_details_only_waits_out_the_interval() -> None:
     await rec(key)  # the interval is over: the latest details are written
     assert len(kube.statuses) == writes + 1 and task_line()[0] == "Running"
     assert kube.statuses[-1][1]["tasks"] != kube.statuses[-2][1]["tasks"]  # the details moved
+
+
+async def test_a_late_echo_of_an_earlier_write_does_not_undo_a_later_one() -> None:
+    """Two writes before the watch shows the first: when it does, the index holds the
+    first write's status, which is older than what was written since; the reconciler
+    keeps reading its own latest and neither writes nor posts anything again."""
+    from flow_operator.models.flowrun import FlowRun
+    from tests.unit.flowrun_objects import job, pod
+
+    key = ("ml", "r0")
+    first = queued("r0")
+    runs = {key: [first]}
+    kube = Kube()
+    rec = reconciler(runs, kube)
+    rec.detail_interval = 0
+    await rec(key)  # write 1: Deployed (made version 101)
+    run = FlowRun.from_body({**first, "status": last_status(kube, "r0")})
+    rec.view.jobs = {key: [job(run, "extract", active=1)]}  # type: ignore[misc]
+    rec.view.pods = {key: [pod(run, "extract", phase="Running")]}  # type: ignore[misc]
+    await rec(key)  # write 2, over the same stale version 10: the task is Running
+    assert len(kube.statuses) == 2 and kube.posted.count("TaskStarted") == 1
+
+    def delivered(write: int) -> None:
+        runs[key] = [{**deepcopy(first), "status": kube.statuses[write - 1][1],
+                      "metadata": {**first["metadata"], "resourceVersion": str(100 + write)}}]  # fmt: skip
+
+    delivered(1)  # the watch shows write 1 only: older than write 2
+    await rec(key)
+    assert len(kube.statuses) == 2 and kube.posted.count("TaskStarted") == 1
+    delivered(2)
+    await rec(key)
+    assert len(kube.statuses) == 2 and kube.posted.count("TaskStarted") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,6 +100,28 @@ async def test_a_change_of_details_only_waits_out_the_interval_a_color_change_do
     now[0] += 0.1
     assert await available(3) is None  # YELLOW -> GREEN 0.1 s later: at once
     assert written() == [("ORANGE", 0), ("YELLOW", 1), ("YELLOW", 2), ("GREEN", 3)]
+
+
+async def test_a_late_echo_of_an_earlier_write_does_not_undo_a_later_one() -> None:
+    c = Cluster(workflow(services=[("a", 1)]))
+    c.body["metadata"]["resourceVersion"] = "1"
+    first = deepcopy(c.body)
+    await c.rec(KEY)  # write 1: ORANGE, made "made-1"
+    c.sync()
+    c.body["metadata"]["resourceVersion"] = "1"  # ... but the watch has not shown it yet
+    c.body.pop("status")
+    await c.rec(KEY)  # write 2: GREEN, over the same version
+    assert [s[3]["actualStatus"] for s in c.kube.statuses] == ["ORANGE", "GREEN"]
+    # the watch shows write 1 now: older than write 2, nothing is written again
+    c.body.update(status=c.kube.statuses[0][3], metadata={**first["metadata"],
+                  "resourceVersion": "made-1"})  # fmt: skip
+    await c.rec(KEY)
+    assert len(c.kube.statuses) == 2
+    assert [e[1] for e in c.kube.events] == ["none -> ORANGE", "ORANGE -> GREEN"]
+    c.body.update(status=c.kube.statuses[1][3], metadata={**first["metadata"],
+                  "resourceVersion": "made-2"})  # fmt: skip
+    await c.rec(KEY)
+    assert len(c.kube.statuses) == 2 and len(c.kube.events) == 2
 
 
 async def test_drifted_replicas_are_put_back() -> None:

@@ -167,3 +167,27 @@ async def test_urgent_keys_go_first_and_a_waiting_key_moves_up() -> None:
     await _settle(q)
     await q.stop()
     assert order == ["first", "u1", "n2", "first", "n1"]
+
+
+async def test_a_quarter_of_the_workers_wait_for_urgent_keys_only() -> None:
+    gate = asyncio.Event()
+    ran: list[str] = []
+
+    async def rec(key: Key) -> None:
+        ran.append(key[1])
+        if key[1].startswith("slow"):
+            await gate.wait()
+
+    q = WorkQueue("t", rec, workers=4)  # 3 for anything, 1 for urgent keys only
+    q.start()
+    for i in range(5):
+        q.enqueue(("ns", f"slow{i}"))
+    await _settle(q, 4)
+    assert sorted(ran) == ["slow0", "slow1", "slow2"]  # the urgent-only worker took none
+    q.enqueue(("ns", "urgent"), urgent=True)
+    await _settle(q, 4)
+    assert ran[-1] == "urgent"  # not behind the slow ones
+    gate.set()
+    await _settle(q)
+    await q.stop()
+    assert sorted(ran) == ["slow0", "slow1", "slow2", "slow3", "slow4", "urgent"]

@@ -76,7 +76,12 @@ class Limits:
 class _Written:
     over: str  # the resourceVersion our write replaced
     status: Body
+    # Versions older than our last write: while the index shows one of these, it does not
+    # show that write yet (the versions our earlier writes made, one of them possibly
+    # already delivered, included). Any other version is that write or a later one.
+    stale: frozenset[str] = frozenset()
     sent: bool = True  # False: decided, not yet written (the next step writes it)
+    made: str = ""  # the resourceVersion our last write made
 
 
 @dataclass
@@ -151,7 +156,7 @@ class FlowRunReconciler:
         version = str((body.get("metadata") or {}).get("resourceVersion", ""))
         if written is None:
             return body
-        if written.over == version:
+        if version in written.stale:
             return {**body, "status": written.status}
         del self._written[key]
         return body
@@ -190,7 +195,7 @@ class FlowRunReconciler:
         """A run's phase, as written by us if the index does not show our write yet."""
         written = self._written.get(key)
         version = str((body.get("metadata") or {}).get("resourceVersion", ""))
-        status = written.status if written and written.over == version else body.get("status")
+        status = written.status if written and version in written.stale else body.get("status")
         return (status or {}).get("phase")
 
     def _capacity(self, key: Key, run: FlowRun) -> Capacity:
@@ -330,11 +335,18 @@ class FlowRunReconciler:
             if write and wait > 0 and _headline(new) == _headline(sent):
                 write = False  # details only, soon after the last write: kept for later
                 self._deferred[key] = wait
-            if write:
-                await self.kube.replace_status(PLURAL, ns, key[1], new, GROUP, VERSION)
-                self._sent[key] = (self.monotonic(), new)
             version = str((body.get("metadata") or {}).get("resourceVersion", ""))
-            self._written[key] = _Written(over=version, status=new, sent=write)
+            previous = self._written.get(key)
+            stale = {version} | (previous.stale if previous else set())
+            if write:
+                made = await self.kube.replace_status(PLURAL, ns, key[1], new, GROUP, VERSION) or ""
+                self._sent[key] = (self.monotonic(), new)
+                if previous is not None and previous.made:
+                    stale.add(previous.made)  # that write is older than this one
+            self._written[key] = _Written(
+                over=version, status=new, sent=write, stale=frozenset(stale),
+                made=made if write else (previous.made if previous else ""),
+            )  # fmt: skip
         # Written (or still Queued): the status, not a reservation, now says where it is.
         self._admitted.discard(key)
         if decision.status.phase in TERMINAL:

@@ -87,7 +87,9 @@ class WorkflowReconciler:
         self._last_write: dict[Key, float] = {}  # monotonic time of each status write
         # The significant status last written, with the resourceVersion it was written over:
         # until the watch shows the write, the view still holds the old status.
-        self._written: dict[Key, tuple[Any, str]] = {}
+        # (significant status, versions older than it, the version it made): while the
+        # index shows one of those older versions, it does not show our last write yet.
+        self._written: dict[Key, tuple[Any, frozenset[str], str]] = {}
         self._applied: dict[tuple[str, str, str], str] = {}  # (ns, kind, name) -> spec hash
         self._failures: dict[Key, int] = defaultdict(int)
         self.on_status: Callable[[Key, WorkflowStatus | None], None] | None = None
@@ -191,10 +193,9 @@ class WorkflowReconciler:
         wanted = significant(doc)
         version = str((body.get("metadata") or {}).get("resourceVersion", ""))
         written = self._written.get(key)
-        # what the API server holds: our last write until the watch shows it
-        current = (
-            written[0] if written and written[1] == version else significant(body.get("status"))
-        )
+        pending = written is not None and version in written[1]
+        # what the API server holds: our last write until the watch shows it (or a later one)
+        current = written[0] if written and pending else significant(body.get("status"))
         if wanted == current:
             return None
         if _headline(wanted) == _headline(current):
@@ -202,16 +203,17 @@ class WorkflowReconciler:
             wait -= self.monotonic()
             if wait > 0:
                 return wait
-        await self.kube.replace_status(PLURAL, key[0], key[1], doc, GROUP, VERSION)
-        self._written[key] = (wanted, version)
+        made = await self.kube.replace_status(PLURAL, key[0], key[1], doc, GROUP, VERSION)
+        stale = {version} | ({*written[1], written[2]} if written and pending else set())
+        self._written[key] = (wanted, frozenset(stale), made or "")
         self._last_write[key] = self.monotonic()
-        before = old.actualStatus if old else None
-        if before is not new.actualStatus:
+        before = (current or {}).get("actualStatus") if isinstance(current, dict) else None
+        if before != new.actualStatus.value:
             red = new.actualStatus is Color.RED
             await self.kube.event(
                 body,
                 "ColorChanged",
-                f"{before.value if before else 'none'} -> {new.actualStatus.value}",
+                f"{before or 'none'} -> {new.actualStatus.value}",
                 "Warning" if red else "Normal",
             )
         return None

@@ -11,7 +11,9 @@ retry, a timer), and a waiting key enqueued urgent again moves up. A burst of ne
 objects, each reconcile a few writes to the API server, then no longer holds back the
 status of objects whose pods just became ready (docs/performance.md: S1's status lag
 p99 fell from 24 s to 2.8 s at N = 1,000). Urgent reconciles are mostly cheap (no write,
-or one status write), so the others are not starved.
+or one status write), so the others are not starved. A quarter of the workers take urgent
+keys only, so an urgent key does not wait for a worker either while all the others are
+in slow reconciles (a new object's applies on a busy API server).
 
 A failure that only says the API server is unreachable or busy (connection refused or
 reset, a timeout, 5xx, 429) backs off to at most TRANSIENT_MAX seconds and is logged in
@@ -53,6 +55,7 @@ class WorkQueue:
         # one token per waiting key; a worker holding a token takes the first urgent key,
         # else the first other one (dicts keep insertion order: FIFO with O(1) removal)
         self._tokens: asyncio.Queue[None] = asyncio.Queue()
+        self._urgent_ready = asyncio.Event()  # wakes the workers reserved for urgent keys
         self._urgent: dict[Key, None] = {}
         self._normal: dict[Key, None] = {}
         self._running: set[Key] = set()
@@ -90,6 +93,8 @@ class WorkQueue:
             (self._urgent if urgent else self._normal)[key] = None
             self._since[key] = time.monotonic()
             self._tokens.put_nowait(None)
+        if self._urgent:
+            self._urgent_ready.set()
 
     def _fire(self, key: Key) -> None:
         self._timers.pop(key, None)
@@ -105,8 +110,10 @@ class WorkQueue:
         return key
 
     def start(self) -> None:
+        reserved = self._workers // 4
         for i in range(self._workers):
-            self._tasks.append(asyncio.create_task(self._work(), name=f"{self.name}-{i}"))
+            work = self._work_urgent() if i < reserved else self._work()
+            self._tasks.append(asyncio.create_task(work, name=f"{self.name}-{i}"))
 
     async def stop(self) -> None:
         for timer in self._timers.values():
@@ -119,39 +126,50 @@ class WorkQueue:
     async def _work(self) -> None:
         while True:
             await self._tokens.get()
-            key = self._take()
-            since = self._since.pop(key, None)
-            if self.on_wait is not None and since is not None:
-                self.on_wait(time.monotonic() - since)
-            if self.gate is not None and not self.gate():
-                self.enqueue(key, 1.0)
+            if self._urgent or self._normal:  # else a worker of urgent keys took it
+                await self._run(self._take())
+
+    async def _work_urgent(self) -> None:
+        while True:
+            await self._urgent_ready.wait()
+            if not self._urgent:
+                self._urgent_ready.clear()
                 continue
-            self._running.add(key)
-            started = time.monotonic()
-            ok = True
-            try:
-                again = await self._reconcile(key)
-                self._failures.pop(key, None)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                ok = False
-                n = self._failures[key] = self._failures.get(key, 0) + 1
-                if transient(e):
-                    again = min(0.5 * 2 ** (n - 1), TRANSIENT_MAX)
-                    if n & (n - 1) == 0:  # the 1st, 2nd, 4th, 8th... time: no flood
-                        log.warning("%s %s/%s: API unavailable (attempt %d), retry in %.1fs: %r",
-                                    self.name, *key, n, again, e)  # fmt: skip
-                else:
-                    again = min(0.5 * 2 ** (n - 1), OTHER_MAX)
-                    log.exception(
-                        "%s %s/%s failed (attempt %d), retry in %.1fs", self.name, *key, n, again
-                    )
-            finally:
-                self._running.discard(key)
-            if self.on_done is not None:
-                self.on_done(key, time.monotonic() - started, ok)
-            if key in self._dirty:
-                self.enqueue(key, urgent=self._dirty.pop(key))
-            if again is not None:
-                self.enqueue(key, again)
+            await self._run(self._take())  # its token stays: one spurious wake-up, harmless
+
+    async def _run(self, key: Key) -> None:
+        since = self._since.pop(key, None)
+        if self.on_wait is not None and since is not None:
+            self.on_wait(time.monotonic() - since)
+        if self.gate is not None and not self.gate():
+            self.enqueue(key, 1.0)
+            return
+        self._running.add(key)
+        started = time.monotonic()
+        ok = True
+        try:
+            again = await self._reconcile(key)
+            self._failures.pop(key, None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            ok = False
+            n = self._failures[key] = self._failures.get(key, 0) + 1
+            if transient(e):
+                again = min(0.5 * 2 ** (n - 1), TRANSIENT_MAX)
+                if n & (n - 1) == 0:  # the 1st, 2nd, 4th, 8th... time: no flood
+                    log.warning("%s %s/%s: API unavailable (attempt %d), retry in %.1fs: %r",
+                                self.name, *key, n, again, e)  # fmt: skip
+            else:
+                again = min(0.5 * 2 ** (n - 1), OTHER_MAX)
+                log.exception(
+                    "%s %s/%s failed (attempt %d), retry in %.1fs", self.name, *key, n, again
+                )
+        finally:
+            self._running.discard(key)
+        if self.on_done is not None:
+            self.on_done(key, time.monotonic() - started, ok)
+        if key in self._dirty:
+            self.enqueue(key, urgent=self._dirty.pop(key))
+        if again is not None:
+            self.enqueue(key, again)
