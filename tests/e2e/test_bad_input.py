@@ -124,9 +124,6 @@ WORKFLOW_CASES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("case", "manifest", "fragment"), WORKFLOW_CASES, ids=[c[0] for c in WORKFLOW_CASES]
-)
 def assert_refused(
     cluster: Any, namespace: str, case: str, manifest: dict[str, Any], fragment: str, kinds: str
 ) -> None:
@@ -141,6 +138,9 @@ def assert_refused(
     assert left.stdout.strip() == ""
 
 
+@pytest.mark.parametrize(
+    ("case", "manifest", "fragment"), WORKFLOW_CASES, ids=[c[0] for c in WORKFLOW_CASES]
+)
 def test_refused_at_admission(
     cluster: Any, namespace: str, case: str, manifest: dict[str, Any], fragment: str
 ) -> None:
