@@ -158,11 +158,7 @@ class Kube:
             GROUP, VERSION, namespace, plural, body,
             field_manager=MANAGER, _preload_content=False,
         )  # fmt: skip
-        await self._check(response)
-        try:
-            created: Body = json.loads(await response.read())
-        finally:
-            await self._release(response)
+        created: Body = await read_json(response)
         return created
 
     async def merge_patch_custom(self, plural: str, namespace: str, name: str, patch: Body) -> None:
@@ -197,11 +193,7 @@ class Kube:
         response = await self.core.list_namespaced_event(
             namespace, field_selector=field_selector, _preload_content=False
         )
-        await self._check(response)
-        try:
-            items: list[Body] = json.loads(await response.read()).get("items", [])
-        finally:
-            await self._release(response)
+        items: list[Body] = (await read_json(response)).get("items", [])
         return items
 
     async def event(self, involved: Body, reason: str, message: str, type_: str = "Normal") -> None:

@@ -74,7 +74,6 @@ class Limits:
 
 @dataclass
 class _Written:
-    over: str  # the resourceVersion our write replaced
     status: Body
     # Versions older than our last write: while the index shows one of these, it does not
     # show that write yet (the versions our earlier writes made, one of them possibly
@@ -344,7 +343,7 @@ class FlowRunReconciler:
                 if previous is not None and previous.made:
                     stale.add(previous.made)  # that write is older than this one
             self._written[key] = _Written(
-                over=version, status=new, sent=write, stale=frozenset(stale),
+                status=new, sent=write, stale=frozenset(stale),
                 made=made if write else (previous.made if previous else ""),
             )  # fmt: skip
         # Written (or still Queued): the status, not a reservation, now says where it is.
