@@ -225,10 +225,11 @@ class Operator:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
-    def histograms(self, queue: str) -> dict[str, float | None]:
-        """The operator's own view of a work queue, from its /metrics: how long keys waited
-        before their reconcile, and how long a reconcile took, p50 and p99 in ms
-        (interpolated within the histogram's buckets, as Prometheus' histogram_quantile)."""
+    def histograms(self, queue: str, resource: str) -> dict[str, float | None]:
+        """The operator's own view of its work, from its /metrics, p50 and p99 in ms
+        (interpolated within the histogram's buckets, as Prometheus' histogram_quantile):
+        how long keys of `queue` waited before their reconcile, how long a reconcile took,
+        and how long one status write of `resource` took (the API server's part)."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
                 text = r.read().decode()
@@ -236,9 +237,12 @@ class Operator:
             log(f"could not scrape the operator's metrics: {e!r}")
             return {}
         out: dict[str, float | None] = {}
-        for short, name in (("wait", "flowops_workqueue_wait_seconds"),
-                            ("reconcile", "flowops_reconcile_duration_seconds")):  # fmt: skip
-            buckets = histogram(text, name, queue)
+        for short, name, label in (
+            ("wait", "flowops_workqueue_wait_seconds", f'queue="{queue}"'),
+            ("reconcile", "flowops_reconcile_duration_seconds", f'queue="{queue}"'),
+            ("status_write", "flowops_status_write_seconds", f'resource="{resource}"'),
+        ):
+            buckets = histogram(text, name, label)
             out[f"{short}_count"] = buckets[-1][1] if buckets else 0
             for q in (0.5, 0.99):
                 value = bucket_quantile(q, buckets)
@@ -264,11 +268,12 @@ class Operator:
             op.kill()
 
 
-def histogram(text: str, name: str, queue: str) -> list[tuple[float, float]]:
-    """(upper bound, cumulative count) of one labelled histogram in Prometheus text."""
+def histogram(text: str, name: str, label: str) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of one histogram in Prometheus text, the series
+    with `label` (e.g. 'queue="workflow"')."""
     out = []
     for line in text.splitlines():
-        if line.startswith(f"{name}_bucket{{") and f'queue="{queue}"' in line:
+        if line.startswith(f"{name}_bucket{{") and label in line:
             le = line.split('le="', 1)[1].split('"', 1)[0]
             out.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
     return sorted(out)
@@ -344,6 +349,73 @@ def start_watch(
     )
     thread.start()
     return thread
+
+
+class RoundTrip:
+    """The API server's own write -> watch latency while a scenario runs: the floor under
+    any status lag, since an operator's status change is one such write, seen by one such
+    watch. Every `interval` s a ConfigMap's annotation is written with a sequence number;
+    the write's send time, its answer and the moment a watch in this process delivers it
+    are kept (the same process, and the same kind of watch, as the scenario's figures)."""
+
+    NAME = "bench-roundtrip"
+
+    def __init__(self, namespace: str, stop: threading.Event, interval: float = 0.25) -> None:
+        self.ns, self.stop, self.interval = namespace, stop, interval
+        self.core = client.CoreV1Api()
+        self.sent: dict[str, float] = {}
+        self.answered: dict[str, float] = {}
+        self.seen: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def start(self) -> None:
+        self.core.create_namespaced_config_map(
+            self.ns, {"metadata": {"name": self.NAME, "annotations": {"seq": "0"}}}
+        )
+        start_watch(
+            self.stop, self._event, self.core.list_namespaced_config_map, self.ns,
+            field_selector=f"metadata.name={self.NAME}",
+        )  # fmt: skip
+        threading.Thread(target=self._write, daemon=True).start()
+
+    def _event(self, ev: dict[str, Any]) -> None:
+        seq = ((ev["object"]["metadata"].get("annotations")) or {}).get("seq")
+        with self.lock:
+            if seq is not None:
+                self.seen.setdefault(seq, time.time())
+
+    def _write(self) -> None:
+        n = 0
+        while not self.stop.wait(self.interval):
+            n += 1
+            seq = str(n)
+            with self.lock:
+                self.sent[seq] = time.time()
+            try:
+                self.core.patch_namespaced_config_map(
+                    self.NAME, self.ns, {"metadata": {"annotations": {"seq": seq}}},
+                    _preload_content=False,
+                )  # fmt: skip
+            except Exception as e:  # a probe write that fails is not a figure; go on
+                log(f"round-trip probe: {e!r}")
+                continue
+            with self.lock:
+                self.answered[seq] = time.time()
+
+    def figures(self, start: float, end: float, prefix: str) -> dict[str, Any]:
+        """p50/p99 in ms of the writes sent within [start, end]: the write's answer
+        (`<prefix>_write_*`) and write -> watch (`<prefix>_roundtrip_*`)."""
+        with self.lock:
+            seqs = [s for s, t in self.sent.items() if start <= t <= end]
+            writes = [self.answered[s] - self.sent[s] for s in seqs if s in self.answered]
+            trips = [self.seen[s] - self.sent[s] for s in seqs if s in self.seen]
+        out: dict[str, Any] = {f"{prefix}_samples": len(trips)}
+        for name, values in (("write", writes), ("roundtrip", trips)):
+            for q in (0.5, 0.99):
+                out[f"{prefix}_{name}_p{int(q * 100)}_ms"] = (
+                    round(pct(values, q) * 1000, 1) if values else None
+                )
+        return out
 
 
 def provenance() -> dict[str, Any]:

@@ -41,6 +41,7 @@ from common import (  # bench/common.py: the script's directory is on sys.path
     Cluster,
     CpuMeter,
     Operator,
+    RoundTrip,
     custom_object,
     log,
     pct,
@@ -119,6 +120,9 @@ def s1(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, 
     start_watch(
         stop, obs.workflow, custom.list_namespaced_custom_object, GROUP, VERSION, ns, PLURAL
     )
+    # the API server's own write -> watch latency meanwhile: the floor under (b)
+    roundtrip = RoundTrip(cluster.namespace("bench-roundtrip"), stop)
+    roundtrip.start()
     time.sleep(1)
 
     names = [f"wf-{i:05d}" for i in range(a.size)]
@@ -169,11 +173,14 @@ def s1(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, 
     results["s1_lag_p99_ms"] = round(pct(lags, 0.99) * 1000, 1)
     results["s1_lag_max_ms"] = round(max(lags, default=float("nan")) * 1000, 1)
     results["s1_lag_mean_ms"] = round(statistics.fmean(lags) * 1000, 1) if lags else None
+    # a status turning GREEN is one write and one watch event: the lag's floor, measured
+    # while the Workflows converged (t0 -> last GREEN)
+    results.update(roundtrip.figures(t0, t0 + conv, "s1_apiserver"))
     results["s1_cpu_pct"] = cpu  # % of one core, per process, until all were GREEN
     # the operator's status writes (it is the only writer of Workflows) until all were GREEN
     results["s1_status_writes_per_workflow"] = round(obs.counts()[0] / a.size, 2)
     # where the lag goes, by the operator's own histograms: waiting in the queue, reconciling
-    results["s1_operator_queue"] = op.histograms("workflow")
+    results["s1_operator_queue"] = op.histograms("workflow", "workflows")
 
     log(f"steady state: {a.steady:.0f} s with nothing changing")
     time.sleep(3)

@@ -326,7 +326,7 @@ def s2(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, 
     results["s2_operator_cpu_s"] = round(proc_cpu_seconds(op.pid) - cpu0, 1)
     results["s2_operator_peak_rss_mib"] = round(proc_peak_rss_mib(op.pid), 1)
     results["s2_cpu_pct"] = cpu  # % of one core, per process, while the runs ran
-    results["s2_operator_queue"] = op.histograms("flowrun")
+    results["s2_operator_queue"] = op.histograms("flowrun", "flowruns")
 
     with runs.lock, jobs.lock:
         completed = [n for n in names if "Completed" in runs.phases.get(n, {})]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.request
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from flow_operator import GROUP, MANAGER, VERSION
+from flow_operator import GROUP, MANAGER, VERSION, metrics
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]
@@ -120,6 +121,7 @@ class Kube:
         """Write the whole status (JSON patch `add` replaces it, and removes stale keys);
         returns the resourceVersion the write made (the watch will show it later)."""
         patch = [{"op": "add", "path": "/status", "value": status}]
+        t0 = time.monotonic()
         written = await read_json(
             await self.custom.patch_namespaced_custom_object_status(
                 group,
@@ -132,6 +134,7 @@ class Kube:
                 _preload_content=False,
             )
         )
+        metrics.observe_status_write(plural, time.monotonic() - t0)
         return str(((written or {}).get("metadata") or {}).get("resourceVersion", ""))
 
     async def create(self, body: Body) -> bool:

@@ -8,6 +8,7 @@ labels live in this one module.
 * Workflows: `observe_workflow` is the reconciler's status hook; a deleted Workflow
   (status None) takes its series with it, and so does a removed service.
 * FlowRuns: `flowrun_transition`, `observe_run_duration`, `observe_task_duration`.
+* API: `observe_status_write`, each status write's round trip.
 * Work queues: `track_queue` (depth, read at scrape time) and `reconcile_observer`, the
   queue's `on_done` hook (latency, and errors: reconciles that raised).
 """
@@ -106,6 +107,13 @@ QUEUE_WAIT = Histogram(
     buckets=RECONCILE_BUCKETS,
     registry=REGISTRY,
 )
+STATUS_WRITE = Histogram(
+    f"{PREFIX}_status_write_seconds",
+    "Round trip of one status write to the API server (most of a reconcile that writes)",
+    ["resource"],
+    buckets=RECONCILE_BUCKETS,
+    registry=REGISTRY,
+)
 RECONCILE_ERRORS = Counter(
     f"{PREFIX}_reconcile_errors",
     "Reconciles that raised (retried with backoff)",
@@ -184,6 +192,12 @@ def track_queue(name: str, queue: Sized) -> None:
 def wait_observer(queue: str) -> Callable[[float], None]:
     """A work queue's `on_wait(seconds)` hook: how long keys wait before their reconcile."""
     return QUEUE_WAIT.labels(queue).observe
+
+
+def observe_status_write(resource: str, seconds: float) -> None:
+    """One status write's round trip (`Kube.replace_status`): what the API server makes
+    every status change wait, the part of the status lag that is not the operator's."""
+    STATUS_WRITE.labels(resource).observe(seconds)
 
 
 def reconcile_observer(queue: str) -> Callable[[Key, float, bool], None]:

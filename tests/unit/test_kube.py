@@ -91,6 +91,22 @@ async def test_status_writes_deletes_and_patches_are_checked_too() -> None:
         await k.merge_patch_custom("flowruns", "ns", "r", {"spec": {"cancel": True}})
 
 
+async def test_a_status_write_returns_its_version_and_is_timed() -> None:
+    from flow_operator.metrics import REGISTRY
+
+    def writes() -> float:
+        value = REGISTRY.get_sample_value(
+            "flowops_status_write_seconds_count", {"resource": "workflows"}
+        )
+        return value or 0.0
+
+    before = writes()
+    made = await kube(Raw(200, {"metadata": {"resourceVersion": "42"}})).replace_status(
+        "workflows", "ns", "w", {"actualStatus": "GREEN"}, "flowops.io", "v1alpha1"
+    )
+    assert made == "42" and writes() == before + 1
+
+
 async def test_reads_raise_instead_of_returning_the_error_as_data() -> None:
     k = kube(Raw(409, status_body(409, "exists")), Raw(400, status_body(400, "no log yet")))
     with pytest.raises(ApiException):
