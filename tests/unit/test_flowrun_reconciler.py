@@ -206,7 +206,7 @@ async def test_a_change_of_task_details_only_waits_out_the_interval() -> None:
     runs = {key: [queued("r0")]}
     kube = Kube()
     rec = reconciler(runs, kube)
-    rec.monotonic = lambda: now[0]
+    rec.writes.monotonic = lambda: now[0]
     version = [10]
 
     def echo() -> None:  # the watch delivers the last write
@@ -252,7 +252,7 @@ async def test_a_late_echo_of_an_earlier_write_does_not_undo_a_later_one() -> No
     runs = {key: [first]}
     kube = Kube()
     rec = reconciler(runs, kube)
-    rec.detail_interval = 0
+    rec.writes.interval = 0
     await rec(key)  # write 1: Deployed (made version 101)
     run = FlowRun.from_body({**first, "status": last_status(kube, "r0")})
     rec.view.jobs = {key: [job(run, "extract", active=1)]}  # type: ignore[misc]

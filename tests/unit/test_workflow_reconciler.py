@@ -73,7 +73,7 @@ async def test_status_written_once_before_watch_catches_up() -> None:
 async def test_a_change_of_details_only_waits_out_the_interval_a_color_change_does_not() -> None:
     now = [100.0]
     c = Cluster(workflow(services=[("a", 3), ("b", 1)]))
-    c.rec.monotonic = lambda: now[0]
+    c.rec.writes.monotonic = lambda: now[0]
 
     async def available(n: int) -> float | None:
         c.sync()

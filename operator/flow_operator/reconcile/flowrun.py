@@ -39,6 +39,7 @@ from flow_operator.models.common import parse_time
 from flow_operator.models.flowrun import PLURAL, TERMINAL, FlowRun, FlowRunStatus, Phase, TaskPhase
 from flow_operator.models.workflow import Color, DesiredStatus, PublishingMode
 from flow_operator.reconcile.workqueue import Key
+from flow_operator.reconcile.writes import StatusWrites
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]
@@ -73,17 +74,6 @@ class Limits:
 
 
 @dataclass
-class _Written:
-    status: Body
-    # Versions older than our last write: while the index shows one of these, it does not
-    # show that write yet (the versions our earlier writes made, one of them possibly
-    # already delivered, included). Any other version is that write or a later one.
-    stale: frozenset[str] = frozenset()
-    sent: bool = True  # False: decided, not yet written (the next step writes it)
-    made: str = ""  # the resourceVersion our last write made
-
-
-@dataclass
 class FlowRunReconciler:
     view: FlowRunView
     kube: Kube
@@ -91,7 +81,6 @@ class FlowRunReconciler:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # (key, old phase, new status): for metrics and the HTTP API.
     on_status: Callable[[Key, Phase | None, FlowRunStatus], None] | None = None
-    _written: dict[Key, _Written] = field(default_factory=dict)
     _admitted: set[Key] = field(default_factory=set)
     _refused: dict[Key, dict[str, str]] = field(default_factory=dict)
     _logs: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -99,8 +88,13 @@ class FlowRunReconciler:
     # once per detail_interval per run; the phase and every task's status at once.
     detail_interval: float = 1.0
     monotonic: Callable[[], float] = time.monotonic
-    _sent: dict[Key, tuple[float, Body]] = field(default_factory=dict)  # last write: when, what
     _deferred: dict[Key, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # our status writes until the watch shows them; the detail rate limit
+        self.writes: StatusWrites[Key] = StatusWrites(
+            _headline, self.detail_interval, self.monotonic
+        )
 
     async def __call__(self, key: Key) -> float | None:
         """Step the run until it waits for something: Submitted, Queued and Deployed follow
@@ -150,15 +144,9 @@ class FlowRunReconciler:
 
     # --- reading -------------------------------------------------------------------------
     def _current(self, key: Key, body: Body) -> Body:
-        """The body, with the status we wrote if the index does not show it yet."""
-        written = self._written.get(key)
-        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
-        if written is None:
-            return body
-        if version in written.stale:
-            return {**body, "status": written.status}
-        del self._written[key]
-        return body
+        """The body, with the status we wrote (or decided) if the index does not show it yet."""
+        status = self.writes.current(key, body, body.get("status"))
+        return body if status is body.get("status") else {**body, "status": status}
 
     async def _observe(self, key: Key, run: FlowRun) -> Observed:
         jobs = list(self.view.jobs.get(key, ()))
@@ -192,9 +180,7 @@ class FlowRunReconciler:
 
     def _phase(self, key: Key, body: Body) -> str | None:
         """A run's phase, as written by us if the index does not show our write yet."""
-        written = self._written.get(key)
-        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
-        status = written.status if written and version in written.stale else body.get("status")
+        status = self.writes.current(key, body, body.get("status"), peek=True)
         return (status or {}).get("phase")
 
     def _capacity(self, key: Key, run: FlowRun) -> Capacity:
@@ -327,25 +313,15 @@ class FlowRunReconciler:
         if refused:
             self._refused.setdefault(key, {}).update(refused)
         new = decision.status.dump()
-        unsent = key in self._written and not self._written[key].sent
-        if new != (body.get("status") or {}) or (write and unsent):
-            sent_at, sent = self._sent.get(key, (None, None))
-            wait = 0.0 if sent_at is None else sent_at + self.detail_interval - self.monotonic()
-            if write and wait > 0 and _headline(new) == _headline(sent):
+        if new != (body.get("status") or {}) or (write and self.writes.unsent(key)):
+            wait = self.writes.wait(key, new) if write else 0.0
+            if wait > 0:
                 write = False  # details only, soon after the last write: kept for later
                 self._deferred[key] = wait
-            version = str((body.get("metadata") or {}).get("resourceVersion", ""))
-            previous = self._written.get(key)
-            stale = {version} | (previous.stale if previous else set())
+            made = None
             if write:
-                made = await self.kube.replace_status(PLURAL, ns, key[1], new, GROUP, VERSION) or ""
-                self._sent[key] = (self.monotonic(), new)
-                if previous is not None and previous.made:
-                    stale.add(previous.made)  # that write is older than this one
-            self._written[key] = _Written(
-                status=new, sent=write, stale=frozenset(stale),
-                made=made if write else (previous.made if previous else ""),
-            )  # fmt: skip
+                made = await self.kube.replace_status(PLURAL, ns, key[1], new, GROUP, VERSION)
+            self.writes.record(key, body, new, None if made is None else made or "")
         # Written (or still Queued): the status, not a reservation, now says where it is.
         self._admitted.discard(key)
         if decision.status.phase in TERMINAL:
@@ -356,8 +332,7 @@ class FlowRunReconciler:
         return bool(refused)
 
     def _forget(self, key: Key) -> None:
-        self._written.pop(key, None)
-        self._sent.pop(key, None)
+        self.writes.forget(key)
         self._deferred.pop(key, None)
         self._admitted.discard(key)
         self._refused.pop(key, None)

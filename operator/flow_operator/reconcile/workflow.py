@@ -39,6 +39,7 @@ from flow_operator.kube import Kube, api_error
 from flow_operator.models.common import Condition, ConditionStatus, rfc3339
 from flow_operator.models.workflow import PLURAL, Color, DesiredStatus, Workflow, WorkflowStatus
 from flow_operator.reconcile.workqueue import Key
+from flow_operator.reconcile.writes import StatusWrites
 from flow_operator.status.aggregate import Observed, aggregate, significant
 
 log = logging.getLogger(__name__)
@@ -82,14 +83,7 @@ class WorkflowReconciler:
         self.view = view
         self.kube = kube
         self.clock = clock
-        self.detail_interval = detail_interval
-        self.monotonic = monotonic
-        self._last_write: dict[Key, float] = {}  # monotonic time of each status write
-        # The significant status last written, with the resourceVersion it was written over:
-        # until the watch shows the write, the view still holds the old status.
-        # (significant status, versions older than it, the version it made): while the
-        # index shows one of those older versions, it does not show our last write yet.
-        self._written: dict[Key, tuple[Any, frozenset[str], str]] = {}
+        self.writes: StatusWrites[Key] = StatusWrites(_headline, detail_interval, monotonic)
         self._applied: dict[tuple[str, str, str], str] = {}  # (ns, kind, name) -> spec hash
         self._failures: dict[Key, int] = defaultdict(int)
         self.on_status: Callable[[Key, WorkflowStatus | None], None] | None = None
@@ -129,8 +123,7 @@ class WorkflowReconciler:
         return deferred
 
     def _forget(self, key: Key) -> None:
-        self._written.pop(key, None)
-        self._last_write.pop(key, None)
+        self.writes.forget(key)
         self._failures.pop(key, None)
         if self.on_status is not None:
             self.on_status(key, None)
@@ -191,22 +184,15 @@ class WorkflowReconciler:
         wait before reconciling again (None: written, or nothing to write)."""
         doc = new.dump()
         wanted = significant(doc)
-        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
-        written = self._written.get(key)
-        pending = written is not None and version in written[1]
         # what the API server holds: our last write until the watch shows it (or a later one)
-        current = written[0] if written and pending else significant(body.get("status"))
+        current = self.writes.current(key, body, significant(body.get("status")))
         if wanted == current:
             return None
-        if _headline(wanted) == _headline(current):
-            wait = self._last_write.get(key, -self.detail_interval) + self.detail_interval
-            wait -= self.monotonic()
-            if wait > 0:
-                return wait
+        wait = self.writes.wait(key, wanted)
+        if wait > 0:
+            return wait
         made = await self.kube.replace_status(PLURAL, key[0], key[1], doc, GROUP, VERSION)
-        stale = {version} | ({*written[1], written[2]} if written and pending else set())
-        self._written[key] = (wanted, frozenset(stale), made or "")
-        self._last_write[key] = self.monotonic()
+        self.writes.record(key, body, wanted, made or "")
         before = (current or {}).get("actualStatus") if isinstance(current, dict) else None
         if before != new.actualStatus.value:
             red = new.actualStatus is Color.RED

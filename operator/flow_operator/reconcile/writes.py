@@ -1,0 +1,97 @@
+"""The status writes of one reconciler: what it wrote until the watch shows it, and how
+often a change of details alone may be written. Shared by the Workflow and FlowRun
+reconcilers, each of which compares statuses in its own terms (`headline`).
+
+*Reading our own writes.* A reconciler reads the index, which the watch fills later than
+the write lands: right after a write the index still shows the status before it. Each
+write is recorded with the resourceVersion it made and the versions older than it (the
+one it was decided on, and those of our earlier writes not yet shown). While the index
+shows one of those older versions, `current` answers with the status we wrote (or decided
+and kept); any other version is that write or a later one, and the index is believed
+again. A late echo of an earlier write is therefore never mistaken for the present.
+
+*Details at most once per interval.* A change that leaves the headline alone (a pod went
+from Pending to Running) is written at most once per `interval` per key: `wait` says how
+long to keep it; the caller comes back then and writes the latest state, so the last
+state is always written. A change of the headline is written at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class _Record:
+    status: Any  # what we decided last, in the caller's terms
+    stale: frozenset[str]  # versions older than it: the index does not show it at those
+    made: str  # the version our last sent write made ("" when none is known)
+    sent: bool  # False: decided and kept, not written yet
+
+
+def version_of(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("resourceVersion", ""))
+
+
+class StatusWrites(Generic[K]):
+    def __init__(
+        self,
+        headline: Callable[[Any], Any],
+        interval: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.headline = headline
+        self.interval = interval
+        self.monotonic = monotonic
+        self._records: dict[K, _Record] = {}
+        self._sent: dict[K, tuple[float, Any]] = {}  # last write: when (monotonic), what
+
+    def current(self, key: K, body: Mapping[str, Any], status: Any, peek: bool = False) -> Any:
+        """The status the API server holds (or will, once our kept one is written):
+        ours while the index, at `body`'s version, does not show it; else `status`, the
+        index's own (in the caller's terms). Then the record is dropped, unless `peek`
+        (a look at another key's status, whose own reconcile may still need the record)."""
+        record = self._records.get(key)
+        if record is not None and version_of(body) in record.stale:
+            return record.status
+        if not peek:
+            self._records.pop(key, None)  # the index shows our last write, or a later one
+        return status
+
+    def unsent(self, key: K) -> bool:
+        """A status was decided and kept, not yet written."""
+        record = self._records.get(key)
+        return record is not None and not record.sent
+
+    def wait(self, key: K, status: Any) -> float:
+        """Seconds to keep `status` before writing it: 0 when its headline differs from
+        the last write's, or when the interval since that write is over."""
+        sent_at, sent = self._sent.get(key, (None, None))
+        if sent_at is None or self.headline(status) != self.headline(sent):
+            return 0.0
+        return max(0.0, sent_at + self.interval - self.monotonic())
+
+    def record(self, key: K, body: Mapping[str, Any], status: Any, made: str | None) -> None:
+        """`status` was decided on `body`; `made` is the version its write made, or None
+        when it was kept, not written."""
+        previous = self._records.get(key)
+        stale = {version_of(body)}
+        if previous is not None and version_of(body) in previous.stale:
+            # still not shown: every version before our last write stays older than this
+            stale |= previous.stale | ({previous.made} if previous.made else set())
+        if made is None:
+            self._records[key] = _Record(
+                status, frozenset(stale), previous.made if previous else "", sent=False
+            )
+            return
+        self._records[key] = _Record(status, frozenset(stale), made, sent=True)
+        self._sent[key] = (self.monotonic(), status)
+
+    def forget(self, key: K) -> None:
+        self._records.pop(key, None)
+        self._sent.pop(key, None)

@@ -1,0 +1,103 @@
+"""StatusWrites: a reconciler's own status writes until the watch shows them, and the
+rate limit on details-only changes (reconcile/writes.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flow_operator.reconcile.writes import StatusWrites
+
+KEY = ("ns", "w")
+
+
+def body(version: str, status: Any = None) -> dict[str, Any]:
+    return {"metadata": {"resourceVersion": version}, "status": status}
+
+
+def headline(status: Any) -> Any:
+    return None if status is None else status["color"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def writes(clock: Clock | None = None) -> StatusWrites[tuple[str, str]]:
+    return StatusWrites(headline, interval=1.0, monotonic=clock or Clock())
+
+
+def test_the_index_is_believed_when_nothing_was_written() -> None:
+    w = writes()
+    assert w.current(KEY, body("1"), "index") == "index"
+    assert not w.unsent(KEY)
+
+
+def test_our_write_is_read_back_until_the_index_shows_it_or_a_later_version() -> None:
+    w = writes()
+    w.record(KEY, body("1"), "ours", made="2")
+    assert w.current(KEY, body("1"), "old") == "ours"  # the watch is behind
+    assert w.current(KEY, body("2"), "ours, echoed") == "ours, echoed"  # it caught up
+    assert w.current(KEY, body("1"), "old") == "old"  # the record is gone once shown
+
+
+def test_a_late_echo_of_an_earlier_write_is_not_taken_for_the_present() -> None:
+    w = writes()
+    w.record(KEY, body("1"), "first", made="2")
+    w.record(KEY, body("1"), "second", made="3")  # decided before the watch showed "first"
+    assert w.current(KEY, body("2"), "first") == "second"  # the echo of the first write
+    assert w.current(KEY, body("3"), "second") == "second"
+    assert w.current(KEY, body("2"), "first") == "first"  # shown: the index is the truth
+
+
+def test_a_kept_status_outlives_the_echo_of_the_write_before_it() -> None:
+    w = writes()
+    w.record(KEY, body("1"), "written", made="2")
+    w.record(KEY, body("1"), "kept", made=None)
+    assert w.unsent(KEY)
+    assert w.current(KEY, body("2"), "written") == "kept"
+    w.record(KEY, body("2"), "kept", made="3")
+    assert not w.unsent(KEY)
+    assert w.current(KEY, body("3"), "kept") == "kept"
+    assert w.current(KEY, body("2"), "written") == "written"
+
+
+def test_a_peek_leaves_the_record_for_the_keys_own_reconcile() -> None:
+    w = writes()
+    w.record(KEY, body("1"), "kept", made=None)
+    assert w.current(KEY, body("9"), "foreign", peek=True) == "foreign"
+    assert w.unsent(KEY)
+    assert w.current(KEY, body("1"), "old") == "kept"
+
+
+def test_details_alone_wait_for_the_interval_a_headline_change_does_not() -> None:
+    clock = Clock()
+    w = writes(clock)
+    first = {"color": "ORANGE", "pods": 0}
+    assert w.wait(KEY, first) == 0  # nothing written yet
+    w.record(KEY, body("1"), first, made="2")
+    clock.now += 0.25
+    assert w.wait(KEY, {"color": "ORANGE", "pods": 1}) == 0.75
+    assert w.wait(KEY, {"color": "GREEN", "pods": 1}) == 0
+    clock.now += 0.75
+    assert w.wait(KEY, {"color": "ORANGE", "pods": 1}) == 0
+
+
+def test_a_kept_status_does_not_restart_the_interval() -> None:
+    clock = Clock()
+    w = writes(clock)
+    w.record(KEY, body("1"), {"color": "ORANGE", "pods": 0}, made="2")
+    clock.now += 0.5
+    w.record(KEY, body("1"), {"color": "ORANGE", "pods": 1}, made=None)
+    assert w.wait(KEY, {"color": "ORANGE", "pods": 2}) == 0.5
+
+
+def test_forget_drops_both() -> None:
+    w = writes()
+    w.record(KEY, body("1"), {"color": "RED"}, made="2")
+    w.forget(KEY)
+    assert w.current(KEY, body("1"), "index") == "index"
+    assert w.wait(KEY, {"color": "RED"}) == 0
