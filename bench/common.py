@@ -228,7 +228,8 @@ class Operator:
     def histograms(self, queue: str, resource: str) -> dict[str, float | None]:
         """The operator's own view of its work, from its /metrics, p50 and p99 in ms
         (interpolated within the histogram's buckets, as Prometheus' histogram_quantile):
-        how long keys of `queue` waited before their reconcile, how long a reconcile took,
+        how long a change of `queue` waited for its reconcile (urgent: a child changed;
+        normal: a spec change or a timer), how long a reconcile took,
         and how long one status write of `resource` took (the API server's part)."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
@@ -238,7 +239,8 @@ class Operator:
             return {}
         out: dict[str, float | None] = {}
         for short, name, label in (
-            ("wait", "flowops_workqueue_wait_seconds", f'queue="{queue}"'),
+            ("wait_urgent", "flowops_workqueue_wait_seconds", f'level="urgent",queue="{queue}"'),
+            ("wait_normal", "flowops_workqueue_wait_seconds", f'level="normal",queue="{queue}"'),
             ("reconcile", "flowops_reconcile_duration_seconds", f'queue="{queue}"'),
             ("status_write", "flowops_status_write_seconds", f'resource="{resource}"'),
         ):

@@ -102,8 +102,8 @@ RECONCILE_DURATION = Histogram(
 )
 QUEUE_WAIT = Histogram(
     f"{PREFIX}_workqueue_wait_seconds",
-    "Time a key waited in a work queue before its reconcile started",
-    ["queue"],
+    "Time a change waited before the reconcile that handles it started",
+    ["queue", "level"],
     buckets=RECONCILE_BUCKETS,
     registry=REGISTRY,
 )
@@ -189,9 +189,15 @@ def track_queue(name: str, queue: Sized) -> None:
     QUEUE_DEPTH.labels(name).set_function(lambda: len(queue))
 
 
-def wait_observer(queue: str) -> Callable[[float], None]:
-    """A work queue's `on_wait(seconds)` hook: how long keys wait before their reconcile."""
-    return QUEUE_WAIT.labels(queue).observe
+def wait_observer(queue: str) -> Callable[[float, bool], None]:
+    """A work queue's `on_wait(seconds, urgent)` hook: how long a change waited for its
+    reconcile, by level (`urgent`: a child changed; `normal`: a spec change, a timer)."""
+    levels = {True: QUEUE_WAIT.labels(queue, "urgent"), False: QUEUE_WAIT.labels(queue, "normal")}
+
+    def on_wait(seconds: float, urgent: bool) -> None:
+        levels[urgent].observe(seconds)
+
+    return on_wait
 
 
 def observe_status_write(resource: str, seconds: float) -> None:

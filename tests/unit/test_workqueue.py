@@ -191,3 +191,54 @@ async def test_a_quarter_of_the_workers_wait_for_urgent_keys_only() -> None:
     await _settle(q)
     await q.stop()
     assert sorted(ran) == ["slow0", "slow1", "slow2", "slow3", "slow4", "urgent"]
+
+
+async def test_a_follow_up_keeps_the_level_its_reconcile_was_taken_from() -> None:
+    """A status write put off for a second (the reconcile asks to run again) is still the
+    status following the cluster: it must not queue behind a wave of spec changes."""
+    order: list[str] = []
+    gate = asyncio.Event()
+    calls: dict[str, int] = {}
+
+    async def rec(key: Key) -> float | None:
+        calls[key[1]] = calls.get(key[1], 0) + 1
+        order.append(f"{key[1]}#{calls[key[1]]}")
+        if key[1].startswith("busy"):
+            await gate.wait()
+        return 0.05 if key[1] == "status" and calls["status"] == 1 else None
+
+    q = WorkQueue("t", rec, workers=2)  # 2 // 4 = none reserved for urgent keys
+    q.start()
+    q.enqueue(("ns", "status"), urgent=True)
+    q.enqueue(("ns", "busy1"))
+    q.enqueue(("ns", "busy2"))  # takes the worker "status" leaves: both are busy now
+    await _settle(q, 2)
+    for i in range(3):
+        q.enqueue(("ns", f"spec{i}"))  # a wave of spec changes, waiting
+    await asyncio.sleep(0.1)  # the follow-up's timer fires meanwhile, after the wave
+    gate.set()
+    await _settle(q)
+    await q.stop()
+    assert order.index("status#2") < order.index("spec0#1"), order
+
+
+async def test_a_change_waits_from_its_arrival_even_behind_a_running_reconcile() -> None:
+    waits: list[tuple[float, bool]] = []
+    gate = asyncio.Event()
+
+    async def rec(key: Key) -> None:
+        if not waits[1:]:
+            await gate.wait()
+
+    q = WorkQueue("t", rec, workers=1)
+    q.on_wait = lambda seconds, urgent: waits.append((seconds, urgent))
+    q.start()
+    q.enqueue(("ns", "a"))
+    await _settle(q, 2)
+    q.enqueue(("ns", "a"), urgent=True)  # arrives while "a" runs
+    await asyncio.sleep(0.1)
+    gate.set()
+    await _settle(q)
+    await q.stop()
+    assert len(waits) == 2 and waits[1][1] is True
+    assert waits[1][0] >= 0.1  # the time behind the running reconcile counts

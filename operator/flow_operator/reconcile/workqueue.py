@@ -7,7 +7,9 @@ a delay (deadlines, timeouts); a failing one is retried with exponential backoff
 
 Two levels, each first in, first out: a key enqueued `urgent` (its children changed: the
 status has to follow the cluster) is taken before the others (its spec changed, a
-retry, a timer), and a waiting key enqueued urgent again moves up. A burst of new
+retry), and a waiting key enqueued urgent again moves up. A reconcile's follow-up (it
+asks to run again after a delay, or failed) keeps the level it was taken from: a status
+write put off for a second is still the status following the cluster. A burst of new
 objects, each reconcile a few writes to the API server, then no longer holds back the
 status of objects whose pods just became ready (docs/performance.md: S1's status lag
 p99 fell from 24 s to 2.8 s at N = 1,000). Urgent reconciles are mostly cheap (no write,
@@ -60,29 +62,35 @@ class WorkQueue:
         self._normal: dict[Key, None] = {}
         self._running: set[Key] = set()
         self._dirty: dict[Key, bool] = {}  # enqueued while running -> urgent
-        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._timers: dict[Key, tuple[asyncio.TimerHandle, bool]] = {}  # -> (timer, urgent)
         self._failures: dict[Key, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.on_done: Callable[[Key, float, bool], None] | None = None  # (key, seconds, ok)
-        self.on_wait: Callable[[float], None] | None = None  # seconds a key waited to start
-        self._since: dict[Key, float] = {}  # when each queued key entered the queue
+        # (seconds, urgent): how long a change waited for its reconcile to start, the time
+        # behind a running reconcile of the same key included
+        self.on_wait: Callable[[float, bool], None] | None = None
+        self._since: dict[Key, float] = {}  # when each waiting change arrived
         # Checked before every reconcile: False means "do not act now" (a leader whose Lease
         # has not been renewed in time); the key waits a second and is checked again.
         self.gate: Callable[[], bool] | None = None
 
     def enqueue(self, key: Key, delay: float = 0.0, urgent: bool = False) -> None:
         if delay > 0:
-            timer = self._timers.get(key)
+            timer, was_urgent = self._timers.get(key, (None, False))
             loop = asyncio.get_running_loop()
             due = loop.time() + delay
             if timer is not None and timer.when() <= due:
+                if urgent and not was_urgent:
+                    self._timers[key] = (timer, True)
                 return  # an earlier wake-up is already set
             if timer is not None:
                 timer.cancel()
-            self._timers[key] = loop.call_at(due, self._fire, key)
+            handle = loop.call_at(due, self._fire, key)
+            self._timers[key] = (handle, urgent or was_urgent)
             return
         if key in self._running:
             self._dirty[key] = self._dirty.get(key, False) or urgent
+            self._since.setdefault(key, time.monotonic())
         elif key in self._urgent:
             pass
         elif key in self._normal:
@@ -91,23 +99,23 @@ class WorkQueue:
                 self._urgent[key] = None
         else:
             (self._urgent if urgent else self._normal)[key] = None
-            self._since[key] = time.monotonic()
+            self._since.setdefault(key, time.monotonic())
             self._tokens.put_nowait(None)
         if self._urgent:
             self._urgent_ready.set()
 
     def _fire(self, key: Key) -> None:
-        self._timers.pop(key, None)
-        self.enqueue(key)
+        _, urgent = self._timers.pop(key, (None, False))
+        self.enqueue(key, urgent=urgent)
 
     def __len__(self) -> int:
         return len(self._urgent) + len(self._normal)
 
-    def _take(self) -> Key:
+    def _take(self) -> tuple[Key, bool]:
         level = self._urgent or self._normal
         key = next(iter(level))
         del level[key]
-        return key
+        return key, level is self._urgent
 
     def start(self) -> None:
         reserved = self._workers // 4
@@ -116,7 +124,7 @@ class WorkQueue:
             self._tasks.append(asyncio.create_task(work, name=f"{self.name}-{i}"))
 
     async def stop(self) -> None:
-        for timer in self._timers.values():
+        for timer, _ in self._timers.values():
             timer.cancel()
         for task in self._tasks:
             task.cancel()
@@ -127,7 +135,7 @@ class WorkQueue:
         while True:
             await self._tokens.get()
             if self._urgent or self._normal:  # else a worker of urgent keys took it
-                await self._run(self._take())
+                await self._run(*self._take())
 
     async def _work_urgent(self) -> None:
         while True:
@@ -135,14 +143,14 @@ class WorkQueue:
             if not self._urgent:
                 self._urgent_ready.clear()
                 continue
-            await self._run(self._take())  # its token stays: one spurious wake-up, harmless
+            await self._run(*self._take())  # its token stays: one spurious wake-up, harmless
 
-    async def _run(self, key: Key) -> None:
+    async def _run(self, key: Key, urgent: bool) -> None:
         since = self._since.pop(key, None)
         if self.on_wait is not None and since is not None:
-            self.on_wait(time.monotonic() - since)
+            self.on_wait(time.monotonic() - since, urgent)
         if self.gate is not None and not self.gate():
-            self.enqueue(key, 1.0)
+            self.enqueue(key, 1.0, urgent)
             return
         self._running.add(key)
         started = time.monotonic()
@@ -171,5 +179,5 @@ class WorkQueue:
             self.on_done(key, time.monotonic() - started, ok)
         if key in self._dirty:
             self.enqueue(key, urgent=self._dirty.pop(key))
-        if again is not None:
-            self.enqueue(key, again)
+        if again is not None:  # a follow-up (a timer, a retry) keeps the level it had
+            self.enqueue(key, again, urgent)
