@@ -102,6 +102,37 @@ async def test_a_change_of_details_only_waits_out_the_interval_a_color_change_do
     assert written() == [("ORANGE", 0), ("YELLOW", 1), ("YELLOW", 2), ("GREEN", 3)]
 
 
+async def test_one_more_service_ready_within_a_color_is_progress_not_headline() -> None:
+    """servicesReady and the conditions' messages move with each service that becomes
+    ready; within one color they wait out the interval like the details, so the write
+    that turns the Workflow GREEN is not queued behind the one for "2/3"."""
+    now = [100.0]
+    c = Cluster(workflow(services=[("a", 1), ("b", 1), ("c", 1)]))
+    c.rec.writes.monotonic = lambda: now[0]
+
+    done: set[str] = set()
+
+    async def ready(name: str) -> float | None:
+        done.add(f"wf-{name}")
+        c.sync(available=False)
+        for d in c.view.deployments[KEY]:
+            if d["metadata"]["name"] in done:
+                d["status"].update(replicas=1, updatedReplicas=1, readyReplicas=1,
+                                   availableReplicas=1)  # fmt: skip
+        return await c.rec(KEY)
+
+    await c.rec(KEY)
+    now[0] += 0.2
+    assert await ready("a") == pytest.approx(0.8)  # 1/3, still ORANGE: kept
+    assert await ready("b") == pytest.approx(0.8)  # 2/3, still ORANGE: kept
+    now[0] += 0.1
+    assert await ready("c") is None  # GREEN: at once
+    written = [(s[3]["actualStatus"], s[3]["servicesReady"]) for s in c.kube.statuses]
+    assert written == [("ORANGE", "0/3"), ("GREEN", "3/3")]
+    ready_condition = next(x for x in c.kube.statuses[-1][3]["conditions"] if x["type"] == "Ready")
+    assert ready_condition["status"] == "True"
+
+
 async def test_a_late_echo_of_an_earlier_write_does_not_undo_a_later_one() -> None:
     c = Cluster(workflow(services=[("a", 1)]))
     c.body["metadata"]["resourceVersion"] = "1"

@@ -242,3 +242,27 @@ async def test_a_change_waits_from_its_arrival_even_behind_a_running_reconcile()
     await q.stop()
     assert len(waits) == 2 and waits[1][1] is True
     assert waits[1][0] >= 0.1  # the time behind the running reconcile counts
+
+
+async def test_a_waiting_change_joined_by_an_urgent_one_splits_its_wait() -> None:
+    waits: list[tuple[float, bool]] = []
+    gate = asyncio.Event()
+
+    async def rec(key: Key) -> None:
+        if key[1] == "busy":
+            await gate.wait()
+
+    q = WorkQueue("t", rec, workers=1)
+    q.on_wait = lambda seconds, urgent: waits.append((seconds, urgent))
+    q.start()
+    q.enqueue(("ns", "busy"))
+    await _settle(q, 2)
+    q.enqueue(("ns", "a"))  # a spec change, waiting
+    await asyncio.sleep(0.1)
+    q.enqueue(("ns", "a"), urgent=True)  # its child changed: moves up
+    gate.set()
+    await _settle(q)
+    await q.stop()
+    normal, urgent = waits[1:]
+    assert normal[1] is False and normal[0] >= 0.1  # the spec change's wait until then
+    assert urgent[1] is True and urgent[0] < 0.1  # the child's change did not wait that long

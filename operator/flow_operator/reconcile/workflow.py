@@ -4,13 +4,16 @@ Reads only the in-memory view (fed by watches), so a reconcile costs no API read
 writes only what differs: an object whose spec hash, replicas or images differ, and a
 status whose significant part (docs/status.md) changed.
 
-A status change that only touches `details` (a pod went from Pending to Running, a
-replica count moved) is written at most once per `detail_interval` (1 s) per Workflow:
-the change is kept, and written when the interval is over, so the last state is always
-written. A change of the color, a condition or the observed generation is written at
-once. During a large rollout this halves the operator's writes to a saturated API
-server (docs/performance.md) without delaying what `kubectl get`, `kubectl wait` and
-GitOps tools read.
+A status change that only touches the progress within a color (`details`: a pod went
+from Pending to Running, a replica count moved; `servicesReady` and the conditions'
+messages: one more service ready) is written at most once per `detail_interval` (1 s) per
+Workflow: the change is kept, and written when the interval is over, so the last state is
+always written. A change of the color, of a condition's status or reason, or of the
+observed generation is written at once. During a large rollout this halves the
+operator's writes to a saturated API server, and a Workflow's last service becoming
+ready no longer waits behind the write of the one before it (docs/performance.md).
+`kubectl wait` and GitOps tools read the color and the conditions' status: never
+delayed; `kubectl get`'s Services column may be up to the interval behind.
 """
 
 from __future__ import annotations
@@ -239,7 +242,17 @@ class WorkflowReconciler:
 
 
 def _headline(significant_status: Any) -> Any:
-    """The part of a status that is written at once: all but `details`."""
+    """The part of a status that is written at once: the color, the conditions' status
+    and reason, the generations. The progress within a color (`details`, `servicesReady`,
+    the conditions' messages: "2/3 components ready") goes with the details."""
     if not isinstance(significant_status, dict):
         return significant_status
-    return {k: v for k, v in significant_status.items() if k != "details"}
+    conditions = [
+        {k: v for k, v in c.items() if k != "message"}
+        for c in significant_status.get("conditions") or []
+        if isinstance(c, dict)
+    ]
+    return {
+        **{k: v for k, v in significant_status.items() if k not in ("details", "servicesReady")},
+        "conditions": conditions,
+    }

@@ -69,7 +69,7 @@ class WorkQueue:
         # (seconds, urgent): how long a change waited for its reconcile to start, the time
         # behind a running reconcile of the same key included
         self.on_wait: Callable[[float, bool], None] | None = None
-        self._since: dict[Key, float] = {}  # when each waiting change arrived
+        self._since: dict[Key, tuple[float, bool]] = {}  # a waiting change: arrived, urgent
         # Checked before every reconcile: False means "do not act now" (a leader whose Lease
         # has not been renewed in time); the key waits a second and is checked again.
         self.gate: Callable[[], bool] | None = None
@@ -90,19 +90,33 @@ class WorkQueue:
             return
         if key in self._running:
             self._dirty[key] = self._dirty.get(key, False) or urgent
-            self._since.setdefault(key, time.monotonic())
+            self._arrive(key, urgent)
         elif key in self._urgent:
             pass
         elif key in self._normal:
             if urgent:  # moves up, keeping its place in time
                 del self._normal[key]
                 self._urgent[key] = None
+                self._arrive(key, urgent)
         else:
             (self._urgent if urgent else self._normal)[key] = None
-            self._since.setdefault(key, time.monotonic())
+            self._arrive(key, urgent)
             self._tokens.put_nowait(None)
         if self._urgent:
             self._urgent_ready.set()
+
+    def _arrive(self, key: Key, urgent: bool) -> None:
+        """A change arrived for `key`: its wait starts, unless one is waiting already.
+        A waiting normal change that an urgent one joins has waited until now (as normal);
+        the urgent wait starts now."""
+        now = time.monotonic()
+        waiting = self._since.get(key)
+        if waiting is None:
+            self._since[key] = (now, urgent)
+        elif urgent and not waiting[1]:
+            if self.on_wait is not None:
+                self.on_wait(now - waiting[0], False)
+            self._since[key] = (now, True)
 
     def _fire(self, key: Key) -> None:
         _, urgent = self._timers.pop(key, (None, False))
@@ -146,9 +160,9 @@ class WorkQueue:
             await self._run(*self._take())  # its token stays: one spurious wake-up, harmless
 
     async def _run(self, key: Key, urgent: bool) -> None:
-        since = self._since.pop(key, None)
-        if self.on_wait is not None and since is not None:
-            self.on_wait(time.monotonic() - since, urgent)
+        waiting = self._since.pop(key, None)
+        if self.on_wait is not None and waiting is not None:
+            self.on_wait(time.monotonic() - waiting[0], waiting[1])
         if self.gate is not None and not self.gate():
             self.enqueue(key, 1.0, urgent)
             return
