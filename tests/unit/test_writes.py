@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from flow_operator.reconcile.writes import StatusWrites
 
 KEY = ("ns", "w")
@@ -101,3 +103,21 @@ def test_forget_drops_both() -> None:
     w.forget(KEY)
     assert w.current(KEY, body("1"), "index") == "index"
     assert w.wait(KEY, {"color": "RED"}) == 0
+
+
+def test_slow_writes_lengthen_the_interval_fast_ones_bring_it_back() -> None:
+    clock = Clock()
+    w = writes(clock)
+    assert w.detail_interval == 1.0
+    for _ in range(50):  # the API server answers a status write in 400 ms
+        w.record(KEY, body("1"), {"color": "ORANGE"}, made="2", took=0.4)
+    assert w.detail_interval == pytest.approx(4.0, abs=0.01)  # ten round trips
+    clock.now += 3.0
+    assert w.wait(KEY, {"color": "ORANGE", "pods": 1}) == pytest.approx(1.0, abs=0.01)
+    assert w.wait(KEY, {"color": "GREEN"}) == 0  # a headline change never waits
+    for _ in range(50):  # overloaded: a write takes 5 s
+        w.record(KEY, body("1"), {"color": "ORANGE"}, made="2", took=5.0)
+    assert w.detail_interval == pytest.approx(10.0)  # at most `longest`
+    for _ in range(50):  # idle again
+        w.record(KEY, body("1"), {"color": "ORANGE"}, made="2", took=0.005)
+    assert w.detail_interval == 1.0

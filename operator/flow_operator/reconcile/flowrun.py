@@ -318,10 +318,12 @@ class FlowRunReconciler:
             if wait > 0:
                 write = False  # details only, soon after the last write: kept for later
                 self._deferred[key] = wait
-            made = None
+            made, took = None, None
             if write:
+                sent = self.writes.monotonic()
                 made = await self.kube.replace_status(PLURAL, ns, key[1], new, GROUP, VERSION)
-            self.writes.record(key, body, new, None if made is None else made or "")
+                took = self.writes.monotonic() - sent
+            self.writes.record(key, body, new, None if made is None else made or "", took)
         # Written (or still Queued): the status, not a reservation, now says where it is.
         self._admitted.discard(key)
         if decision.status.phase in TERMINAL:

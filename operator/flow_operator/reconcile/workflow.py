@@ -6,9 +6,9 @@ status whose significant part (docs/status.md) changed.
 
 A status change that only touches the progress within a color (`details`: a pod went
 from Pending to Running, a replica count moved; `servicesReady` and the conditions'
-messages: one more service ready) is written at most once per `detail_interval` (1 s) per
-Workflow: the change is kept, and written when the interval is over, so the last state is
-always written. A change of the color, of a condition's status or reason, or of the
+messages: one more service ready) is written at most once a second per Workflow, less
+often while the API server is slow (reconcile/writes.py): the change is kept, and written
+when the interval is over, so the last state is always written. A change of the color, of a condition's status or reason, or of the
 observed generation is written at once. During a large rollout this halves the
 operator's writes to a saturated API server, and a Workflow's last service becoming
 ready no longer waits behind the write of the one before it (docs/performance.md).
@@ -194,8 +194,9 @@ class WorkflowReconciler:
         wait = self.writes.wait(key, wanted)
         if wait > 0:
             return wait
+        sent = self.writes.monotonic()
         made = await self.kube.replace_status(PLURAL, key[0], key[1], doc, GROUP, VERSION)
-        self.writes.record(key, body, wanted, made or "")
+        self.writes.record(key, body, wanted, made or "", self.writes.monotonic() - sent)
         before = (current or {}).get("actualStatus") if isinstance(current, dict) else None
         if before != new.actualStatus.value:
             red = new.actualStatus is Color.RED

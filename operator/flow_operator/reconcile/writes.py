@@ -11,9 +11,16 @@ and kept); any other version is that write or a later one, and the index is beli
 again. A late echo of an earlier write is therefore never mistaken for the present.
 
 *Details at most once per interval.* A change that leaves the headline alone (a pod went
-from Pending to Running) is written at most once per `interval` per key: `wait` says how
+from Pending to Running) is written at most once per interval per key: `wait` says how
 long to keep it; the caller comes back then and writes the latest state, so the last
 state is always written. A change of the headline is written at once.
+
+*The interval follows the API server.* It is `interval` (1 s) while status writes are
+fast, and grows to SLOWDOWN times the recent round trip of a status write (a moving
+average) when they are slow, up to `longest` (10 s). On an API server that has no CPU to
+spare a key is then busy with a detail write a tenth of the time at most, so a change of
+its headline rarely waits behind one, and the operator asks less of the server when it
+can give least (docs/performance.md). An idle cluster sees the details within a second.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
+SLOWDOWN = 10.0  # the interval is at least this many status-write round trips
+SMOOTHING = 0.2  # weight of the newest round trip in the moving average
 
 
 @dataclass(frozen=True)
@@ -44,10 +53,13 @@ class StatusWrites(Generic[K]):
         headline: Callable[[Any], Any],
         interval: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        longest: float = 10.0,
     ) -> None:
         self.headline = headline
         self.interval = interval
+        self.longest = longest
         self.monotonic = monotonic
+        self.round_trip = 0.0  # moving average of a status write's round trip, seconds
         self._records: dict[K, _Record] = {}
         self._sent: dict[K, tuple[float, Any]] = {}  # last write: when (monotonic), what
 
@@ -68,17 +80,32 @@ class StatusWrites(Generic[K]):
         record = self._records.get(key)
         return record is not None and not record.sent
 
+    @property
+    def detail_interval(self) -> float:
+        """The least time between two writes of a key whose headline did not change."""
+        slowed = min(SLOWDOWN * self.round_trip, max(self.longest, self.interval))
+        return max(self.interval, slowed)
+
     def wait(self, key: K, status: Any) -> float:
         """Seconds to keep `status` before writing it: 0 when its headline differs from
         the last write's, or when the interval since that write is over."""
         sent_at, sent = self._sent.get(key, (None, None))
         if sent_at is None or self.headline(status) != self.headline(sent):
             return 0.0
-        return max(0.0, sent_at + self.interval - self.monotonic())
+        return max(0.0, sent_at + self.detail_interval - self.monotonic())
 
-    def record(self, key: K, body: Mapping[str, Any], status: Any, made: str | None) -> None:
+    def record(
+        self,
+        key: K,
+        body: Mapping[str, Any],
+        status: Any,
+        made: str | None,
+        took: float | None = None,
+    ) -> None:
         """`status` was decided on `body`; `made` is the version its write made, or None
-        when it was kept, not written."""
+        when it was kept, not written; `took` the write's round trip in seconds."""
+        if took is not None:
+            self.round_trip += SMOOTHING * (took - self.round_trip)
         previous = self._records.get(key)
         stale = {version_of(body)}
         if previous is not None and version_of(body) in previous.stale:
