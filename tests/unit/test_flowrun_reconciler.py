@@ -232,9 +232,11 @@ async def test_a_change_of_task_details_only_waits_out_the_interval() -> None:
     echo()
     now[0] += 0.4
     rec.view.pods = {key: [pod(run, "extract", phase="Running")]}  # type: ignore[misc]
-    again = await rec(key)  # the pod's state only, 0.4 s after the last write
-    assert len(kube.statuses) == writes and again == pytest.approx(0.6)
+    again = await rec(key)  # the pod's state only: kept for an interval
+    assert len(kube.statuses) == writes and again == pytest.approx(1.0)
     now[0] += 0.6
+    assert await rec(key) == pytest.approx(0.4)  # another event meanwhile: still kept
+    now[0] += 0.4
     await rec(key)  # the interval is over: the latest details are written
     assert len(kube.statuses) == writes + 1 and task_line()[0] == "Running"
     assert kube.statuses[-1][1]["tasks"] != kube.statuses[-2][1]["tasks"]  # the details moved

@@ -81,19 +81,34 @@ def test_details_alone_wait_for_the_interval_a_headline_change_does_not() -> Non
     first = {"color": "ORANGE", "pods": 0}
     assert w.wait(KEY, first) == 0  # nothing written yet
     w.record(KEY, body("1"), first, made="2")
+    clock.now += 5
+    assert w.wait(KEY, {"color": "ORANGE", "pods": 1}) == 1.0  # kept an interval from now
     clock.now += 0.25
-    assert w.wait(KEY, {"color": "ORANGE", "pods": 1}) == 0.75
-    assert w.wait(KEY, {"color": "GREEN", "pods": 1}) == 0
+    assert w.wait(KEY, {"color": "ORANGE", "pods": 2}) == 0.75  # from the first change
+    assert w.wait(KEY, {"color": "GREEN", "pods": 2}) == 0
     clock.now += 0.75
-    assert w.wait(KEY, {"color": "ORANGE", "pods": 1}) == 0
+    assert w.wait(KEY, {"color": "ORANGE", "pods": 2}) == 0
+    w.record(KEY, body("2"), {"color": "ORANGE", "pods": 2}, made="3")
+    assert w.wait(KEY, {"color": "ORANGE", "pods": 3}) == 1.0  # a write starts anew
+
+
+def test_a_change_undone_before_it_was_written_is_forgotten() -> None:
+    clock = Clock()
+    w = writes(clock)
+    w.record(KEY, body("1"), {"color": "ORANGE", "pods": 0}, made="2")
+    assert w.wait(KEY, {"color": "ORANGE", "pods": 1}) == 1.0
+    w.settled(KEY)  # back to pods: 0 before the interval was over
+    clock.now += 3
+    assert w.wait(KEY, {"color": "ORANGE", "pods": 1}) == 1.0  # a new change, a new wait
 
 
 def test_a_kept_status_does_not_restart_the_interval() -> None:
     clock = Clock()
     w = writes(clock)
     w.record(KEY, body("1"), {"color": "ORANGE", "pods": 0}, made="2")
-    clock.now += 0.5
+    assert w.wait(KEY, {"color": "ORANGE", "pods": 1}) == 1.0
     w.record(KEY, body("1"), {"color": "ORANGE", "pods": 1}, made=None)
+    clock.now += 0.5
     assert w.wait(KEY, {"color": "ORANGE", "pods": 2}) == 0.5
 
 
@@ -112,6 +127,7 @@ def test_slow_writes_lengthen_the_interval_fast_ones_bring_it_back() -> None:
     for _ in range(50):  # the API server answers a status write in 400 ms
         w.record(KEY, body("1"), {"color": "ORANGE"}, made="2", took=0.4)
     assert w.detail_interval == pytest.approx(4.0, abs=0.01)  # ten round trips
+    assert w.wait(KEY, {"color": "ORANGE", "pods": 1}) == pytest.approx(4.0, abs=0.01)
     clock.now += 3.0
     assert w.wait(KEY, {"color": "ORANGE", "pods": 1}) == pytest.approx(1.0, abs=0.01)
     assert w.wait(KEY, {"color": "GREEN"}) == 0  # a headline change never waits

@@ -316,7 +316,7 @@ class FlowRunReconciler:
         if new != (body.get("status") or {}) or (write and self.writes.unsent(key)):
             wait = self.writes.wait(key, new) if write else 0.0
             if wait > 0:
-                write = False  # details only, soon after the last write: kept for later
+                write = False  # details only: kept, written when the interval is over
                 self._deferred[key] = wait
             made, took = None, None
             if write:
@@ -324,6 +324,8 @@ class FlowRunReconciler:
                 made = await self.kube.replace_status(PLURAL, ns, key[1], new, GROUP, VERSION)
                 took = self.writes.monotonic() - sent
             self.writes.record(key, body, new, None if made is None else made or "", took)
+        else:
+            self.writes.settled(key)
         # Written (or still Queued): the status, not a reservation, now says where it is.
         self._admitted.discard(key)
         if decision.status.phase in TERMINAL:

@@ -6,10 +6,10 @@ status whose significant part (docs/status.md) changed.
 
 A status change that only touches the progress within a color (`details`: a pod went
 from Pending to Running, a replica count moved; `servicesReady` and the conditions'
-messages: one more service ready) is written at most once a second per Workflow, less
-often while the API server is slow (reconcile/writes.py): the change is kept, and written
-when the interval is over, so the last state is always written. A change of the color, of a condition's status or reason, or of the
-observed generation is written at once. During a large rollout this halves the
+messages: one more service ready) is written a second after it first changed (later
+while the API server is slow; reconcile/writes.py), with whatever changed meanwhile, so
+the last state is always written. A change of the color, of a condition's status or
+reason, or of the observed generation is written at once. During a large rollout this halves the
 operator's writes to a saturated API server, and a Workflow's last service becoming
 ready no longer waits behind the write of the one before it (docs/performance.md).
 `kubectl wait` and GitOps tools read the color and the conditions' status: never
@@ -190,6 +190,7 @@ class WorkflowReconciler:
         # what the API server holds: our last write until the watch shows it (or a later one)
         current = self.writes.current(key, body, significant(body.get("status")))
         if wanted == current:
+            self.writes.settled(key)
             return None
         wait = self.writes.wait(key, wanted)
         if wait > 0:

@@ -10,10 +10,14 @@ shows one of those older versions, `current` answers with the status we wrote (o
 and kept); any other version is that write or a later one, and the index is believed
 again. A late echo of an earlier write is therefore never mistaken for the present.
 
-*Details at most once per interval.* A change that leaves the headline alone (a pod went
-from Pending to Running) is written at most once per interval per key: `wait` says how
-long to keep it; the caller comes back then and writes the latest state, so the last
-state is always written. A change of the headline is written at once.
+*Details one interval later.* A change that leaves the headline alone (a pod went from
+Pending to Running) is written one interval after it was first seen, with whatever else
+changed meanwhile: `wait` says how long to keep it; the caller comes back then and writes
+the latest state, so the last state is always written. So details are written at most
+once per interval per key, and never right before a headline change that follows them
+closely (a Workflow's services become available within a fraction of a second of each
+other: the write for "2/3 ready" would hold up the one for GREEN). A change of the
+headline is written at once, with the details as they are.
 
 *The interval follows the API server.* It is `interval` (1 s) while status writes are
 fast, and grows to SLOWDOWN times the recent round trip of a status write (a moving
@@ -62,6 +66,7 @@ class StatusWrites(Generic[K]):
         self.round_trip = 0.0  # moving average of a status write's round trip, seconds
         self._records: dict[K, _Record] = {}
         self._sent: dict[K, tuple[float, Any]] = {}  # last write: when (monotonic), what
+        self._changed: dict[K, float] = {}  # when a change not yet written was first seen
 
     def current(self, key: K, body: Mapping[str, Any], status: Any, peek: bool = False) -> Any:
         """The status the API server holds (or will, once our kept one is written):
@@ -87,12 +92,18 @@ class StatusWrites(Generic[K]):
         return max(self.interval, slowed)
 
     def wait(self, key: K, status: Any) -> float:
-        """Seconds to keep `status` before writing it: 0 when its headline differs from
-        the last write's, or when the interval since that write is over."""
+        """Seconds to keep `status`, which differs from what the API server holds, before
+        writing it: 0 when its headline differs from the last write's, or when an
+        interval has passed since the first change not yet written."""
         sent_at, sent = self._sent.get(key, (None, None))
         if sent_at is None or self.headline(status) != self.headline(sent):
             return 0.0
-        return max(0.0, sent_at + self.detail_interval - self.monotonic())
+        first = self._changed.setdefault(key, self.monotonic())
+        return max(0.0, first + self.detail_interval - self.monotonic())
+
+    def settled(self, key: K) -> None:
+        """Nothing differs from what the API server holds (a change was undone)."""
+        self._changed.pop(key, None)
 
     def record(
         self,
@@ -118,7 +129,9 @@ class StatusWrites(Generic[K]):
             return
         self._records[key] = _Record(status, frozenset(stale), made, sent=True)
         self._sent[key] = (self.monotonic(), status)
+        self._changed.pop(key, None)
 
     def forget(self, key: K) -> None:
         self._records.pop(key, None)
         self._sent.pop(key, None)
+        self._changed.pop(key, None)
