@@ -17,7 +17,7 @@ def body(version: str, status: Any = None) -> dict[str, Any]:
 
 
 def headline(status: Any) -> Any:
-    return None if status is None else status["color"]
+    return status["color"] if isinstance(status, dict) else status
 
 
 class Clock:

@@ -65,7 +65,7 @@ class StatusWrites(Generic[K]):
         self.monotonic = monotonic
         self.round_trip = 0.0  # moving average of a status write's round trip, seconds
         self._records: dict[K, _Record] = {}
-        self._sent: dict[K, tuple[float, Any]] = {}  # last write: when (monotonic), what
+        self._sent: dict[K, tuple[float, Any]] = {}  # last write: when (monotonic), headline
         self._changed: dict[K, float] = {}  # when a change not yet written was first seen
 
     def current(self, key: K, body: Mapping[str, Any], status: Any, peek: bool = False) -> Any:
@@ -87,7 +87,7 @@ class StatusWrites(Generic[K]):
 
     @property
     def detail_interval(self) -> float:
-        """The least time between two writes of a key whose headline did not change."""
+        """How long a change of details alone is kept before it is written."""
         slowed = min(SLOWDOWN * self.round_trip, max(self.longest, self.interval))
         return max(self.interval, slowed)
 
@@ -95,8 +95,8 @@ class StatusWrites(Generic[K]):
         """Seconds to keep `status`, which differs from what the API server holds, before
         writing it: 0 when its headline differs from the last write's, or when an
         interval has passed since the first change not yet written."""
-        sent_at, sent = self._sent.get(key, (None, None))
-        if sent_at is None or self.headline(status) != self.headline(sent):
+        sent_at, headline = self._sent.get(key, (None, None))
+        if sent_at is None or self.headline(status) != headline:
             return 0.0
         first = self._changed.setdefault(key, self.monotonic())
         return max(0.0, first + self.detail_interval - self.monotonic())
@@ -128,7 +128,7 @@ class StatusWrites(Generic[K]):
             )
             return
         self._records[key] = _Record(status, frozenset(stale), made, sent=True)
-        self._sent[key] = (self.monotonic(), status)
+        self._sent[key] = (self.monotonic(), self.headline(status))
         self._changed.pop(key, None)
 
     def forget(self, key: K) -> None:
