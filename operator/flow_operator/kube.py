@@ -199,10 +199,18 @@ class Kube:
         items: list[Body] = (await read_json(response)).get("items", [])
         return items
 
-    async def event(self, involved: Body, reason: str, message: str, type_: str = "Normal") -> None:
-        """Post a core/v1 Event about `involved`; failures are logged, never raised."""
+    async def event(
+        self,
+        involved: Body,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        at: datetime | None = None,
+    ) -> None:
+        """Post a core/v1 Event about `involved` (that happened `at`, default now); failures
+        are logged, never raised."""
         meta = involved.get("metadata") or {}
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        now = (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         event = {
             "metadata": {
                 "generateName": f"{meta.get('name', 'flow')}.",

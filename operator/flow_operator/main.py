@@ -17,6 +17,7 @@ import kopf
 from flow_operator import metrics
 from flow_operator.api.flowrun_backend import IndexedFlowRuns
 from flow_operator.api.serve import HTTP_API, HttpOptions
+from flow_operator.events import EventRecorder
 from flow_operator.handlers import children as children_handlers
 from flow_operator.handlers import flowrun as flowrun_handlers
 from flow_operator.handlers import workflow as workflow_handlers
@@ -77,7 +78,10 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         pods=children.workflow_pods,
         services=children.workflow_services,
     )
-    reconciler = WorkflowReconciler(view, kube)
+    # Events are posted in the background (flow_operator.events): no reconcile waits on one
+    events = RUNTIME.events = EventRecorder(kube)
+    events.start()
+    reconciler = WorkflowReconciler(view, kube, events=events)
     queue = WorkQueue(workflow_handlers.QUEUE, reconciler, workers=OPTIONS.workers)
     # --- metrics (flow_operator.metrics, docs/operations.md#metrics) ---
     reconciler.on_status = metrics.observe_workflow
@@ -97,6 +101,7 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         kube,
         OPTIONS.limits,
         on_status=metrics.observe_flowrun,
+        events=events,
     )
     run_queue = WorkQueue(flowrun_handlers.QUEUE, runs, workers=OPTIONS.workers)
     run_queue.on_done = metrics.reconcile_observer(run_queue.name)
@@ -142,6 +147,9 @@ async def cleanup(**_: Any) -> None:
     RUNTIME.tasks.clear()
     await _stop_queues()
     RUNTIME.queues.clear()
+    if RUNTIME.events is not None:
+        await RUNTIME.events.stop()  # what the last reconciles recorded is still posted
+        RUNTIME.events = None
     if RUNTIME.elector is not None:
         await RUNTIME.elector.release()  # the standby takes over now, not when it lapses
         RUNTIME.elector = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from flow_operator.events import EventRecorder
 from flow_operator.kube import Kube
 from flow_operator.leader import LeaderElector
 from flow_operator.reconcile.workqueue import Key, WorkQueue
@@ -20,6 +21,7 @@ class Runtime:
     queues: dict[str, WorkQueue] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     elector: LeaderElector | None = None  # with --leader-election
+    events: EventRecorder | None = None
 
     def enqueue(self, queue: str, key: Key, delay: float = 0.0, urgent: bool = False) -> None:
         q = self.queues.get(queue)

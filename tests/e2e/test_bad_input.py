@@ -381,9 +381,13 @@ def test_flowrun_the_schema_cannot_judge_fails_stalled(
     assert conditions["Stalled"]["status"] == "True"
     assert conditions["Ready"]["status"] == "False"
     assert fragment in conditions["Stalled"]["message"]
-    events = cluster.get_json("-n", namespace, "events", "--field-selector",
-                              f"involvedObject.name={case}")["items"]  # fmt: skip
-    assert any(e["type"] == "Warning" and fragment in e["message"] for e in events), events
+
+    def warned() -> bool:  # Events are posted in the background (flow_operator/events.py)
+        events = cluster.get_json("-n", namespace, "events", "--field-selector",
+                                  f"involvedObject.name={case}")["items"]  # fmt: skip
+        return any(e["type"] == "Warning" and fragment in e["message"] for e in events)
+
+    wait_for(f"a Warning Event on {case}", warned, 10)
     everything = cluster.kubectl("-n", namespace, "get", "jobs,pods,flowruns", "-o", "name")
     assert everything.stdout.split() == [f"flowrun.flowops.io/{case}"]  # no Job, no child run
 

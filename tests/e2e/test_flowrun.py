@@ -97,11 +97,15 @@ def test_a_dag_completes_in_dependency_order(runs: Runs) -> None:
     assert "Completed" in table and "all 3 tasks completed" in table
     runs.cluster.kubectl("-n", runs.ns, "wait", "--for=condition=Ready", "flowrun/dag",
                          "--timeout=10s")  # fmt: skip
-    # Transitions are Kubernetes Events on the run.
-    events = runs.cluster.get_json("-n", runs.ns, "events", "--field-selector",
-                                   "involvedObject.kind=FlowRun")["items"]  # fmt: skip
-    reasons = {e["reason"] for e in events}
-    assert {"Submitted", "Deployed", "Completed", "TaskStarted", "TaskSucceeded"} <= reasons
+
+    # Transitions are Kubernetes Events on the run (posted in the background).
+    def reasons() -> set[str]:
+        events = runs.cluster.get_json("-n", runs.ns, "events", "--field-selector",
+                                       "involvedObject.kind=FlowRun")["items"]  # fmt: skip
+        return {e["reason"] for e in events}
+
+    wanted = {"Submitted", "Deployed", "Completed", "TaskStarted", "TaskSucceeded"}
+    wait_for(f"Events {sorted(wanted)}", lambda: wanted <= reasons(), 10)
     # And Prometheus counts them: a transition per phase, the run's and tasks' durations.
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value

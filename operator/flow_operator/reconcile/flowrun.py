@@ -1,7 +1,8 @@
 """Reconcile one FlowRun: gather what the indexes show, let the pure state machine
 (flowrun/machine.py) decide, then carry the decision out against the API.
 
-Order of the writes: events, then Jobs and child runs (created, never applied: a Job's
+Order of the writes: events (recorded: flow_operator.events posts them in the
+background), then Jobs and child runs (created, never applied: a Job's
 deterministic name makes a second create a 409, so a restarted operator never runs a task
 twice), deletions and child cancels, then the status. The status is the machine's memory,
 so until the watch shows our own write the reconciler reads the status it wrote instead of
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 
 from flow_operator import GROUP, VERSION
 from flow_operator.builders.naming import TASK_LABEL
+from flow_operator.events import EventSink
 from flow_operator.flowrun.machine import (
     Capacity,
     Context,
@@ -89,8 +91,10 @@ class FlowRunReconciler:
     detail_interval: float = 1.0
     monotonic: Callable[[], float] = time.monotonic
     _deferred: dict[Key, float] = field(default_factory=dict)
+    events: EventSink | None = None  # flow_operator.events (posted in the background); kube
 
     def __post_init__(self) -> None:
+        self.sink: EventSink = self.events or self.kube
         # our status writes until the watch shows them; the detail rate limit
         self.writes: StatusWrites[Key] = StatusWrites(
             _headline, self.detail_interval, self.monotonic
@@ -279,7 +283,7 @@ class FlowRunReconciler:
         write=False the new status is only kept in memory, for the next step to read."""
         ns = key[0]
         for event in decision.events:
-            await self.kube.event(body, event.reason, event.message, event.type)
+            await self.sink.event(body, event.reason, event.message, event.type)
         refused: dict[str, str] = {}
         for job in decision.jobs_to_create:
             task = job["metadata"]["labels"][TASK_LABEL]

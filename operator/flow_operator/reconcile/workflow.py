@@ -38,6 +38,7 @@ from flow_operator.builders.deployment import (
     spec_hash,
 )
 from flow_operator.builders.naming import COMPONENT_LABEL
+from flow_operator.events import EventSink
 from flow_operator.kube import Kube, api_error
 from flow_operator.models.common import Condition, ConditionStatus, rfc3339
 from flow_operator.models.workflow import PLURAL, Color, DesiredStatus, Workflow, WorkflowStatus
@@ -82,9 +83,11 @@ class WorkflowReconciler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         detail_interval: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        events: EventSink | None = None,
     ) -> None:
         self.view = view
         self.kube = kube
+        self.events: EventSink = events or kube  # flow_operator.events: posted in the background
         self.clock = clock
         self.writes: StatusWrites[Key] = StatusWrites(_headline, detail_interval, monotonic)
         self._applied: dict[tuple[str, str, str], str] = {}  # (ns, kind, name) -> spec hash
@@ -201,7 +204,7 @@ class WorkflowReconciler:
         before = (current or {}).get("actualStatus") if isinstance(current, dict) else None
         if before != new.actualStatus.value:
             red = new.actualStatus is Color.RED
-            await self.kube.event(
+            await self.events.event(
                 body,
                 "ColorChanged",
                 f"{before or 'none'} -> {new.actualStatus.value}",
@@ -240,7 +243,7 @@ class WorkflowReconciler:
         }
         if significant(status) != significant(body.get("status")):
             await self.kube.replace_status(PLURAL, key[0], key[1], status, GROUP, VERSION)
-            await self.kube.event(body, "InvalidSpec", message, "Warning")
+            await self.events.event(body, "InvalidSpec", message, "Warning")
 
 
 def _headline(significant_status: Any) -> Any:
