@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config, watch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -356,9 +357,12 @@ def start_watch(
 class RoundTrip:
     """The API server's own write -> watch latency while a scenario runs: the floor under
     any status lag, since an operator's status change is one such write, seen by one such
-    watch. Every `interval` s a ConfigMap's annotation is written with a sequence number;
-    the write's send time, its answer and the moment a watch in this process delivers it
-    are kept (the same process, and the same kind of watch, as the scenario's figures)."""
+    watch. Every `interval` s an object is written with a sequence number; the write's
+    send time, its answer and the moment a watch in this process delivers it are kept
+    (the same process, and the same kind of watch, as the scenario's figures). Two kinds:
+    a ConfigMap's annotation (`RoundTrip`: the API server's cheapest write) and a
+    Workflow-shaped custom resource's status (`StatusRoundTrip`: the write the operator
+    makes)."""
 
     NAME = "bench-roundtrip"
 
@@ -380,8 +384,19 @@ class RoundTrip:
         )  # fmt: skip
         threading.Thread(target=self._write, daemon=True).start()
 
+    def seq_of(self, obj: dict[str, Any]) -> str | None:
+        return ((obj["metadata"].get("annotations")) or {}).get("seq")
+
+    def write(self, seq: str) -> bool:
+        """Write `seq`; False when there is nothing to write yet."""
+        self.core.patch_namespaced_config_map(
+            self.NAME, self.ns, {"metadata": {"annotations": {"seq": seq}}},
+            _preload_content=False,
+        )  # fmt: skip
+        return True
+
     def _event(self, ev: dict[str, Any]) -> None:
-        seq = ((ev["object"]["metadata"].get("annotations")) or {}).get("seq")
+        seq = self.seq_of(ev["object"])
         with self.lock:
             if seq is not None:
                 self.seen.setdefault(seq, time.time())
@@ -389,20 +404,17 @@ class RoundTrip:
     def _write(self) -> None:
         n = 0
         while not self.stop.wait(self.interval):
-            n += 1
-            seq = str(n)
-            with self.lock:
-                self.sent[seq] = time.time()
+            seq, sent = str(n + 1), time.time()
             try:
-                self.core.patch_namespaced_config_map(
-                    self.NAME, self.ns, {"metadata": {"annotations": {"seq": seq}}},
-                    _preload_content=False,
-                )  # fmt: skip
+                if not self.write(seq):
+                    continue  # nothing to write yet
             except Exception as e:  # a probe write that fails is not a figure; go on
                 log(f"round-trip probe: {e!r}")
                 continue
+            finally:
+                n += 1  # never the same number twice, whatever became of the write
             with self.lock:
-                self.answered[seq] = time.time()
+                self.sent[seq], self.answered[seq] = sent, time.time()
 
     def figures(self, start: float, end: float, prefix: str) -> dict[str, Any]:
         """p50/p99 in ms of the writes sent within [start, end]: the write's answer
@@ -418,6 +430,71 @@ class RoundTrip:
                     round(pct(values, q) * 1000, 1) if values else None
                 )
         return out
+
+
+class StatusRoundTrip(RoundTrip):
+    """The same, with the write the operator makes: JSON patch `add /status` of a custom
+    resource whose schema is the Workflow CRD's (crds/, under the group PROBE_GROUP, which
+    the operator does not watch), the status a real Workflow's (`template`, set by the
+    scenario from the first GREEN one it sees; no write before), the sequence number in its
+    Ready condition's message. Same size, same validation, same managed fields."""
+
+    GROUP = "probe.flowops.io"
+
+    def __init__(self, cluster: Cluster, namespace: str, stop: threading.Event) -> None:
+        super().__init__(namespace, stop)
+        self.cluster = cluster
+        self.custom = client.CustomObjectsApi()
+        self.template: dict[str, Any] | None = None
+
+    def start(self) -> None:
+        crd = yaml.safe_load((ROOT / "crds" / "workflows.flowops.io.yaml").read_text())
+        crd["metadata"]["name"] = f"workflows.{self.GROUP}"
+        crd["spec"]["group"] = self.GROUP
+        crd["spec"]["names"].pop("shortNames", None)
+        crd["spec"]["names"].pop("categories", None)
+        self.cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(crd))
+        spec = {"desiredStatus": "PUBLISHED", "publishingMode": "ASYNC", "services": [
+            {"id": f"s{i}", "image": "registry.local/bench:1", "replicas": 1} for i in range(3)
+        ]}  # fmt: skip
+        body = {"apiVersion": f"{self.GROUP}/{VERSION}", "kind": "Workflow",
+                "metadata": {"name": self.NAME}, "spec": spec}  # fmt: skip
+        deadline = time.time() + 60
+        while True:  # a just-Established CRD answers 404 or 429 for a moment
+            try:
+                self.custom.create_namespaced_custom_object(
+                    self.GROUP, VERSION, self.ns, "workflows", body
+                )
+                break
+            except client.ApiException as e:
+                if e.status not in (404, 429) or time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+        start_watch(
+            self.stop, self._event, self.custom.list_namespaced_custom_object, self.GROUP,
+            VERSION, self.ns, "workflows", field_selector=f"metadata.name={self.NAME}",
+        )  # fmt: skip
+        threading.Thread(target=self._write, daemon=True).start()
+
+    def seq_of(self, obj: dict[str, Any]) -> str | None:
+        for c in (obj.get("status") or {}).get("conditions") or []:
+            if c.get("type") == "Ready" and str(c.get("message", "")).startswith("probe "):
+                return str(c["message"]).split()[1]
+        return None
+
+    def write(self, seq: str) -> bool:
+        if self.template is None:
+            return False
+        status = json.loads(json.dumps(self.template))
+        for c in status.get("conditions") or []:
+            if c.get("type") == "Ready":
+                c["message"] = f"probe {seq}"
+        self.custom.patch_namespaced_custom_object_status(
+            self.GROUP, VERSION, self.ns, "workflows", self.NAME,
+            [{"op": "add", "path": "/status", "value": status}],
+            _content_type="application/json-patch+json", _preload_content=False,
+        )  # fmt: skip
+        return True
 
 
 def provenance() -> dict[str, Any]:

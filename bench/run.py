@@ -42,6 +42,7 @@ from common import (  # bench/common.py: the script's directory is on sys.path
     CpuMeter,
     Operator,
     RoundTrip,
+    StatusRoundTrip,
     custom_object,
     log,
     pct,
@@ -63,6 +64,7 @@ class Observations:
     deploy_available: dict[str, float] = field(default_factory=dict)  # ns/name -> t
     deploy_workflow: dict[str, str] = field(default_factory=dict)  # ns/deploy -> ns/workflow
     green: dict[str, float] = field(default_factory=dict)  # ns/workflow -> t
+    green_status: dict[str, Any] | None = None  # the first GREEN status seen
     workflow_writes: int = 0
     deployment_writes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -93,6 +95,7 @@ class Observations:
                 self.workflow_writes += 1
             if (o.get("status") or {}).get("actualStatus") == "GREEN":
                 self.green.setdefault(key, time.time())
+                self.green_status = self.green_status or o["status"]
 
 
 def workflow(name: str, services: int) -> dict[str, Any]:
@@ -120,9 +123,12 @@ def s1(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, 
     start_watch(
         stop, obs.workflow, custom.list_namespaced_custom_object, GROUP, VERSION, ns, PLURAL
     )
-    # the API server's own write -> watch latency meanwhile: the floor under (b)
+    # the API server's own write -> watch latency meanwhile: the floor under (b), for its
+    # cheapest write and for the write the operator makes (a Workflow-shaped status)
     roundtrip = RoundTrip(cluster.namespace("bench-roundtrip"), stop)
     roundtrip.start()
+    status_trip = StatusRoundTrip(cluster, "bench-roundtrip", stop)
+    status_trip.start()
     time.sleep(1)
 
     names = [f"wf-{i:05d}" for i in range(a.size)]
@@ -150,6 +156,7 @@ def s1(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, 
     while time.time() < deadline and len(obs.green) < a.size:
         time.sleep(0.5)
         available, green = len(obs.deploy_available), len(obs.green)
+        status_trip.template = status_trip.template or obs.green_status
         log(f"  {available}/{a.size * a.services} Deployments available, {green}/{a.size} GREEN")
     if len(obs.green) < a.size:
         log("not every Workflow turned GREEN before the deadline")
@@ -176,6 +183,7 @@ def s1(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, 
     # a status turning GREEN is one write and one watch event: the lag's floor, measured
     # while the Workflows converged (t0 -> last GREEN)
     results.update(roundtrip.figures(t0, t0 + conv, "s1_apiserver"))
+    results.update(status_trip.figures(t0, t0 + conv, "s1_status_floor"))
     results["s1_cpu_pct"] = cpu  # % of one core, per process, until all were GREEN
     # the operator's status writes (it is the only writer of Workflows) until all were GREEN
     results["s1_status_writes_per_workflow"] = round(obs.counts()[0] / a.size, 2)
