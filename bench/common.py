@@ -231,7 +231,8 @@ class Operator:
         (interpolated within the histogram's buckets, as Prometheus' histogram_quantile):
         how long a change of `queue` waited for its reconcile (urgent: a child changed;
         normal: a spec change or a timer), how long a reconcile took,
-        and how long one status write of `resource` took (the API server's part)."""
+        how long one status write of `resource` took (the API server's part), and how late
+        the operator's event loop ran (`loop_lag`: the process's own delay, since start)."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
                 text = r.read().decode()
@@ -244,6 +245,7 @@ class Operator:
             ("wait_normal", "flowops_workqueue_wait_seconds", f'level="normal",queue="{queue}"'),
             ("reconcile", "flowops_reconcile_duration_seconds", f'queue="{queue}"'),
             ("status_write", "flowops_status_write_seconds", f'resource="{resource}"'),
+            ("loop_lag", "flowops_event_loop_lag_seconds", "_bucket{"),
         ):
             buckets = histogram(text, name, label)
             out[f"{short}_count"] = buckets[-1][1] if buckets else 0

@@ -152,6 +152,9 @@ class Informer(Mapping[Key, Sequence[Body]]):
             async for line in response.content:
                 if line.strip():
                     self.apply(json.loads(line))
+                    # A line already buffered is read without a pause: a burst of events
+                    # would hold the loop, and every API answer and reconcile with it.
+                    await asyncio.sleep(0)
         finally:
             response.release()
 

@@ -9,12 +9,14 @@ labels live in this one module.
   (status None) takes its series with it, and so does a removed service.
 * FlowRuns: `flowrun_transition`, `observe_run_duration`, `observe_task_duration`.
 * API: `observe_status_write`, each status write's round trip.
+* The process: `watch_loop_lag`, a task observing how late the event loop runs.
 * Work queues: `track_queue` (depth, read at scrape time) and `reconcile_observer`, the
   queue's `on_done` hook (latency, and errors: reconciles that raised).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Sized
@@ -114,6 +116,13 @@ STATUS_WRITE = Histogram(
     buckets=RECONCILE_BUCKETS,
     registry=REGISTRY,
 )
+LOOP_LAG = Histogram(
+    f"{PREFIX}_event_loop_lag_seconds",
+    "How late a timer of the operator's event loop fired: every watch event, API answer "
+    "and reconcile of the process waits that long for its turn",
+    buckets=RECONCILE_BUCKETS,
+    registry=REGISTRY,
+)
 RECONCILE_ERRORS = Counter(
     f"{PREFIX}_reconcile_errors",
     "Reconciles that raised (retried with backoff)",
@@ -204,6 +213,17 @@ def observe_status_write(resource: str, seconds: float) -> None:
     """One status write's round trip (`Kube.replace_status`): what the API server makes
     every status change wait, the part of the status lag that is not the operator's."""
     STATUS_WRITE.labels(resource).observe(seconds)
+
+
+async def watch_loop_lag(every: float = 0.25) -> None:
+    """Observe the event loop's lag for ever: a timer of `every` seconds, and how much
+    later than that it fired (one Python thread runs every watch, reconcile and API
+    answer; a burst of work in one of them delays all the others)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        start = loop.time()
+        await asyncio.sleep(every)
+        LOOP_LAG.observe(max(0.0, loop.time() - start - every))
 
 
 def reconcile_observer(queue: str) -> Callable[[Key, float, bool], None]:

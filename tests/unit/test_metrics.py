@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import socket
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,21 @@ def test_port_in_use_is_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> No
         with caplog.at_level(logging.ERROR, logger="flow_operator.metrics"):
             assert metrics.serve(port, "127.0.0.1") is None
     assert "metrics not served" in caplog.text
+
+
+async def test_the_event_loop_lag_is_observed() -> None:
+    def lag() -> tuple[float, float]:
+        count = value("flowops_event_loop_lag_seconds_count") or 0.0
+        return count, value("flowops_event_loop_lag_seconds_sum") or 0.0
+
+    count0, sum0 = lag()
+    task = asyncio.create_task(metrics.watch_loop_lag(every=0.01))
+    await asyncio.sleep(0.002)  # its timer is set
+    time.sleep(0.05)  # noqa: ASYNC251 - on purpose: something holds the loop
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if lag()[0] > count0:
+            break
+    task.cancel()
+    count, total = lag()
+    assert count > count0 and total - sum0 >= 0.03  # the late timer counted the hold
