@@ -246,6 +246,7 @@ class Operator:
             ("reconcile", "flowops_reconcile_duration_seconds", f'queue="{queue}"'),
             ("status_write", "flowops_status_write_seconds", f'resource="{resource}"'),
             ("loop_lag", "flowops_event_loop_lag_seconds", "_bucket{"),
+            ("gc_full", "flowops_gc_pause_seconds", 'generation="2"'),
         ):
             buckets = histogram(text, name, label)
             out[f"{short}_count"] = buckets[-1][1] if buckets else 0

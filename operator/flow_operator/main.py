@@ -110,6 +110,7 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     RUNTIME.queues[flowrun_handlers.QUEUE] = run_queue
     RUNTIME.tasks.extend(await children_handlers.start(children))
     RUNTIME.tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop lag"))
+    metrics.time_gc()
     if OPTIONS.leader_election:
         # Events queue up while this replica waits; the workers start on leadership.
         identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"

@@ -9,7 +9,8 @@ labels live in this one module.
   (status None) takes its series with it, and so does a removed service.
 * FlowRuns: `flowrun_transition`, `observe_run_duration`, `observe_task_duration`.
 * API: `observe_status_write`, each status write's round trip.
-* The process: `watch_loop_lag`, a task observing how late the event loop runs.
+* The process: `watch_loop_lag`, a task observing how late the event loop runs;
+  `time_gc`, the garbage collector's pauses.
 * Work queues: `track_queue` (depth, read at scrape time) and `reconcile_observer`, the
   queue's `on_done` hook (latency, and errors: reconciles that raised).
 """
@@ -17,8 +18,10 @@ labels live in this one module.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
+import time
 from collections.abc import Callable, Sized
 from wsgiref.simple_server import WSGIServer
 
@@ -123,6 +126,13 @@ LOOP_LAG = Histogram(
     buckets=RECONCILE_BUCKETS,
     registry=REGISTRY,
 )
+GC_PAUSE = Histogram(
+    f"{PREFIX}_gc_pause_seconds",
+    "How long one garbage collection of the Python process held everything (by generation)",
+    ["generation"],
+    buckets=RECONCILE_BUCKETS,
+    registry=REGISTRY,
+)
 RECONCILE_ERRORS = Counter(
     f"{PREFIX}_reconcile_errors",
     "Reconciles that raised (retried with backoff)",
@@ -224,6 +234,24 @@ async def watch_loop_lag(every: float = 0.25) -> None:
         start = loop.time()
         await asyncio.sleep(every)
         LOOP_LAG.observe(max(0.0, loop.time() - start - every))
+
+
+def time_gc() -> None:
+    """Time every garbage collection (gc.callbacks): a full one walks every object the
+    process holds, and the informers hold many; the event loop stands still meanwhile."""
+    if _on_gc not in gc.callbacks:
+        gc.callbacks.append(_on_gc)
+
+
+_gc_started: list[float] = []
+
+
+def _on_gc(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_started[:] = [time.perf_counter()]
+    elif _gc_started:
+        pause = time.perf_counter() - _gc_started.pop()
+        GC_PAUSE.labels(str(info.get("generation", ""))).observe(pause)
 
 
 def reconcile_observer(queue: str) -> Callable[[Key, float, bool], None]:

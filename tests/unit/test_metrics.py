@@ -200,3 +200,13 @@ async def test_the_event_loop_lag_is_observed() -> None:
     task.cancel()
     count, total = lag()
     assert count > count0 and total - sum0 >= 0.03  # the late timer counted the hold
+
+
+def test_garbage_collections_are_timed() -> None:
+    import gc
+
+    metrics.time_gc()
+    metrics.time_gc()  # once is enough: a second call adds no second callback
+    before = value("flowops_gc_pause_seconds_count", generation="2") or 0.0
+    gc.collect()
+    assert value("flowops_gc_pause_seconds_count", generation="2") == before + 1
