@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from flow_operator import metrics
+from flow_operator import gcpolicy, metrics
 from flow_operator.api.flowrun_backend import IndexedFlowRuns
 from flow_operator.api.serve import HTTP_API, HttpOptions
 from flow_operator.events import EventRecorder
@@ -111,6 +111,8 @@ async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     RUNTIME.tasks.extend(await children_handlers.start(children))
     RUNTIME.tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop lag"))
     metrics.time_gc()
+    # the informers' objects are long-lived: full collections must not walk them all
+    RUNTIME.tasks.append(asyncio.create_task(gcpolicy.keep_collections_short(), name="gc"))
     if OPTIONS.leader_election:
         # Events queue up while this replica waits; the workers start on leadership.
         identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"

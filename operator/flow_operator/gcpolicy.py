@@ -1,0 +1,47 @@
+"""Short garbage collections for a process that holds many long-lived objects.
+
+The informers keep every watched child (slim JSON: dicts and lists) for as long as it
+exists: with 1,000 Workflows, millions of container objects. CPython's full collection
+walks all of them, and it runs each time that population has grown by a quarter; the
+event loop, and every watch event, API answer and reconcile with it, stands still
+meanwhile. At N = 1,000 in S1 that was a dozen full collections of 0.3-1 s each
+(`flowops_gc_pause_seconds`), the tail of the status lag (docs/performance.md).
+
+So what survives a full collection is frozen (`gc.freeze`): later collections skip it,
+and each full collection walks only what is newer. Reference counting still frees a
+frozen object the moment nothing refers to it; only a reference cycle among frozen
+objects that became garbage would wait, so every `thaw` seconds everything is unfrozen
+once and the next full collection looks at the whole heap again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+
+_full_since_freeze = False
+
+
+def _on_gc(phase: str, info: dict[str, int]) -> None:
+    global _full_since_freeze
+    if phase == "stop" and info.get("generation") == 2:
+        _full_since_freeze = True
+
+
+async def keep_collections_short(every: float = 1.0, thaw: float = 600.0) -> None:
+    """Run for ever: freeze the survivors of each full collection (checked every `every`
+    seconds: gc.freeze is not for a collector callback), unfreeze all every `thaw`."""
+    global _full_since_freeze
+    if _on_gc not in gc.callbacks:
+        gc.callbacks.append(_on_gc)
+    thawed = time.monotonic()
+    while True:
+        await asyncio.sleep(every)
+        if time.monotonic() - thawed >= thaw:
+            gc.unfreeze()
+            thawed = time.monotonic()
+            _full_since_freeze = False
+        elif _full_since_freeze:
+            gc.freeze()
+            _full_since_freeze = False
