@@ -91,10 +91,10 @@ class FlowRunReconciler:
     detail_interval: float = 1.0
     monotonic: Callable[[], float] = time.monotonic
     _deferred: dict[Key, float] = field(default_factory=dict)
-    events: EventSink | None = None  # flow_operator.events (posted in the background); kube
+    # where Events go: flow_operator.events (posted in the background); else posted inline
+    events: EventSink | None = None
 
     def __post_init__(self) -> None:
-        self.sink: EventSink = self.events or self.kube
         # our status writes until the watch shows them; the detail rate limit
         self.writes: StatusWrites[Key] = StatusWrites(
             _headline, self.detail_interval, self.monotonic
@@ -283,7 +283,7 @@ class FlowRunReconciler:
         write=False the new status is only kept in memory, for the next step to read."""
         ns = key[0]
         for event in decision.events:
-            await self.sink.event(body, event.reason, event.message, event.type)
+            await (self.events or self.kube).event(body, event.reason, event.message, event.type)
         refused: dict[str, str] = {}
         for job in decision.jobs_to_create:
             task = job["metadata"]["labels"][TASK_LABEL]
