@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import statistics
 import sys
@@ -45,6 +46,7 @@ from common import (  # bench/common.py: the script's directory is on sys.path
     StatusRoundTrip,
     custom_object,
     log,
+    ms,
     pct,
     proc_cpu_seconds,
     proc_peak_rss_mib,
@@ -107,13 +109,66 @@ def workflow(name: str, services: int) -> dict[str, Any]:
     return custom_object("Workflow", name, spec)
 
 
+TRACE = re.compile(
+    r"flow_operator\.trace: (start workflow|write workflow) (\S+) t=([\d.]+) "
+    r"(?:waited=([\d.]+) urgent=(\d)|took=([\d.]+) color=(\w+))"
+)
+
+
+def tail_steps(
+    logfile: Path, keys: list[str], available: dict[str, float], green: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Where each of `keys`' lag went, in ms, from the operator's `--trace` lines: the
+    benchmark saw the last Deployment available -> the change reached the operator's work
+    queue (`arrive`, may be negative: another change was waiting already) -> its reconcile
+    started (`wait`; `behind_write`: the part of it a status write of the same Workflow
+    was still running) -> the GREEN write left (`work`) -> it was answered (`write`) -> the
+    benchmark's watch saw it (`seen`)."""
+    starts: dict[str, list[tuple[float, float]]] = {k: [] for k in keys}
+    writes: dict[str, list[tuple[float, float, str]]] = {k: [] for k in keys}
+    with logfile.open(errors="replace") as f:
+        for line in f:
+            m = TRACE.search(line)
+            if m is None or m[2] not in starts:
+                continue
+            if m[1].startswith("start"):
+                starts[m[2]].append((float(m[3]), float(m[4])))
+            else:
+                writes[m[2]].append((float(m[3]), float(m[6]), m[7]))
+    out = []
+    for key in keys:
+        green_write = next((w for w in writes[key] if w[2] == "GREEN"), None)
+        if green_write is None:
+            out.append({"workflow": key, "lag_ms": ms(green[key] - available[key])})
+            continue
+        answered, took, _ = green_write
+        sent = answered - took
+        started, waited = max((s for s in starts[key] if s[0] <= sent + 0.001), default=(0, 0))
+        if not started:  # no trace of the reconcile that wrote it
+            out.append({"workflow": key, "lag_ms": ms(green[key] - available[key])})
+            continue
+        arrived = started - waited
+        before = [w[0] for w in writes[key] if w[0] < sent]
+        out.append({
+            "workflow": key,
+            "lag_ms": ms(green[key] - available[key]),
+            "arrive_ms": ms(arrived - available[key]),
+            "wait_ms": ms(waited),
+            "behind_write_ms": ms(max(0.0, min(before[-1], started) - arrived)) if before else 0,
+            "work_ms": ms(sent - started),
+            "write_ms": ms(took),
+            "seen_ms": ms(green[key] - answered),
+        })  # fmt: skip
+    return out
+
+
 def s1(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, Any]:
     """S1: N Workflows x 3 services applied at once; (a)..(e) of docs/performance.md."""
     ns = cluster.namespace("bench")
     results: dict[str, Any] = {**provenance(), "size": a.size, "services": a.services}
     results["nodes"] = a.nodes
     custom = client.CustomObjectsApi()
-    op = Operator(cluster.kubeconfig, cluster.log("operator-s1"))
+    op = Operator(cluster.kubeconfig, cluster.log("operator-s1"), *(["--trace"] * a.trace))
     results["startup_s"] = round(op.start(), 2)
     obs, stop = Observations(), threading.Event()
     start_watch(
@@ -189,6 +244,12 @@ def s1(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, 
     results["s1_status_writes_per_workflow"] = round(obs.counts()[0] / a.size, 2)
     # where the lag goes, by the operator's own histograms: waiting in the queue, reconciling
     results["s1_operator_queue"] = op.histograms("workflow", "workflows")
+    if a.trace:  # the slowest 1%, step by step, from the operator's trace
+        lag_of = {wf: obs.green[wf] - t for wf, t in last_available.items() if wf in obs.green}
+        slowest = sorted(lag_of, key=lag_of.__getitem__)[-max(5, a.size // 100) :]
+        results["s1_tail"] = tail_steps(op.logfile, slowest, last_available, obs.green)
+        for row in results["s1_tail"]:
+            log("  tail " + " ".join(f"{k.removesuffix('_ms')}={v}" for k, v in row.items()))
 
     log(f"steady state: {a.steady:.0f} s with nothing changing")
     time.sleep(3)
@@ -268,6 +329,11 @@ def main() -> int:
     p.add_argument("--steady", type=float, default=float(os.environ.get("BENCH_STEADY", "60")))
     s2.add_arguments(p)
     p.add_argument("--nodes", type=int, default=20)
+    p.add_argument(
+        "--trace", action="store_true",
+        help="S1: run the operator with --trace and report where the slowest 1%% of the "
+        "status lag went (s1_tail)",
+    )  # fmt: skip
     p.add_argument("--dir", default=str(ROOT / ".cluster-bench"))
     p.add_argument("--keep", action="store_true", help="leave the last cluster running")
     p.add_argument("--results", default=str(ROOT / "bench" / "results"), help="output directory")

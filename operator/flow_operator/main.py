@@ -181,6 +181,12 @@ def cli(argv: list[str] | None = None) -> None:
         help="namespace of the Lease (default: $POD_NAMESPACE or default)",
     )
     run.add_argument("--verbose", action="store_true")
+    run.add_argument(
+        "--trace",
+        action="store_true",
+        help="log each reconcile's start and each Workflow status write, with timestamps "
+        "(logger flow_operator.trace; for benchmarks: bench/run.py --trace)",
+    )
     # --- HTTP API flags (flow_operator.api, docs/api.md) ---
     env = os.environ.get
     run.add_argument(
@@ -253,6 +259,8 @@ def cli(argv: list[str] | None = None) -> None:
     if not args.verbose:
         logging.getLogger("kopf").setLevel(logging.WARNING)
         logging.getLogger("kopf.activities.startup").setLevel(logging.INFO)
+    if args.trace:
+        logging.getLogger("flow_operator.trace").setLevel(logging.DEBUG)
     if args.metrics_port:
         metrics.serve(args.metrics_port)
     asyncio.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from copy import deepcopy
 from datetime import UTC, datetime
 from typing import Any
@@ -242,3 +243,19 @@ async def test_spec_the_schema_cannot_check_goes_stalled_and_creates_nothing() -
     c.body["status"] = status
     await c.rec(KEY)
     assert len(c.kube.statuses) == 1  # and it is not rewritten
+
+
+async def test_trace_logs_each_status_write_with_its_color(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    c = Cluster(workflow(services=[("a", 1)]))
+    with caplog.at_level(logging.DEBUG, logger="flow_operator.trace"):
+        await c.rec(KEY)
+        c.sync()
+        await c.rec(KEY)
+    lines = [r.getMessage() for r in caplog.records if r.name == "flow_operator.trace"]
+    assert [(line.split()[:2], line.split("color=")[1]) for line in lines] == [
+        (["write", "workflow"], "ORANGE"),
+        (["write", "workflow"], "GREEN"),
+    ]
+    assert all(" ns/wf t=" in line and " took=" in line for line in lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 
 import pytest
 
@@ -266,3 +267,26 @@ async def test_a_waiting_change_joined_by_an_urgent_one_splits_its_wait() -> Non
     normal, urgent = waits[1:]
     assert normal[1] is False and normal[0] >= 0.1  # the spec change's wait until then
     assert urgent[1] is True and urgent[0] < 0.1  # the child's change did not wait that long
+
+
+async def test_trace_logs_each_start_with_its_wait(caplog: pytest.LogCaptureFixture) -> None:
+    gate = asyncio.Event()
+
+    async def rec(key: Key) -> None:
+        if key[1] == "busy":
+            await gate.wait()
+
+    q = WorkQueue("t", rec, workers=1)
+    q.start()
+    with caplog.at_level(logging.DEBUG, logger="flow_operator.trace"):
+        q.enqueue(("ns", "busy"))
+        await _settle(q, 2)
+        q.enqueue(("ns", "a"), urgent=True)
+        await asyncio.sleep(0.1)
+        gate.set()
+        await _settle(q)
+    await q.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "flow_operator.trace"]
+    assert [line.split(" t=")[0] for line in lines] == ["start t ns/busy", "start t ns/a"]
+    waited = float(lines[1].split("waited=")[1].split()[0])
+    assert waited >= 0.1 and lines[1].endswith("urgent=1")  # behind "busy"'s reconcile

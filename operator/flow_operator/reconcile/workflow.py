@@ -47,6 +47,7 @@ from flow_operator.reconcile.writes import StatusWrites
 from flow_operator.status.aggregate import Observed, aggregate, significant
 
 log = logging.getLogger(__name__)
+trace = logging.getLogger("flow_operator.trace")  # `run --trace`
 Body = dict[str, Any]
 View = Mapping[Key, Iterable[Body]]
 
@@ -200,7 +201,11 @@ class WorkflowReconciler:
             return wait
         sent = self.writes.monotonic()
         made = await self.kube.replace_status(PLURAL, key[0], key[1], doc, GROUP, VERSION)
-        self.writes.record(key, body, wanted, made or "", self.writes.monotonic() - sent)
+        took = self.writes.monotonic() - sent
+        self.writes.record(key, body, wanted, made or "", took)
+        if trace.isEnabledFor(logging.DEBUG):
+            trace.debug("write workflow %s/%s t=%.3f took=%.3f color=%s", *key, time.time(),
+                        took, new.actualStatus.value)  # fmt: skip
         before = (current or {}).get("actualStatus") if isinstance(current, dict) else None
         if before != new.actualStatus.value:
             red = new.actualStatus is Color.RED

@@ -35,6 +35,8 @@ import aiohttp
 from kubernetes_asyncio.client.exceptions import ApiException
 
 log = logging.getLogger(__name__)
+# `run --trace`: one line per reconcile started, for benchmarks (bench/run.py --trace)
+trace = logging.getLogger("flow_operator.trace")
 Key = tuple[str, str]
 Reconcile = Callable[[Key], Awaitable[float | None]]
 TRANSIENT_MAX = 5.0
@@ -163,6 +165,9 @@ class WorkQueue:
         waiting = self._since.pop(key, None)
         if self.on_wait is not None and waiting is not None:
             self.on_wait(time.monotonic() - waiting[0], waiting[1])
+        if waiting is not None and trace.isEnabledFor(logging.DEBUG):
+            trace.debug("start %s %s/%s t=%.3f waited=%.3f urgent=%d", self.name, *key,
+                        time.time(), time.monotonic() - waiting[0], waiting[1])  # fmt: skip
         if self.gate is not None and not self.gate():
             self.enqueue(key, 1.0, urgent)
             return
