@@ -113,6 +113,7 @@ TRACE = re.compile(
     r"flow_operator\.trace: (start workflow|write workflow) (\S+) t=([\d.]+) "
     r"(?:waited=([\d.]+) urgent=(\d)|took=([\d.]+) color=(\w+))"
 )
+PAUSE = re.compile(r"flow_operator\.trace: (gc|stall) t=([\d.]+) (?:took|late)=([\d.]+)")
 
 
 def tail_steps(
@@ -123,11 +124,17 @@ def tail_steps(
     queue (`arrive`, may be negative: another change was waiting already) -> its reconcile
     started (`wait`; `behind_write`: the part of it a status write of the same Workflow
     was still running) -> the GREEN write left (`work`) -> it was answered (`write`) -> the
-    benchmark's watch saw it (`seen`)."""
+    benchmark's watch saw it (`seen`). Within the whole lag, `gc_ms` is how long the
+    operator stood still in full garbage collections, `stall_ms` how late its event loop
+    ran (both at once count twice: a collection stalls the loop)."""
     starts: dict[str, list[tuple[float, float]]] = {k: [] for k in keys}
     writes: dict[str, list[tuple[float, float, str]]] = {k: [] for k in keys}
+    pauses: dict[str, list[tuple[float, float]]] = {"gc": [], "stall": []}  # (from, to)
     with logfile.open(errors="replace") as f:
         for line in f:
+            if p := PAUSE.search(line):
+                pauses[p[1]].append((float(p[2]) - float(p[3]), float(p[2])))
+                continue
             m = TRACE.search(line)
             if m is None or m[2] not in starts:
                 continue
@@ -158,6 +165,13 @@ def tail_steps(
             "work_ms": ms(sent - started),
             "write_ms": ms(took),
             "seen_ms": ms(green[key] - answered),
+            **{
+                f"{kind}_ms": ms(sum(
+                    max(0.0, min(end, green[key]) - max(begin, available[key]))
+                    for begin, end in spans
+                ))
+                for kind, spans in pauses.items()
+            },
         })  # fmt: skip
     return out
 

@@ -184,8 +184,9 @@ def cli(argv: list[str] | None = None) -> None:
     run.add_argument(
         "--trace",
         action="store_true",
-        help="log each reconcile's start and each Workflow status write, with timestamps "
-        "(logger flow_operator.trace; for benchmarks: bench/run.py --trace)",
+        help="log each reconcile's start, Workflow status write, full garbage collection "
+        "and event-loop stall, with timestamps (logger flow_operator.trace; for "
+        "benchmarks: bench/run.py --trace)",
     )
     # --- HTTP API flags (flow_operator.api, docs/api.md) ---
     env = os.environ.get

@@ -42,6 +42,7 @@ from flow_operator.models.flowrun import TERMINAL, FlowRunStatus, Phase
 from flow_operator.models.workflow import Color, WorkflowStatus
 
 log = logging.getLogger(__name__)
+trace = logging.getLogger("flow_operator.trace")  # `run --trace`
 Key = tuple[str, str]
 PREFIX = "flowops"
 DEFAULT_PORT = 9090
@@ -233,7 +234,10 @@ async def watch_loop_lag(every: float = 0.25) -> None:
     while True:
         start = loop.time()
         await asyncio.sleep(every)
-        LOOP_LAG.observe(max(0.0, loop.time() - start - every))
+        late = max(0.0, loop.time() - start - every)
+        LOOP_LAG.observe(late)
+        if late >= 0.05 and trace.isEnabledFor(logging.DEBUG):
+            trace.debug("stall t=%.3f late=%.3f", time.time(), late)
 
 
 def time_gc() -> None:
@@ -252,6 +256,8 @@ def _on_gc(phase: str, info: dict[str, int]) -> None:
     elif _gc_started:
         pause = time.perf_counter() - _gc_started.pop()
         GC_PAUSE.labels(str(info.get("generation", ""))).observe(pause)
+        if info.get("generation") == 2 and trace.isEnabledFor(logging.DEBUG):
+            trace.debug("gc t=%.3f took=%.3f", time.time(), pause)
 
 
 def reconcile_observer(queue: str) -> Callable[[Key, float, bool], None]:

@@ -184,22 +184,27 @@ def test_port_in_use_is_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> No
     assert "metrics not served" in caplog.text
 
 
-async def test_the_event_loop_lag_is_observed() -> None:
+async def test_the_event_loop_lag_is_observed(caplog: pytest.LogCaptureFixture) -> None:
     def lag() -> tuple[float, float]:
         count = value("flowops_event_loop_lag_seconds_count") or 0.0
         return count, value("flowops_event_loop_lag_seconds_sum") or 0.0
 
     count0, sum0 = lag()
-    task = asyncio.create_task(metrics.watch_loop_lag(every=0.01))
-    await asyncio.sleep(0.002)  # its timer is set
-    time.sleep(0.05)  # noqa: ASYNC251 - on purpose: something holds the loop
-    for _ in range(100):
-        await asyncio.sleep(0.01)
-        if lag()[0] > count0:
-            break
-    task.cancel()
+    with caplog.at_level(logging.DEBUG, logger="flow_operator.trace"):
+        task = asyncio.create_task(metrics.watch_loop_lag(every=0.01))
+        await asyncio.sleep(0.002)  # its timer is set
+        time.sleep(0.06)  # noqa: ASYNC251 - on purpose: something holds the loop
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if lag()[0] > count0:
+                break
+        task.cancel()
     count, total = lag()
     assert count > count0 and total - sum0 >= 0.03  # the late timer counted the hold
+    # `run --trace`: a stall of 50 ms or more is a line, with when it ended and how long
+    stalls = [r.getMessage() for r in caplog.records if r.name == "flow_operator.trace"]
+    assert stalls and all(line.startswith("stall t=") for line in stalls)
+    assert max(float(line.split("late=")[1]) for line in stalls) >= 0.03
 
 
 def test_garbage_collections_are_timed() -> None:
@@ -210,3 +215,14 @@ def test_garbage_collections_are_timed() -> None:
     before = value("flowops_gc_pause_seconds_count", generation="2") or 0.0
     gc.collect()
     assert value("flowops_gc_pause_seconds_count", generation="2") == before + 1
+
+
+def test_full_collections_are_traced(caplog: pytest.LogCaptureFixture) -> None:
+    import gc
+
+    metrics.time_gc()
+    with caplog.at_level(logging.DEBUG, logger="flow_operator.trace"):
+        gc.collect(1)  # not a full one: no line
+        gc.collect()
+    lines = [r.getMessage() for r in caplog.records if r.name == "flow_operator.trace"]
+    assert len(lines) == 1 and lines[0].startswith("gc t=") and " took=" in lines[0]
