@@ -5,10 +5,19 @@ the operator never reads them, and model building is the client's main CPU cost.
 kubernetes_asyncio returns the raw response whatever its status, 409, 422 or 503 alike
 (only a preloaded response is checked), so every raw response goes through `_check`,
 which raises ApiException for a non-2xx answer as the preloaded path would.
+
+*Status before objects.* At most OBJECT_WRITES writes of child objects (applies, creates,
+deletes) are under way at once; status writes and Events are not counted. A wave of new
+Workflows (1,000 at once: 3,000 applies) would otherwise fill the client's connection
+pool (100) and the API server's queue with applies, and every status write, the one that
+says a Workflow turned GREEN included, would wait behind them. The API server is the
+limit of such a wave either way (docs/performance.md): a few writes in flight keep it
+busy, more only make the queue longer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -28,13 +37,15 @@ Body = dict[str, Any]
 APPLY = "application/apply-patch+yaml"
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
+OBJECT_WRITES = 16  # child-object writes under way at once (status writes not counted)
 
 
 class Kube:
     """A thin async facade over the few API calls the reconcilers make."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, object_writes: int = OBJECT_WRITES) -> None:
         self.api = api
+        self.object_writes = asyncio.Semaphore(object_writes)
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
         self.batch = client.BatchV1Api(api)
@@ -96,7 +107,8 @@ class Kube:
             call = self.core.patch_namespaced_service
         else:
             raise ValueError(f"no apply for kind {body['kind']}")
-        await self._done(await call(meta["name"], meta["namespace"], body, **kwargs))
+        async with self.object_writes:
+            await self._done(await call(meta["name"], meta["namespace"], body, **kwargs))
 
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         """Delete, with background propagation; an object already gone is fine."""
@@ -106,11 +118,12 @@ class Kube:
             "Job": self.batch.delete_namespaced_job,
         }
         try:
-            await self._done(
-                await calls[kind](
-                    name, namespace, propagation_policy="Background", _preload_content=False
+            async with self.object_writes:
+                await self._done(
+                    await calls[kind](
+                        name, namespace, propagation_policy="Background", _preload_content=False
+                    )
                 )
-            )
         except ApiException as e:
             if e.status != 404:
                 raise
@@ -144,11 +157,12 @@ class Kube:
         if body["kind"] != "Job":
             raise ValueError(f"no create for kind {body['kind']}")
         try:
-            await self._done(
-                await self.batch.create_namespaced_job(
-                    meta["namespace"], body, field_manager=MANAGER, _preload_content=False
+            async with self.object_writes:
+                await self._done(
+                    await self.batch.create_namespaced_job(
+                        meta["namespace"], body, field_manager=MANAGER, _preload_content=False
+                    )
                 )
-            )
         except ApiException as e:
             if e.status == 409:
                 return False

@@ -5,6 +5,7 @@ Every raw response is now checked: a refusal raises ApiException with the server
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -48,9 +49,10 @@ class Calls:
         return call
 
 
-def kube(*responses: Raw) -> Kube:
+def kube(*responses: Raw, object_writes: int = 16) -> Kube:
     k = Kube.__new__(Kube)
     k.apps = k.core = k.batch = k.custom = Calls(*responses)  # type: ignore[assignment]
+    k.object_writes = asyncio.Semaphore(object_writes)
     return k
 
 
@@ -150,3 +152,37 @@ async def test_the_client_reads_the_proxy_once_not_per_request(
         assert api.rest_client.proxy == proxy
     finally:
         await api.close()
+
+
+async def test_object_writes_are_capped_and_status_writes_pass_them() -> None:
+    """A wave of applies keeps at most `object_writes` under way; a status write does not
+    queue behind the others."""
+    gate, under_way, most = asyncio.Event(), 0, 0
+
+    class Slow(Calls):
+        def __getattr__(self, name: str) -> Any:
+            async def call(*args: Any, **kwargs: Any) -> Raw:
+                nonlocal under_way, most
+                if name.endswith("_status"):
+                    return Raw(200, {"metadata": {"resourceVersion": "7"}})
+                under_way += 1
+                most = max(most, under_way)
+                await gate.wait()
+                under_way -= 1
+                return Raw(200)
+
+            return call
+
+    k = kube(object_writes=3)
+    k.apps = k.core = k.batch = k.custom = Slow()  # type: ignore[assignment]
+    wave = [asyncio.create_task(k.apply(DEPLOYMENT)) for _ in range(10)]
+    wave += [asyncio.create_task(k.create(JOB)), asyncio.create_task(k.delete("Job", "ns", "j"))]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert most == 3  # the others wait for a turn
+    status = {"actualStatus": "GREEN"}
+    made = await asyncio.wait_for(k.replace_status("workflows", "ns", "w", status, "g", "v"), 1)
+    assert made == "7"  # answered while all of the wave still waits
+    gate.set()
+    await asyncio.gather(*wave)
+    assert most == 3 and under_way == 0
