@@ -20,28 +20,23 @@ import asyncio
 import gc
 import time
 
-_full_since_freeze = False
 
-
-def _on_gc(phase: str, info: dict[str, int]) -> None:
-    global _full_since_freeze
-    if phase == "stop" and info.get("generation") == 2:
-        _full_since_freeze = True
+def _full_collections() -> int:
+    return int(gc.get_stats()[2]["collections"])
 
 
 async def keep_collections_short(every: float = 1.0, thaw: float = 600.0) -> None:
-    """Run for ever: freeze the survivors of each full collection (checked every `every`
-    seconds: gc.freeze is not for a collector callback), unfreeze all every `thaw`."""
-    global _full_since_freeze
-    if _on_gc not in gc.callbacks:
-        gc.callbacks.append(_on_gc)
+    """Run for ever: freeze the survivors of each full collection (looked for every
+    `every` seconds: gc.freeze is not for a collector callback), unfreeze all every
+    `thaw`."""
+    seen = _full_collections()
     thawed = time.monotonic()
     while True:
         await asyncio.sleep(every)
         if time.monotonic() - thawed >= thaw:
             gc.unfreeze()
             thawed = time.monotonic()
-            _full_since_freeze = False
-        elif _full_since_freeze:
+            seen = _full_collections()
+        elif _full_collections() != seen:
             gc.freeze()
-            _full_since_freeze = False
+            seen = _full_collections()
