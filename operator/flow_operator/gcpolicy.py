@@ -26,9 +26,8 @@ def _full_collections() -> int:
 
 
 async def keep_collections_short(every: float = 1.0, thaw: float = 600.0) -> None:
-    """Run for ever: freeze the survivors of each full collection (looked for every
-    `every` seconds: gc.freeze is not for a collector callback), unfreeze all every
-    `thaw`."""
+    """Run for ever: every `every` seconds, freeze the survivors if a full collection
+    ran since the last look (the collector's own count); unfreeze all every `thaw`."""
     seen = _full_collections()
     thawed = time.monotonic()
     while True:
