@@ -144,14 +144,10 @@ def tail_steps(
                 writes[m[2]].append((float(m[3]), float(m[6]), m[7]))
     out = []
     for key in keys:
-        green_write = next((w for w in writes[key] if w[2] == "GREEN"), None)
-        if green_write is None:
-            out.append({"workflow": key, "lag_ms": ms(green[key] - available[key])})
-            continue
-        answered, took, _ = green_write
+        answered, took, _ = next((w for w in writes[key] if w[2] == "GREEN"), (0, 0, ""))
         sent = answered - took
         started, waited = max((s for s in starts[key] if s[0] <= sent + 0.001), default=(0, 0))
-        if not started:  # no trace of the reconcile that wrote it
+        if not answered or not started:  # no trace of the GREEN write or of its reconcile
             out.append({"workflow": key, "lag_ms": ms(green[key] - available[key])})
             continue
         arrived = started - waited
