@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -118,8 +119,26 @@ async def test_reads_raise_instead_of_returning_the_error_as_data() -> None:
     assert api_error(raised.value) == "no log yet"
 
 
-async def test_events_are_best_effort_still() -> None:
-    await kube(Raw(403, status_body(403, "forbidden"))).event(JOB, "Reason", "message")
+@pytest.mark.parametrize(
+    ("message", "level"),
+    [
+        ('events is forbidden: User "flow" cannot create resource "events"', logging.WARNING),
+        ('events "r-a.1" is forbidden: namespace ns is being terminated', logging.DEBUG),
+    ],
+)
+async def test_a_refused_event_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture, message: str, level: int
+) -> None:
+    """Events are best effort: a refusal never fails the reconcile that posts one, but it
+    is seen (the response is checked) and logged with the server's reason; a namespace
+    being deleted refusing it is expected, so only at debug level."""
+    refused = Raw(403, status_body(403, message))
+    with caplog.at_level(logging.DEBUG, logger="flow_operator.kube"):
+        await kube(refused).event(JOB, "TaskFailed", "task a failed")  # does not raise
+    assert refused.released
+    (record,) = [r for r in caplog.records if "could not post event" in r.getMessage()]
+    assert record.levelno == level
+    assert record.getMessage() == f"could not post event TaskFailed on r-a: 403 Error: {message}"
 
 
 @pytest.mark.parametrize(
