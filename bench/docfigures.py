@@ -13,9 +13,10 @@ A doc marks a generated table with a comment that names its files and its column
   white space (the list may go on over several lines). A glob stands for the files it
   matches, sorted; otherwise the order is the doc's. A file named twice is shown once.
 * `columns:` lists `header=path[:format]`, separated by ` | `. The path is dotted: each
-  part is a key of an object or an index (0, 1, -1) of a list. The format is Python's
-  (`.3f`, `,.0f`, `.1%`); without one, a value is shown as `str()` shows it. A key a file
-  does not have is shown as `-`: allowed, and visible.
+  part is a key of an object, an index (0, 1, -1) of a list, or `*`: every item of a list
+  (`s1_tail.*.lag_ms`). The format is Python's (`.3f`, `,.0f`, `.1%`), applied to each
+  item of a list, which shows as `a / b / c`; without one, a value is shown as `str()`
+  shows it. A key a file does not have is shown as `-`: allowed, and visible.
 * One row per file; the first column is the file's name.
 
 `--write DOC...` regenerates every block in place. `--check [DOC...]` (by default over
@@ -120,8 +121,13 @@ def resolve(sources: tuple[str, ...], root: Path) -> list[Path]:
 
 
 def lookup(data: Any, path: tuple[str, ...]) -> Any:
-    """The value at a dotted path, or None where the file has no such key."""
-    for part in path:
+    """The value at a dotted path, or None where the file has no such key; `*` maps the rest
+    of the path over a list's items."""
+    for i, part in enumerate(path):
+        if part == "*":
+            return (
+                [lookup(item, path[i + 1 :]) for item in data] if isinstance(data, list) else None
+            )
         if isinstance(data, dict):
             if part not in data:
                 return None
@@ -139,7 +145,9 @@ def lookup(data: Any, path: tuple[str, ...]) -> Any:
 def render(value: Any, fmt: str) -> str:
     if value is None:
         return MISSING
-    if isinstance(value, (dict, list)):
+    if isinstance(value, list):
+        text = " / ".join(render(item, fmt) for item in value)
+    elif isinstance(value, dict):
         text = json.dumps(value, separators=(",", ":"))
     else:
         text = format(value, fmt) if fmt else str(value)

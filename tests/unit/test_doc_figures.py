@@ -170,3 +170,20 @@ def test_a_block_without_columns_is_an_error() -> None:
 def test_the_syntax_quoted_mid_line_is_not_a_block(repo: Path) -> None:
     text = "Write `<!-- figures: x.json columns: a=b -->` then `<!-- /figures -->`.\n"
     assert docfigures.find_blocks(text) == []
+
+
+def test_a_list_shows_its_items_each_formatted_and_a_star_maps_over_a_list(repo: Path) -> None:
+    data = {"stages": {"pod": [1435.96, 5521.4]}, "tail": [{"ms": 1.26}, {"ms": 2.5}, {}]}
+    (repo / "results" / "t.json").write_text(json.dumps(data))
+    text = (
+        "<!-- figures: results/t.json\n"
+        "     columns: pod=stages.pod:,.0f | tail=tail.*.ms:.1f | last=tail.-2.ms | no list=stages.*.x -->\n"
+        "<!-- /figures -->\n"
+    )
+    assert docfigures.cells(docfigures.write_text(text, repo))[1] == [
+        "t.json",
+        "1,436 / 5,521",
+        "1.3 / 2.5 / -",
+        "2.5",
+        "-",
+    ]
