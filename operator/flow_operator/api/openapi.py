@@ -32,6 +32,11 @@ def _obj(required: dict[str, S], optional: dict[str, S] | None = None, **extra: 
 
 
 STR: S = {"type": "string"}
+# server.READY_REASONS (a unit test keeps the two equal): one word, never an error's text.
+READY_REASON: S = {
+    "type": "string",
+    "enum": ["forbidden", "indexed", "indexing", "starting", "unknown", "unreachable"],
+}
 INT: S = {"type": "integer", "minimum": 0}
 BOOL: S = {"type": "boolean"}
 COLOR: S = {"type": "string", "enum": ["GREEN", "YELLOW", "ORANGE", "RED"]}
@@ -130,7 +135,7 @@ SCHEMAS: dict[str, S] = {
     ),
     "FlowRunList": _obj({"items": {"type": "array", "items": _ref("FlowRun")}}),
     "Error": _obj({"error": STR, "message": STR}),
-    "Health": _obj({"status": STR}, {"reason": STR}),
+    "Health": _obj({"status": STR}, {"reason": READY_REASON}),
 }
 
 
@@ -299,12 +304,19 @@ PATHS: dict[str, S] = {
         "get": _flowrun_op(
             "A task's log, streamed from its pod",
             {"200": {"description": "The log", "content": {"text/plain": {"schema": STR}}}},
-            extra={"409": _response("The task has no pod (yet)", ERR)},
+            extra={
+                "400": _response("A query parameter is not what it takes", ERR),
+                "409": _response("The task has no pod (yet)", ERR),
+            },
             operationId="taskLogs",
             parameters=[
                 {"name": "task", "in": "path", "required": True, "schema": STR},
                 {"name": "follow", "in": "query", "schema": {"type": "boolean"}},
-                {"name": "tailLines", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {
+                    "name": "tailLines",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                },
             ],
         )
     },

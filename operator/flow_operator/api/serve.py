@@ -93,9 +93,11 @@ async def track_readiness(
     list_keys: Callable[[], Awaitable[set[Key]]],
     poll: float = 0.2,
     relist: float = 5.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
     """Ready once every Workflow the API server listed is in the index (re-listed now and
-    then, so one deleted meanwhile does not hold readiness back)."""
+    then, so one deleted meanwhile does not hold readiness back). The reason is a word
+    (server.READY_REASONS); what lies behind it is logged."""
     loop = asyncio.get_running_loop()
     wanted: set[Key] | None = None
     listed_at = 0.0
@@ -105,15 +107,20 @@ async def track_readiness(
                 wanted = await list_keys()
                 listed_at = loop.time()
             except Exception as e:
-                readiness.set(False, f"cannot list Workflows: {e}")
-                await asyncio.sleep(relist)
+                refused = isinstance(e, ApiException) and e.status in (401, 403)
+                readiness.set(False, "forbidden" if refused else "unreachable")
+                log.warning("not ready: cannot list Workflows: %s", e)
+                await sleep(relist)
                 continue
         missing = wanted - set(directory.indexed())
         if not missing:
-            readiness.set(True, f"{len(wanted)} workflows indexed")
+            readiness.set(True, "indexed")
+            log.info("ready: %d workflows indexed", len(wanted))
             return
-        readiness.set(False, f"indexing: {len(missing)} of {len(wanted)} workflows not seen yet")
-        await asyncio.sleep(poll)
+        if readiness.reason != "indexing":
+            log.info("not ready: %d of %d workflows not indexed yet", len(missing), len(wanted))
+        readiness.set(False, "indexing")
+        await sleep(poll)
 
 
 def _chain(reconciler: WorkflowReconciler, hook: StatusHook) -> None:

@@ -39,9 +39,19 @@ CSP = (
 )
 
 
+# The words /readyz may say: ready once indexed; not ready while starting, while the
+# Workflow index misses some the API server listed, when the list is refused
+# (forbidden) or fails (unreachable).
+READY_REASONS = frozenset({"indexed", "starting", "indexing", "forbidden", "unreachable"})
+
+
 @dataclass
 class Readiness:
-    """Ready once startup finished and the Workflow index holds what the cluster held."""
+    """Ready once startup finished and the Workflow index holds what the cluster held.
+
+    `reason` is one word (READY_REASONS), the only thing /readyz tells an unauthenticated
+    caller; the details (counts, the API server's error) go to the operator's log.
+    """
 
     ready: bool = False
     reason: str = "starting"
@@ -224,14 +234,38 @@ def _flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes")
 
 
+MAX_TAIL_LINES = 1_000_000
+
+
+def int_query(request: web.Request, name: str, minimum: int, maximum: int) -> int | None:
+    """An integer query parameter: absent or empty is None; anything but ASCII digits in
+    [minimum, maximum] is a 400 naming the parameter and what it takes."""
+    raw = request.query.get(name, "")
+    if not raw:
+        return None
+    if raw.isascii() and raw.isdigit() and minimum <= int(raw) <= maximum:
+        return int(raw)
+    shown = raw if len(raw) <= 20 else raw[:20] + "…"
+    raise web.HTTPBadRequest(
+        text=json.dumps(
+            {
+                "error": "BadRequest",
+                "message": f"query parameter {name} must be a whole number from {minimum} to "
+                f"{maximum} in ASCII digits (e.g. {name}=100), not {shown!r}",
+            },
+            ensure_ascii=False,
+        ),
+        content_type="application/json",
+    )
+
+
 @bearer
 async def task_logs(request: web.Request) -> web.StreamResponse:
     backend = _backend(request)
     ns, name = request.match_info["namespace"], request.match_info["name"]
     task = request.match_info["task"]
     follow = _flag(request.query.get("follow"))
-    tail_raw = request.query.get("tailLines")
-    tail = int(tail_raw) if tail_raw and tail_raw.isdigit() else None
+    tail = int_query(request, "tailLines", 1, MAX_TAIL_LINES)
     try:
         chunks = await backend.logs(ns, name, task, follow=follow, tail_lines=tail)
     except FlowRunError as e:
@@ -269,7 +303,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     readiness = request.app[API].readiness
-    body = {"status": "ready" if readiness.ready else "not ready", "reason": readiness.reason}
+    reason = readiness.reason if readiness.reason in READY_REASONS else "unknown"
+    body = {"status": "ready" if readiness.ready else "not ready", "reason": reason}
     return web.json_response(body, status=200 if readiness.ready else 503)
 
 
