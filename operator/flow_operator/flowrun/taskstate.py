@@ -28,7 +28,9 @@ from flow_operator.status.durations import go_duration, since
 from flow_operator.status.podstate import condition, pod_status
 
 Body = dict[str, Any]
-LOG_LINES = 10
+# The lines of a failed pod's log a task's message carries: the reconciler fetches this
+# many (tailLines) and the message keeps the non-blank ones (docs/flowrun.md).
+LOG_LINES = 5
 STUCK_WAITING = frozenset(
     {
         "ErrImagePull",

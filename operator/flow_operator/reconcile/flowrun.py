@@ -36,6 +36,7 @@ from flow_operator.flowrun.machine import (
     reject,
     step,
 )
+from flow_operator.flowrun.taskstate import LOG_LINES
 from flow_operator.kube import Kube, api_error
 from flow_operator.models.common import parse_time
 from flow_operator.models.flowrun import PLURAL, TERMINAL, FlowRun, FlowRunStatus, Phase, TaskPhase
@@ -48,7 +49,6 @@ Body = dict[str, Any]
 View = Mapping[Key, Iterable[Body]]
 # HTTP statuses that mean "the API server refuses this object", not "try again".
 REFUSALS = (400, 403, 404, 422)
-LOG_LINES = 5
 # A Job without a pod this long is checked for FailedCreate Events, then every RECHECK:
 # nothing that can be watched changes while a quota keeps refusing its pods.
 PODLESS_AFTER = timedelta(seconds=3)
