@@ -85,7 +85,7 @@ class Cluster:
         log(f"starting a {nodes}-node local cluster in {state_dir}")
         subprocess.run(
             [sys.executable, str(LOCALCLUSTER), "up", "--dir", state_dir, "--nodes", str(nodes),
-             "--node-pods", "1000", "--api-qps", "1000"],
+             "--node-pods", "1000", "--api-qps", "1000", "--no-pod-logs"],
             check=True,
         )  # fmt: skip
         kubectl = subprocess.run(

@@ -2,7 +2,7 @@
 """A real Kubernetes control plane as local processes: etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler and kwok (fake nodes and pods), on 127.0.0.1.
 
-    python3 cluster/localcluster.py up   [--dir .cluster] [--nodes 3]
+    python3 cluster/localcluster.py up   [--dir .cluster] [--nodes 3] [--no-pod-logs]
     python3 cluster/localcluster.py down [--dir .cluster]
     python3 cluster/localcluster.py status [--dir .cluster]
     python3 cluster/localcluster.py kubectl-path
@@ -13,6 +13,15 @@ certificate (openssl), the admin token, etcd's data, logs, the kubeconfig and st
 trying and testing, not for keeping. The processes run in sessions of their own, so the cluster
 outlives this command; `down` stops them all and checks that none is left. Both commands
 are idempotent. Standard library only: it runs before any virtualenv exists.
+
+Pod logs: kwok serves a container's log from a file named in a `Logs` object (one pod) or a
+`ClusterLogs` object (any pod), and cannot template a file's path or content per pod. So a
+sixth process, `pod-logs` (this script), watches the pods of Jobs and gives each one a log
+of its own: it numbers the pod's attempt among its Job's pods (annotation
+`kwok.flowops.test/attempt`), writes logs/pods/<namespace>/<pod>.log from
+stages/job-pod.log (which names the pod, its Job and the attempt) and creates the pod's
+`Logs` object (owned by the pod, collected with it). Every other pod gets stages/task.log.
+`--no-pod-logs` leaves it out (the benchmarks: no extra API writes per pod).
 """
 
 from __future__ import annotations
@@ -33,9 +42,14 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+COMPONENTS = (
+    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "pod-logs",
+)  # fmt: skip
+KWOK_API = "kwok.x-k8s.io/v1alpha1"
+ATTEMPT = "kwok.flowops.test/attempt"  # a Job pod's attempt (1, 2, ...), set by pod-logs
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
 # Scale tests need the controllers' clients to outrun the operator, not the reverse.
@@ -131,11 +145,12 @@ class Cluster:
             with contextlib.suppress(OSError):
                 argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
                 paths = [arg.split("=", 1)[-1] for arg in argv[1:]]
-                if (
-                    Path(argv[0]).name in COMPONENTS
-                    and any(os.path.dirname(p) in own for p in paths if p.startswith("/"))
-                    and _alive(int(entry.name))
-                ):
+                ours = Path(argv[0]).name in COMPONENTS and any(
+                    os.path.dirname(p) in own for p in paths if p.startswith("/")
+                )
+                watcher = argv[1:5] == [str(HERE / "localcluster.py"), "pod-logs", "--dir",
+                                        str(self.root)]  # fmt: skip
+                if (ours or watcher) and _alive(int(entry.name)):
                     found.append(int(entry.name))
         return found
 
@@ -166,6 +181,7 @@ class Cluster:
         node_memory: str = "8Gi",
         node_pods: int = 110,
         qps: int = DEFAULT_QPS,
+        pod_logs: bool = True,
     ) -> None:
         if self.running():
             say(f"already running; KUBECONFIG={self.kubeconfig}")
@@ -256,8 +272,13 @@ class Cluster:
             str(bins.scheduler), "--config", str(scheduler_config),
             "--bind-address", "127.0.0.1", "--secure-port", "0",
         ])  # fmt: skip
+        if pod_logs:  # kwok watches Logs objects: its CRD first (kwok does not install it)
+            self.kubectl(bins, "apply", "-f", "-", stdin=json.dumps(LOGS_CRD))
+            self.kubectl(bins, "wait", "--for=condition=Established", "--timeout=60s",
+                         "crd/logs.kwok.x-k8s.io")  # fmt: skip
         self._spawn(state, "kwok", [
             str(bins.kwok), "--kubeconfig", str(self.kubeconfig), "--manage-all-nodes=true",
+            *(["--enable-crds=Logs"] if pod_logs else []),
             "--config", str(self._kwok_config(bins)),
             "--node-ip", "127.0.0.1", "--node-port", str(ports["kwok_port"]),
             "--server-address", f"127.0.0.1:{ports['kwok_port']}",
@@ -265,6 +286,10 @@ class Cluster:
             "--tls-private-key-file", str(pki / "apiserver.key"),
             "--node-lease-duration-seconds", "40",
         ])  # fmt: skip
+        if pod_logs:
+            self._spawn(state, "pod-logs", [
+                sys.executable, str(HERE / "localcluster.py"), "pod-logs", "--dir", str(self.root),
+            ])  # fmt: skip
 
         say(f"creating {nodes} fake nodes ({node_cpu} CPU, {node_memory} each)")
         self.kubectl(bins, "apply", "-f", "-", stdin=json.dumps(
@@ -332,13 +357,15 @@ class Cluster:
 
     def _kwok_config(self, bins: Binaries) -> Path:
         """kwok's configuration: upstream's node stages (initialize, heartbeat with a
-        lease), our pod stages (cluster/stages/pods.yaml), and every container's log
-        (served through the API server's pods/log, as a kubelet would)."""
+        lease), our pod stages (cluster/stages/pods.yaml, attempts.yaml), and the log of
+        every container that has no Logs object of its own (served through the API server's
+        pods/log, as a kubelet would)."""
         upstream = bins.kwok_stages / "node"
         docs = [
             (upstream / "fast" / "node-initialize.yaml").read_text(),
             (upstream / "heartbeat-with-lease" / "node-heartbeat-with-lease.yaml").read_text(),
             (HERE / "stages" / "pods.yaml").read_text(),
+            (HERE / "stages" / "attempts.yaml").read_text(),
             json.dumps({
                 "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterLogs",
                 "metadata": {"name": "every-pod"},
@@ -497,6 +524,140 @@ class Cluster:
         return 0 if ready else 1
 
 
+# kwok's Logs kind (its kustomize/crd/bases/kwok.x-k8s.io_logs.yaml), the schema left open:
+# kwok reads what it needs; the objects are pod-logs', never a user's.
+LOGS_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "logs.kwok.x-k8s.io"},
+    "spec": {
+        "group": "kwok.x-k8s.io", "scope": "Namespaced",
+        "names": {"kind": "Logs", "listKind": "LogsList", "plural": "logs", "singular": "logs"},
+        "versions": [{
+            "name": "v1alpha1", "served": True, "storage": True, "subresources": {"status": {}},
+            "schema": {"openAPIV3Schema": {"type": "object",
+                                           "x-kubernetes-preserve-unknown-fields": True}},
+        }],
+    },
+}  # fmt: skip
+
+
+class PodLogs:
+    """The `pod-logs` process: for each pod of a Job, its attempt number, a log file that
+    names the pod and the attempt, and the kwok Logs object that serves that file."""
+
+    # Every pod a Job controller makes carries its Job's uid under this label.
+    SELECTOR = "batch.kubernetes.io/controller-uid"
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.dir = cluster.logs / "pods"
+        self.template = (HERE / "stages" / "job-pod.log").read_text()
+        state = cluster.state()
+        self.base = f"https://127.0.0.1:{state['apiserver_port']}"
+        self.token = str(state["token"])
+        self.tls = ssl.create_default_context(cafile=str(cluster.pki / "ca.crt"))
+        self.numbered: dict[str, int] = {}  # pod uid -> its attempt
+        self.counts: dict[str, int] = {}  # Job uid -> attempts numbered so far
+        self.done: set[str] = set()  # pod uids with their log and Logs object
+
+    def run(self) -> None:
+        say("pod-logs: a log of its own for every pod of a Job")
+        while True:
+            try:
+                self._watch(self._list())
+            except (OSError, ValueError) as e:  # the API server away, a watch expired (410)
+                say(f"pod-logs: {e!r}; listing again in 1 s")
+                time.sleep(1)
+
+    def _request(self, method: str, path: str, body: object = None,
+                 content_type: str = "application/json", timeout: float = 30) -> Any:  # fmt: skip
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": content_type}
+        req = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
+        return urllib.request.urlopen(req, timeout=timeout, context=self.tls)
+
+    def _write(self, method: str, path: str, body: object, content_type: str = "application/json",
+               fine: tuple[int, ...] = ()) -> None:  # fmt: skip
+        """A write; an HTTP error whose code is in `fine` is no error."""
+        try:
+            self._request(method, path, body, content_type).close()
+        except urllib.error.HTTPError as e:
+            if e.code not in fine:
+                raise
+
+    def _list(self) -> str:
+        with self._request("GET", f"/api/v1/pods?labelSelector={self.SELECTOR}") as resp:
+            listed = json.load(resp)
+        # In the order they were made: a Job makes its next attempt after the last one ended.
+        for pod in sorted(listed["items"], key=lambda p: (
+                p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"])):  # fmt: skip
+            self._pod(pod)
+        return str(listed["metadata"]["resourceVersion"])
+
+    def _watch(self, version: str) -> None:
+        path = (f"/api/v1/pods?watch=1&labelSelector={self.SELECTOR}"
+                f"&resourceVersion={version}&timeoutSeconds=300")  # fmt: skip
+        with self._request("GET", path, timeout=330) as resp:
+            for line in resp:
+                event = json.loads(line)
+                if event["type"] == "ERROR":
+                    raise ValueError(event["object"].get("message"))
+                if event["type"] == "DELETED":
+                    self._gone(event["object"])
+                else:
+                    self._pod(event["object"])
+
+    def _pod(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        uid, ns, name = meta["uid"], meta["namespace"], meta["name"]
+        owners = meta.get("ownerReferences") or []
+        job = next((o for o in owners if o.get("kind") == "Job" and o.get("controller")), None)
+        if uid in self.done or job is None or meta.get("deletionTimestamp"):
+            return
+        given = str((meta.get("annotations") or {}).get(ATTEMPT, ""))
+        attempt = self.numbered.get(uid) or (int(given) if given.isdigit() else 0)
+        if not attempt:
+            attempt = self.counts.get(job["uid"], 0) + 1
+        self.numbered[uid] = attempt
+        self.counts[job["uid"]] = max(self.counts.get(job["uid"], 0), attempt)
+        path = self.dir / ns / f"{name}.log"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self._log(ns, name, job["name"], attempt))
+        logs = {
+            "apiVersion": KWOK_API, "kind": "Logs",
+            "metadata": {"name": name, "namespace": ns, "ownerReferences": [
+                {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid}]},
+            "spec": {"logs": [{"logsFile": str(path)}]},
+        }  # fmt: skip
+        going = (403, 404)  # the pod, or its namespace, is being deleted: nothing to serve
+        self._write("POST", f"/apis/{KWOK_API}/namespaces/{ns}/logs", logs, fine=(409, *going))
+        if given != str(attempt):
+            patch = {"metadata": {"annotations": {ATTEMPT: str(attempt)}}}
+            self._write("PATCH", f"/api/v1/namespaces/{ns}/pods/{name}", patch,
+                        "application/merge-patch+json", fine=going)  # fmt: skip
+        self.done.add(uid)
+
+    def _gone(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        self.done.discard(meta["uid"])
+        self.numbered.pop(meta["uid"], None)
+        (self.dir / meta["namespace"] / f"{meta['name']}.log").unlink(missing_ok=True)
+
+    def _log(self, namespace: str, pod: str, job: str, attempt: int) -> str:
+        """stages/job-pod.log (lines of `stream text`) for this pod, in the CRI log format
+        kwok reads (`<RFC 3339 time> <stream> F <text>`), a millisecond apart."""
+        start = time.time()
+        out = []
+        for i, line in enumerate(self.template.splitlines()):
+            stream, _, text = line.partition(" ")
+            at = start + i / 1000
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
+            text = text.format(namespace=namespace, pod=pod, job=job, attempt=attempt)
+            out.append(f"{stamp}.{int(at * 1e9) % 1_000_000_000:09d}Z {stream} F {text}\n")
+        return "".join(out)
+
+
 def fake_node(name: str, cpu: str, memory: str, pods: int = 110) -> dict[str, object]:
     resources = {"cpu": cpu, "memory": memory, "pods": str(pods), "ephemeral-storage": "100Gi"}
     return {
@@ -533,7 +694,7 @@ def _is_group_leader(pid: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="localcluster", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("up", "down", "status", "kubectl-path"))
+    parser.add_argument("command", choices=("up", "down", "status", "kubectl-path", "pod-logs"))
     parser.add_argument("--dir", default=".cluster", help="state directory (default .cluster)")
     parser.add_argument("--nodes", type=int, default=int(os.environ.get("FLOW_NODES", "3")))
     parser.add_argument("--node-cpu", default="4")
@@ -543,12 +704,19 @@ def main(argv: list[str] | None = None) -> int:
         "--api-qps", type=int, default=DEFAULT_QPS,
         help=f"QPS of the controller-manager's and scheduler's clients (default {DEFAULT_QPS})",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-pod-logs", dest="pod_logs", action="store_false",
+        help="no log of its own per Job pod (kwok serves stages/task.log for every pod)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     cluster = Cluster(Path(args.dir))
     if args.command == "kubectl-path":
         print(Binaries.from_cache().kubectl)
     elif args.command == "up":
-        cluster.up(args.nodes, args.node_cpu, args.node_memory, args.node_pods, args.api_qps)
+        cluster.up(args.nodes, args.node_cpu, args.node_memory, args.node_pods, args.api_qps,
+                   args.pod_logs)  # fmt: skip
+    elif args.command == "pod-logs":
+        PodLogs(cluster).run()
     elif args.command == "down":
         cluster.down()
     else:

@@ -1,25 +1,43 @@
 """FlowRuns end to end: real Jobs run by the real Job controller, pods played by kwok
-(cluster/stages/pods.yaml: the image chooses success, failure, OOM kill or a pod that
-never finishes), the operator as a subprocess."""
+(cluster/stages/pods.yaml and attempts.yaml: the image chooses success, failure, OOM kill,
+a first attempt that fails or a pod that never finishes), the operator as a subprocess.
+
+Every pod of a Job has a log of its own on the local cluster (localcluster.py's pod-logs:
+stages/job-pod.log, naming the pod, its Job and its attempt), so the log tests can tell
+which pod's log they were shown."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import queue
 import signal
-from typing import Any
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
 
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import ClusterHandle, OperatorProcess, wait_for
+from tests.e2e.conftest import ROOT, ClusterHandle, OperatorProcess, wait_for
 
 pytestmark = pytest.mark.e2e
+TOKEN, TOKEN_SECRET = "flowrun-e2e-token-5d1c", "flowrun-e2e-api"  # the API's bearer token
 # Unschedulable pods crash a run after 5 s here (60 s by default).
-OPERATOR_ARGS = ["--all-namespaces", "--crash-grace-seconds", "5"]
+OPERATOR_ARGS = ["--all-namespaces", "--crash-grace-seconds", "5",
+                 "--api-token-secret", f"default/{TOKEN_SECRET}"]  # fmt: skip
 OK = "registry.example.com/flows/task:1"
 FOREVER = "kwok.flowops.test/crashloop"  # a pod that runs and never completes
+FAIL = "kwok.flowops.test/fail"  # every attempt exits 1
+FAIL_ONCE = "kwok.flowops.test/fail-once"  # attempt 1 exits 1, the retry succeeds
 
 
 def task(name: str, image: str = OK, **fields: Any) -> dict[str, Any]:
@@ -61,10 +79,58 @@ class Runs:
     def jobs(self) -> list[dict[str, Any]]:
         return self.cluster.get_json("-n", self.ns, "jobs").get("items", [])
 
+    def pods(self, run: str, task: str) -> list[dict[str, Any]]:
+        """The pods of a run's task, oldest first: one per attempt."""
+        selector = f"flowops.io/flowrun={run},flowops.io/task={task}"
+        found = self.cluster.get_json("-n", self.ns, "pods", "-l", selector).get("items", [])
+        return sorted(found, key=lambda p: p["metadata"]["creationTimestamp"])
+
+    def pod_log(self, pod: str, *args: str) -> str:
+        """A pod's log as kubectl shows it (the API server's pods/log, served by kwok)."""
+        return self.cluster.kubectl("-n", self.ns, "logs", pod, *args).stdout
+
+    def http(self, path: str) -> tuple[int, str]:
+        """GET a path of the run's API (/api/v1/flowruns/<namespace>/<path>), with the token."""
+        req = urllib.request.Request(
+            self.operator.url(f"/api/v1/flowruns/{self.ns}/{path}"),
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def flowctl(self, *args: str, **popen: Any) -> subprocess.Popen[str]:
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), "NO_COLOR": "1"}
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "flowctl"), *args, "-n", self.ns],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+            **popen,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def token(cluster: ClusterHandle) -> Iterator[str]:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": TOKEN_SECRET},
+              "data": {"token": base64.b64encode(TOKEN.encode()).decode()}}  # fmt: skip
+    cluster.kubectl("-n", "default", "apply", "-f", "-", input=yaml.safe_dump(secret))
+    yield TOKEN
+    cluster.kubectl("-n", "default", "delete", "secret", TOKEN_SECRET, check=False)
+
 
 @pytest.fixture
 def runs(cluster: ClusterHandle, namespace: str, operator: OperatorProcess) -> Runs:
     return Runs(cluster, namespace, operator)
+
+
+def first_line(namespace: str, pod: str, job: str, attempt: int) -> str:
+    """How stages/job-pod.log begins, for this pod: who it is."""
+    return f"pod {namespace}/{pod}: attempt {attempt} of Job {job} "
+
+
+def last_line(pod: str, attempt: int) -> str:
+    return f"done: {pod}, attempt {attempt}"
 
 
 def test_a_dag_completes_in_dependency_order(runs: Runs) -> None:
@@ -127,7 +193,11 @@ def test_a_failing_task_fails_the_run_and_names_it(runs: Runs) -> None:
     assert status["message"].startswith("task score failed: exit code 1")
     line = next(t for t in status["tasks"] if t["name"] == "score")
     assert line["status"] == "Failed"
-    assert "working" in line["message"]  # the pod log's last lines, read through the API
+    # The message ends with the last lines of that pod's log, read through the API server.
+    (pod,) = runs.pods("failing", "score")
+    assert line["podName"] == pod["metadata"]["name"]
+    assert line["message"].endswith(f"\nworking\nwarning: simulated stderr line\n"
+                                    f"{last_line(line['podName'], 1)}"), line  # fmt: skip
 
 
 def test_an_oom_killed_task_crashes_the_run(runs: Runs) -> None:
@@ -254,3 +324,115 @@ def test_an_operator_killed_mid_run_resumes_without_a_second_job(
     assert same["metadata"]["uid"] == first["metadata"]["uid"]
     phases = [h["phase"] for h in status["history"]]
     assert phases == ["Submitted", "Queued", "Deployed", "Completed"], json.dumps(status)
+
+
+def test_each_attempt_of_a_task_has_its_own_log(runs: Runs, token: str) -> None:
+    """A task retried once: attempt 1 failed, attempt 2 succeeded. Each pod's log is its
+    own; the task's pod, and so the log the API and flowctl show, is the last attempt's.
+    A task whose retries are all spent fails with the last attempt's exit and log lines."""
+    runs.apply(flowrun("flaky", [task("fetch", FAIL_ONCE, retries=1)]))
+    runs.apply(flowrun("spent", [task("score", FAIL, retries=1)]))
+    status = runs.wait_phase("flaky", "Completed", "Failed", "Crashed", timeout=90)
+    assert status["phase"] == "Completed", status
+    (line,) = status["tasks"]
+    assert (line["status"], line["attempts"]) == ("Succeeded", 2), line
+    pods = runs.pods("flaky", "fetch")
+    assert [p["status"]["phase"] for p in pods] == ["Failed", "Succeeded"]
+    first, second = (p["metadata"]["name"] for p in pods)
+    assert line["podName"] == second
+    for attempt, pod in enumerate((first, second), 1):
+        text = runs.pod_log(pod)
+        assert text.startswith(first_line(runs.ns, pod, "flaky-fetch", attempt)), text
+        assert text.splitlines()[-1] == last_line(pod, attempt), text
+    assert runs.pod_log(first) != runs.pod_log(second)
+
+    code, text = runs.http("flaky/tasks/fetch/logs")
+    assert code == 200 and text == runs.pod_log(second), text
+    cli = runs.flowctl("logs", "flaky")
+    out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 0 and out == runs.pod_log(second), err
+
+    status = runs.wait_phase("spent", "Completed", "Failed", "Crashed", timeout=90)
+    assert status["phase"] == "Failed", status
+    (line,) = status["tasks"]
+    pods = runs.pods("spent", "score")
+    assert [p["status"]["phase"] for p in pods] == ["Failed", "Failed"]
+    first, second = (p["metadata"]["name"] for p in pods)
+    assert (line["status"], line["attempts"], line["podName"]) == ("Failed", 2, second), line
+    assert line["message"].startswith("exit code 1 (Error) after 2 attempts\n"), line
+    assert line["message"].endswith(last_line(second, 2)) and first not in line["message"]
+
+
+class Stream:
+    """The lines of a stream read in a thread, so that a test can wait for the next one
+    with a timeout (a follow never ends by itself)."""
+
+    def __init__(self, source: IO[str] | IO[bytes]) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.source = source
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            while raw := self.source.readline():
+                self.lines.put(raw.decode() if isinstance(raw, bytes) else raw)
+        except (OSError, ValueError):  # closed by the test
+            pass
+
+    def next(self, timeout: float = 15) -> str:
+        try:
+            return self.lines.get(timeout=timeout).rstrip("\n")
+        except queue.Empty:
+            raise AssertionError(f"no new line within {timeout} s") from None
+
+
+def write_to_log(path: Path, stream: str, text: str) -> None:
+    """What the container prints next: a line appended to the log file kwok serves."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+    with path.open("a") as f:
+        f.write(f"{stamp} {stream} F {text}\n")
+
+
+def test_a_running_tasks_log_tails_and_follows(
+    runs: Runs, token: str, cluster: ClusterHandle
+) -> None:
+    """`tailLines=N` is the last N lines of the task's pod's log; `follow=true` streams
+    the lines the container writes after the request, through the API and flowctl -f."""
+    if cluster.root is None:
+        pytest.skip("writes to the local cluster's pod log files")
+    runs.apply(flowrun("tailed", [task("serve", FOREVER)]))
+
+    def pod() -> str | None:
+        lines = runs.status("tailed").get("tasks") or []
+        return lines[0].get("podName") if lines else None
+
+    name = wait_for("the task's pod", pod, 60)
+    path = cluster.root / "logs" / "pods" / runs.ns / f"{name}.log"
+    wait_for("its own log", lambda: runs.pod_log(name).startswith("pod "), 30)
+    logs = "tailed/tasks/serve/logs"
+    code, text = runs.http(f"{logs}?tailLines=2")
+    assert (code, text) == (200, f"warning: simulated stderr line\n{last_line(name, 1)}\n")
+
+    req = urllib.request.Request(
+        runs.operator.url(f"/api/v1/flowruns/{runs.ns}/{logs}?follow=true&tailLines=1"),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as response:
+        followed = Stream(response)
+        assert followed.next() == last_line(name, 1)  # the tail first, then what comes
+        write_to_log(path, "stdout", "step 1 of 3")
+        assert followed.next() == "step 1 of 3"
+        write_to_log(path, "stderr", "step 2 of 3")
+        assert followed.next() == "step 2 of 3"
+    cli = runs.flowctl("logs", "tailed", "-f")
+    try:
+        followed = Stream(cli.stdout)  # type: ignore[arg-type]
+        seen = [followed.next(30) for _ in range(7)]  # the whole log, then what comes
+        assert seen[0].startswith(first_line(runs.ns, name, "tailed-serve", 1)), seen
+        assert seen[-2:] == ["step 1 of 3", "step 2 of 3"], seen
+        write_to_log(path, "stdout", "step 3 of 3")
+        assert followed.next() == "step 3 of 3"
+    finally:
+        cli.kill()
+        cli.communicate(timeout=10)
+    assert runs.http(f"{logs}?tailLines=1") == (200, "step 3 of 3\n")
