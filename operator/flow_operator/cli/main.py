@@ -55,7 +55,7 @@ class Context:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {render.printable(message)}", err=True)
     sys.exit(code)
 
 
@@ -232,9 +232,11 @@ def logs(c: Context, name: str, task: str | None, namespace: str | None, follow:
         chosen = found
     if not chosen.pod:
         fail(f"task {chosen.name} has no pod yet ({chosen.status})")
+    text = render.LogText()
     try:
         for chunk in c.cluster.logs(ns, str(chosen.pod), None, follow):
-            click.echo(chunk, nl=False)
+            click.echo(text.feed(chunk), nl=False)
+        click.echo(text.end(), nl=False)
     except NotFound:
         fail(f"the pod {chosen.pod} of task {chosen.name} is gone")
 
@@ -250,7 +252,7 @@ def cancel(c: Context, name: str, namespace: str | None) -> None:
     if phase in {p.value for p in TERMINAL}:
         fail(f"flow run {ns}/{name} already finished ({phase})")
     c.cluster.patch(FLOWRUNS, ns, name, {"spec": {"cancel": True}})
-    click.echo(f"flow run {ns}/{name}: cancel requested (was {phase})")
+    click.echo(render.printable(f"flow run {ns}/{name}: cancel requested (was {phase})"))
 
 
 @flowctl.command()

@@ -1,11 +1,16 @@
 """flowctl's output: aligned, colored tables (colors dropped when not on a terminal), JSON, YAML.
 
 Pure functions of the documents; `click.echo` decides whether the ANSI colors survive.
+Text from the cluster (statuses, messages, logs) never reaches the terminal raw: control
+characters are shown as visible escapes, as kubectl does (`printable`, `LogText`), so a
+message or a log cannot move the cursor, retitle the window or hide what follows.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -34,13 +39,61 @@ COLORS: dict[str, str | int] = {
 }
 
 
+# Bidirectional overrides and isolates reorder what follows them on screen.
+BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _escape(char: str) -> str:
+    if char == "\x1b":
+        return "^["  # kubectl's spelling of ESC
+    named = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}.get(char)
+    if named:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def _unsafe(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in BIDI
+
+
+def printable(text: str, keep: str = "") -> str:
+    """`text` with every control character (C0, DEL, C1), line or paragraph separator and
+    bidi control as a visible escape (ESC as `^[`, CR as `\\r`, others `\\xNN`/`\\uNNNN`),
+    except the characters in `keep`."""
+    if text.isprintable() and not any(c in BIDI for c in text):
+        return text
+    return "".join(_escape(c) if _unsafe(c) and c not in keep else c for c in text)
+
+
+class LogText:
+    """A pod log's bytes as printable text, chunk by chunk: UTF-8 decoded across chunk
+    boundaries (invalid bytes as U+FFFD), newlines and tabs kept, a CR kept only before
+    a newline (CRLF line ends), every other control character escaped."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._cr = False  # the last chunk ended in a CR: its meaning depends on the next
+
+    def feed(self, chunk: bytes, final: bool = False) -> str:
+        text = ("\r" if self._cr else "") + self._decoder.decode(chunk, final)
+        self._cr = not final and text.endswith("\r")
+        if self._cr:
+            text = text[:-1]
+        lines = text.split("\r\n")
+        return "\r\n".join(printable(line, keep="\n\t") for line in lines)
+
+    def end(self) -> str:
+        return self.feed(b"", final=True)
+
+
 def colored(text: str | None) -> Cell:
     value = text or ""
     return (value, COLORS.get(value))
 
 
 def _text(cell: Cell) -> str:
-    return cell[0] if isinstance(cell, tuple) else cell
+    return printable(cell[0] if isinstance(cell, tuple) else cell)
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
@@ -63,11 +116,22 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
 
 
 def as_json(doc: Any) -> str:
-    return json.dumps(doc, indent=4, ensure_ascii=False)
+    """JSON, non-ASCII text as is except what `printable` escapes: C1 controls and bidi
+    controls become \\uNNNN escapes (C0 ones JSON escapes itself), the same string."""
+    text = json.dumps(doc, indent=4, ensure_ascii=False)
+    if text.isprintable() or all(c == "\n" or not _unsafe(c) for c in text):
+        return text
+    return "".join(f"\\u{ord(c):04x}" if c != "\n" and _unsafe(c) else c for c in text)
 
 
 def as_yaml(doc: Any) -> str:
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).rstrip("\n")
+    """YAML, non-ASCII text as is, unless the document holds a character `printable`
+    escapes: then every non-ASCII character is a \\uNNNN escape (YAML leaves bidi controls
+    raw otherwise; it escapes C0 and C1 controls itself)."""
+    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).rstrip("\n")
+    if any(c in BIDI or unicodedata.category(c) in ("Zl", "Zp") for c in text):
+        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=False).rstrip("\n")
+    return text
 
 
 def _yes(value: bool) -> str:
@@ -76,14 +140,16 @@ def _yes(value: bool) -> str:
 
 def workflow_status(namespace: str, name: str, doc: dict[str, Any], message: str = "") -> str:
     """The status document as a header, a component table and a pod table."""
+    color = printable(str(doc["actualStatus"]))
     head = (
         f"Workflow {namespace}/{name}: "
-        + click.style(doc["actualStatus"], fg=COLORS.get(doc["actualStatus"]), bold=True)
-        + f"   desired {doc['desiredStatus']}   mode {doc['publishingMode']}"
+        + click.style(color, fg=COLORS.get(doc["actualStatus"]), bold=True)
+        + f"   desired {printable(str(doc['desiredStatus']))}"
+        + f"   mode {printable(str(doc['publishingMode']))}"
     )
     out = [head]
     if message:
-        out.append(f"  {message}")
+        out.append(f"  {printable(message)}")
     details = doc.get("details") or {}
     rows: list[list[Cell]] = []
     stream = details.get("stream")
