@@ -29,6 +29,7 @@ from flow_operator.api.workflows import Key, WorkflowDirectory
 
 log = logging.getLogger(__name__)
 STATIC_FILES = {
+    "age.js": "text/javascript",
     "app.js": "text/javascript",
     "style.css": "text/css",
     "favicon.svg": "image/svg+xml",

@@ -131,7 +131,7 @@ function workflowCard(w) {
     for (const p of s.replicasDetail || []) {
       rows.push(el("tr", { class: "pod" },
         el("td", { class: "podname" }, `↳ ${p.name}`),
-        el("td", {}, p.age),
+        el("td", { class: "age", title: p.age || "" }, humanDuration(p.age)),
         el("td", {}, badge(p.status, "pod")),
         el("td", { class: "detail" }, p.statusMessage || (p.ready ? "ready" : "not ready"))));
     }
@@ -157,6 +157,9 @@ $("wf-filter").addEventListener("input", () => refresh());
 const RUN_FIELDS = ["flowName", "version", "level", "runType", "configuration", "flowType",
   "startTime", "endTime", "duration"];
 const FINISHED = new Set(["Completed", "Failed", "Crashed", "Cancelled"]);
+// times as "2024-02-12 10:01:00", durations as kubectl's ages (the exact value in the title)
+const cell = (field, value) =>
+  field.endsWith("Time") ? when(value) : field === "duration" ? humanDuration(value) : value || "";
 
 async function loadRuns() {
   const q = $("run-search").value.trim();
@@ -184,7 +187,7 @@ function runRow(run, id) {
       class: "expand", title: open ? "hide tasks" : "show tasks", "aria-expanded": String(open),
       onclick: () => { open ? state.expanded.delete(id) : state.expanded.add(id); refresh(); },
     }, open ? "▾" : "▸")),
-    ...RUN_FIELDS.map((f) => el("td", { class: f, title: run[f] || "" }, f.endsWith("Time") ? when(run[f]) : run[f] || "")),
+    ...RUN_FIELDS.map((f) => el("td", { class: f, title: run[f] || "" }, cell(f, run[f]))),
     el("td", {}, badge(run.status)),
     el("td", { class: "message", title: run.message || "" }, run.message || ""),
     el("td", { class: "actions" },
@@ -199,7 +202,8 @@ function tasksRow(id) {
   const body = tasks.map((t) => el("tr", { class: "task", "data-task": t.name },
     el("td", {}, t.name), el("td", {}, t.version || ""), el("td", {}, badge(t.status)),
     el("td", { class: "time", title: t.startTime || "" }, when(t.startTime)),
-    el("td", { class: "time", title: t.endTime || "" }, when(t.endTime)), el("td", {}, t.runtime || ""),
+    el("td", { class: "time", title: t.endTime || "" }, when(t.endTime)),
+    el("td", { class: "runtime", title: t.runtime || "" }, humanDuration(t.runtime)),
     el("td", { class: "message", title: t.message || "" }, t.message || ""),
     el("td", {}, el("button", { class: "logs", disabled: !t.pod, onclick: () => openLogs(id, t.name) }, "Logs"))));
   return el("tr", { class: "tasks" }, el("td", { colspan: "13" },
