@@ -76,6 +76,8 @@ bench: venv cluster-build  ## benchmarks S1 then S2 (BENCH_SIZE Workflows, defau
 	$(PY) bench/run.py --scenario all
 
 .PHONY: chaos
-chaos: venv cluster-build  ## long reliability runs: 50 chaos cycles with kill -9, a 45 s API outage, HA
+chaos: venv cluster-build  ## long reliability runs (50 kill -9 cycles, a 45 s API outage, HA, bad input, security); figures to bench/results/reliability-<stamp>.json
 	FLOW_CHAOS_N=$${FLOW_CHAOS_N:-50} FLOW_OUTAGE_SECONDS=$${FLOW_OUTAGE_SECONDS:-45} \
-	  $(PY) -m pytest tests/e2e/test_reliability.py tests/e2e/test_ha.py -q -s -p no:cacheprovider
+	FLOW_RESULTS_FILE=$${FLOW_RESULTS_FILE:-bench/results/reliability-$$(date -u +%Y%m%d-%H%M%S).json} \
+	  $(PY) -m pytest tests/e2e/test_reliability.py tests/e2e/test_ha.py \
+	    tests/e2e/test_bad_input.py tests/e2e/test_security.py -q -s -p no:cacheprovider

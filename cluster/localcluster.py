@@ -50,6 +50,9 @@ COMPONENTS = (
 )  # fmt: skip
 KWOK_API = "kwok.x-k8s.io/v1alpha1"
 ATTEMPT = "kwok.flowops.test/attempt"  # a Job pod's attempt (1, 2, ...), set by pod-logs
+# A ServiceAccount a test may create (and bind) to run a process whose every request is
+# in the audit log: the API server's own record of what that process did.
+WITNESS = "system:serviceaccount:default:audit-witness"
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
 # Scale tests need the controllers' clients to outrun the operator, not the reverse.
@@ -342,14 +345,17 @@ class Cluster:
         ossl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub")
 
     def _audit_policy(self) -> Path:
-        """Audit only requests on Secrets, at Metadata level (who, verb, which object; no
-        values): tests/e2e/test_security.py reads it to see which Secrets the operator read."""
+        """Audit requests on Secrets, and every request of the user WITNESS, at Metadata
+        level (who, verb, which object; no values): tests/e2e/test_security.py reads it to
+        see which Secrets the operator read, tests/e2e/test_ha.py what one replica (running
+        as WITNESS) did. Nothing else: the benchmarks' requests cost no audit."""
         path = self.root / "audit-policy.yaml"
         path.write_text(json.dumps({
             "apiVersion": "audit.k8s.io/v1", "kind": "Policy",
             "omitStages": ["RequestReceived"],
             "rules": [
                 {"level": "Metadata", "resources": [{"group": "", "resources": ["secrets"]}]},
+                {"level": "Metadata", "users": [WITNESS]},
                 {"level": "None"},
             ],
         }))  # fmt: skip

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.e2e import results
 from tests.e2e.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -136,6 +137,7 @@ def assert_refused(
     assert fragment in done.stderr, done.stderr
     left = cluster.kubectl("-n", namespace, "get", kinds, "-o", "name", check=False)
     assert left.stdout.strip() == ""
+    results.tally("bad_input", f"{kinds.split(',')[0].removesuffix('s')}_manifests_refused")
 
 
 @pytest.mark.parametrize(
@@ -166,6 +168,7 @@ def test_workflow_the_schema_cannot_judge_goes_stalled(
     assert "resources.requests.cpu" in stalled["message"]
     deployments = cluster.kubectl("-n", namespace, "get", "deployments", "-o", "name").stdout
     assert deployments.strip() == ""  # nothing partially created
+    results.tally("bad_input", "workflow_specs_stalled")
 
 
 def _fr(**spec: Any) -> dict[str, Any]:
@@ -390,6 +393,7 @@ def test_flowrun_the_schema_cannot_judge_fails_stalled(
     wait_for(f"a Warning Event on {case}", warned, 10)
     everything = cluster.kubectl("-n", namespace, "get", "jobs,pods,flowruns", "-o", "name")
     assert everything.stdout.split() == [f"flowrun.flowops.io/{case}"]  # no Job, no child run
+    results.tally("bad_input", "flowrun_specs_stalled")
 
 
 def test_cases_are_distinct() -> None:
