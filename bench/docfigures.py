@@ -23,6 +23,15 @@ A doc marks a generated table with a comment that names its files and its column
 docs/*.md and README.md) fails, naming the doc, the block and each cell that differs from
 its file, when a table is not what its files say, or when a cited file is missing. The
 test tests/unit/test_doc_figures.py runs `--check` over the repository's docs.
+
+A doc may also have its prose checked (opt-in): after a comment
+
+    <!-- figures-prose: ...; not measured: 1,000 (N) 60 (a window's length) -->
+
+every number in the prose (not in code, comments or tables; not a date, a clock time, an
+`issue N` or a target after ≤ ≥ < >) must be the value of a cell of one of the doc's
+generated tables, or one of the numbers listed after `not measured:` (settings, sizes of
+the scenario). `--check` names the line of each one that is neither.
 """
 
 from __future__ import annotations
@@ -226,6 +235,7 @@ def check_text(text: str, root: Path) -> list[str]:
         blocks = find_blocks(text)
     except FigureError as exc:
         return [str(exc)]
+    figures: set[float] = set()
     for block in blocks:
         try:
             expected = table(block, root)
@@ -233,6 +243,52 @@ def check_text(text: str, root: Path) -> list[str]:
             problems.append(f"{block.name}: {exc}")
             continue
         problems += [f"{block.name}: {p}" for p in differences(block, expected)]
+        figures |= {v for row in expected[1:] for cell in row[1:] for v in numbers(cell)}
+    return problems + check_prose(text, figures)
+
+
+# Numbers as prose and cells write them: 1,234, -5, 0.25 (a date or a clock time is not one).
+NUMBER = re.compile(
+    r"(?<![\w.,])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\w|,\d|\.\d)"  # 1,234 or 1,234.5
+    r"|(?<![\w.,])-?\d+(?:\.\d+)?(?!\w|,\d|\.\d)"  # 1234, 0.25, -5
+)
+DATE_OR_TIME = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}:\d{2}(?::\d{2})?")
+# What the prose check does not read: generated blocks, comments, code, table rows, targets.
+NOT_PROSE = re.compile(
+    r"<!--.*?-->|```.*?```|`[^`\n]*`|^\|.*$|[≤≥<>] ?-?\d[\d,.]*|issue \d+",
+    re.DOTALL | re.MULTILINE,
+)
+PROSE_MARK = re.compile(r"^<!--\s*figures-prose:(?P<spec>.*?)-->", re.DOTALL | re.MULTILINE)
+
+
+def numbers(text: str) -> list[float]:
+    return [float(m.group().replace(",", "")) for m in NUMBER.finditer(text)]
+
+
+def _blank(m: re.Match[str]) -> str:
+    """Spaces for what is not read, so that line numbers stay."""
+    return re.sub(r"[^\n]", " ", m.group())
+
+
+def check_prose(text: str, figures: set[float]) -> list[str]:
+    """With a `<!-- figures-prose: not measured: 1,000 16 -->` comment, every number in the
+    prose after it is a cell of one of the doc's tables or listed as not measured (a
+    setting, a count of the scenario); targets (after ≤, ≥) and dates are not read."""
+    mark = PROSE_MARK.search(text)
+    if mark is None:
+        return []
+    _, _, allowed = mark.group("spec").partition("not measured:")
+    known = figures | set(numbers(allowed))
+    start = mark.end()
+    prose = DATE_OR_TIME.sub(_blank, NOT_PROSE.sub(_blank, BLOCK.sub(_blank, text[start:])))
+    problems = []
+    for m in NUMBER.finditer(prose):
+        if float(m.group().replace(",", "")) not in known:
+            line = text.count("\n", 0, start + m.start()) + 1
+            problems.append(
+                f"line {line}: the figure {m.group()} is in none of the doc's tables "
+                "(quote a cell, or list it after `not measured:` if it is not a measurement)"
+            )
     return problems
 
 

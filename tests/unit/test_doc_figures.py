@@ -195,3 +195,51 @@ def test_a_list_shows_its_items_each_formatted_and_a_star_maps_over_a_list(repo:
         "2.5",
         "-",
     ]
+
+
+PROSE_DOC = """\
+Before the mark nothing is read: 12.5 s.
+
+<!-- figures-prose: checked; not measured: 1,000 (N) -->
+
+With N = 1,000 the ratio was 2.500 on 2026-11-24 at 03:58 (issue 7's target: ≤ 1.10),
+lag p99 668-1,234 ms, and `99.9 in code` is not prose.
+
+| a table row's 77 is not prose either |
+"""
+
+
+def prose_doc(repo: Path, prose: str) -> str:
+    run("--write", "--root", repo, repo / "doc.md")
+    return (repo / "doc.md").read_text() + "\n" + prose
+
+
+def test_prose_quoting_only_cells_and_listed_numbers_passes(repo: Path) -> None:
+    assert docfigures.check_text(prose_doc(repo, PROSE_DOC), repo) == []
+
+
+def test_a_prose_figure_in_no_table_fails_naming_its_line(repo: Path) -> None:
+    text = prose_doc(repo, PROSE_DOC.replace("668-1,234 ms", "668-1,250 ms"))
+    (problem,) = docfigures.check_text(text, repo)
+    line = next(i for i, text_line in enumerate(text.splitlines(), 1) if "1,250" in text_line)
+    assert problem.startswith(f"line {line}: the figure 1,250 is in none of the doc's tables")
+
+
+def test_a_number_not_listed_as_not_measured_fails(repo: Path) -> None:
+    text = prose_doc(repo, PROSE_DOC.replace("not measured: 1,000 (N)", "not measured:"))
+    assert [p.split(": ", 1)[1][:22] for p in docfigures.check_text(text, repo)] == [
+        "the figure 1,000 is in"
+    ]
+
+
+def test_without_the_mark_prose_is_not_read(repo: Path) -> None:
+    text = prose_doc(repo, "Any figure: 12,345 ms.\n")
+    assert docfigures.check_text(text, repo) == []
+
+
+def test_numbers_are_read_as_prose_writes_them() -> None:
+    assert docfigures.numbers("2,707, 1,103 and -1,063 ms; 0.25%; 152-204; 1.000-1.002") == [
+        2707.0, 1103.0, -1063.0, 0.25, 152.0, 204.0, 1.0, 1.002
+    ]  # fmt: skip
+    # commit hashes, percentiles, versions and a malformed grouping are not figures
+    assert docfigures.numbers("9638e25 p99 S2 v1.36.x 1,2345") == []
