@@ -4,6 +4,7 @@ and validation of responses against the served OpenAPI document."""
 from __future__ import annotations
 
 import base64
+import itertools
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from flow_operator.models.workflow import Workflow
 from flow_operator.status.aggregate import Observed, aggregate
 
 Body = dict[str, Any]
+FINISHED = frozenset({"Completed", "Failed", "Crashed", "Cancelled"})
 NOW = datetime(2024, 2, 12, 10, 14, 53, tzinfo=UTC)
 
 
@@ -128,15 +130,15 @@ def sample_runs() -> list[FlowRunRow]:
                    configuration="churn-prod", flowType="standalone",
                    startTime="2024-02-12T09:00:00Z", endTime="2024-02-12T09:14:05Z",
                    duration="14m5s", status="Completed", message="all 3 tasks completed",
-                   tasks=[task("extract", "Completed", "2024-02-12T09:00:02Z", "2024-02-12T09:03:10Z", "3m8s"),
-                          task("train", "Completed", "2024-02-12T09:03:12Z", "2024-02-12T09:12:40Z", "9m28s"),
-                          task("publish", "Completed", "2024-02-12T09:12:42Z", "2024-02-12T09:14:05Z", "1m23s")]),
+                   tasks=[task("extract", "Succeeded", "2024-02-12T09:00:02Z", "2024-02-12T09:03:10Z", "3m8s"),
+                          task("train", "Succeeded", "2024-02-12T09:03:12Z", "2024-02-12T09:12:40Z", "9m28s"),
+                          task("publish", "Succeeded", "2024-02-12T09:12:42Z", "2024-02-12T09:14:05Z", "1m23s")]),
         FlowRunRow(namespace="analytics", name="sales-forecast-x2p9", flowName="sales-forecast",
                    version="12", level="user", runType="Manual", configuration="emea",
                    flowType="standalone", startTime="2024-02-12T10:01:00Z", duration="13m53s",
                    status="Deployed", message="2 of 3 tasks done; running: score",
-                   tasks=[task("load", "Completed", "2024-02-12T10:01:03Z", "2024-02-12T10:02:00Z", "57s"),
-                          task("features", "Completed", "2024-02-12T10:02:01Z", "2024-02-12T10:09:30Z", "7m29s"),
+                   tasks=[task("load", "Succeeded", "2024-02-12T10:01:03Z", "2024-02-12T10:02:00Z", "57s"),
+                          task("features", "Succeeded", "2024-02-12T10:02:01Z", "2024-02-12T10:09:30Z", "7m29s"),
                           task("score", "Running", "2024-02-12T10:09:31Z", None, None)]),
         FlowRunRow(namespace="ml", name="nlp-tagging-k8d1", flowName="nlp-tagging", version="2",
                    level="platform", runType="Triggered", configuration="default",
@@ -144,7 +146,7 @@ def sample_runs() -> list[FlowRunRow]:
                    endTime="2024-02-12T08:31:12Z", duration="1m12s", status="Failed",
                    message="task tokenize failed: exit code 2 (Error)",
                    tasks=[task("tokenize", "Failed", "2024-02-12T08:30:05Z", "2024-02-12T08:31:12Z", "1m7s", "exit code 2 (Error)"),
-                          task("tag", "Pending", None, None, None)]),
+                          task("tag", "Skipped", None, None, None)]),
         FlowRunRow(namespace="ml", name="nightly-etl-q1w2", flowName="nightly-etl", version="5",
                    level="organization", runType="Scheduled", configuration="warehouse",
                    flowType="standalone", status="Queued", message="waiting for capacity",
@@ -153,8 +155,14 @@ def sample_runs() -> list[FlowRunRow]:
 
 
 class MemoryFlowRuns:
-    """A FlowRunBackend over rows in memory: cancel and rerun change them as the operator
-    would (cancel: Cancelled; rerun: a new run, Submitted)."""
+    """A FlowRunBackend over rows in memory that answers as the operator's does
+    (api/flowrun_backend.py; tests/unit/api_contract.py holds both to one contract):
+
+    - cancel answers the run as it stands, message `cancel requested`; the run turns
+      Cancelled only when "the operator" acts (`settle()`): running tasks Cancelled,
+      pending ones Skipped, as flowrun/machine.py does;
+    - rerun creates `<name>-<5 letters>` (generateName), Manual, Submitted, tasks Pending;
+    - task statuses are the operator's own (Succeeded, not Completed)."""
 
     def __init__(self, rows: list[FlowRunRow] | None = None) -> None:
         self.rows = {
@@ -162,6 +170,8 @@ class MemoryFlowRuns:
         }
         self.logs_text: dict[str, str] = {}
         self.actions: list[tuple[str, str, str]] = []
+        self.cancel_requested: set[tuple[str, str]] = set()
+        self._names = itertools.count()
 
     def list(self, **filters: str) -> list[dict[str, Any]]:
         return select(self.rows.values(), filters)
@@ -186,31 +196,57 @@ class MemoryFlowRuns:
         if found.pod is None:
             raise FlowRunError(409, "Conflict", f"task {task} has no pod yet")
         text = self.logs_text.get(task, f"{task}: starting\n{task}: working\n{task}: done\n")
+        lines = text.splitlines(keepends=True)
+        lines = lines[-tail_lines:] if tail_lines is not None else lines
 
         async def chunks() -> AsyncIterator[bytes]:
-            for line in text.splitlines(keepends=True):
+            for line in lines:
                 yield line.encode()
 
         return chunks()
 
     async def cancel(self, namespace: str, name: str) -> dict[str, Any]:
         row = self._row(namespace, name)
-        if row.status in ("Completed", "Failed", "Crashed", "Cancelled"):
+        if row.status in FINISHED:
             raise FlowRunError(409, "Conflict", f"flow run {name} already finished ({row.status})")
-        row.status, row.message = "Cancelled", "cancelled by a user"
+        self.cancel_requested.add((namespace, name))
         self.actions.append(("cancel", namespace, name))
-        return row.dump()
+        return row.model_copy(update={"message": "cancel requested"}).dump()
+
+    def settle(self) -> None:
+        """What the operator does next: every run whose cancel was requested is Cancelled."""
+        for key in sorted(self.cancel_requested):
+            row = self.rows[key]
+            stopped = "stopped: the run is Cancelled"
+            tasks = [
+                t.model_copy(update={"status": "Cancelled", "message": stopped})
+                if t.status == "Running"
+                else t.model_copy(update={"status": "Skipped"})
+                if t.status == "Pending"
+                else t
+                for t in row.tasks or []
+            ]
+            self.rows[key] = row.model_copy(
+                update={
+                    "status": "Cancelled",
+                    "message": "cancelled on request (spec.cancel)",
+                    "tasks": tasks,
+                }
+            )
+        self.cancel_requested.clear()
 
     async def rerun(self, namespace: str, name: str) -> dict[str, Any]:
         row = self._row(namespace, name)
+        suffix = "".join("bcdfghjklmnpqrstvwxz"[int(d)] for d in f"{next(self._names):05d}")
         new = row.model_copy(
             update={
-                "name": f"{row.flowName}-rerun{len(self.actions)}",
+                "name": f"{name[:56]}-{suffix}",
+                "runType": "Manual",
                 "status": "Submitted",
                 "startTime": None,
                 "endTime": None,
                 "duration": None,
-                "message": f"rerun of {name}",
+                "message": None,
                 "tasks": [
                     TaskRow(name=t.name, version=t.version, status="Pending")
                     for t in row.tasks or []
