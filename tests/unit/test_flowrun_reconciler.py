@@ -272,3 +272,45 @@ async def test_a_late_echo_of_an_earlier_write_does_not_undo_a_later_one() -> No
     delivered(2)
     await rec(key)
     assert len(kube.statuses) == 2 and kube.posted.count("TaskStarted") == 1
+
+
+@pytest.mark.parametrize("listed", ["oldest first", "newest first"])
+async def test_a_failed_tasks_message_has_the_last_attempts_log(listed: str) -> None:
+    """A task whose retry failed too: its message ends with the log of the last attempt,
+    whatever order the pods index holds them in (after a restart, the list's: by name)."""
+    from flow_operator.models.flowrun import FlowRun
+    from tests.unit.flowrun_objects import job, pod
+
+    key = ("ml", "r0")
+    body = queued("r0")
+    body["spec"]["tasks"] = [task("extract", retries=1)]
+    runs = {key: [body]}
+    kube = Kube()
+    read: list[str] = []
+
+    async def pod_log(namespace: str, name: str, **_: Any) -> AsyncIterator[bytes]:
+        read.append(name)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield f"working\ndone: {name}\n".encode()
+
+        return chunks()
+
+    kube.pod_log = pod_log  # type: ignore[method-assign]
+    rec = reconciler(runs, kube)
+    await rec(key)  # Deployed, the Job created
+    run = FlowRun.from_body({**body, "status": last_status(kube, "r0")})
+    runs[key] = [{**body, "status": last_status(kube, "r0"),
+                  "metadata": {**body["metadata"], "resourceVersion": "11"}}]  # fmt: skip
+    # attempt 1 is "zz..." and attempt 2 "aa...": by name, the last attempt comes first
+    attempts = [
+        pod(run, "extract", "zzzzz", created=0, phase="Failed", terminated=("Error", 1)),
+        pod(run, "extract", "aaaaa", created=12, phase="Failed", terminated=("Error", 1)),
+    ]
+    rec.view.jobs = {key: [job(run, "extract", failed=2, done=14, failure="BackoffLimitExceeded")]}  # type: ignore[misc]  # fmt: skip
+    rec.view.pods = {key: attempts if listed == "oldest first" else attempts[::-1]}  # type: ignore[misc]
+    await rec(key)
+    line = last_status(kube, "r0")["tasks"][0]
+    assert (line["status"], line["attempts"], line["podName"]) == ("Failed", 2, "r0-extract-aaaaa")
+    assert line["message"].startswith("exit code 1 (Error) after 2 attempts\n"), line
+    assert line["message"].endswith("\ndone: r0-extract-aaaaa"), line

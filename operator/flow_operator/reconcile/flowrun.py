@@ -246,14 +246,15 @@ class FlowRunReconciler:
         return events
 
     async def _failed_logs(self, run: FlowRun, pods: list[Body]) -> dict[str, str]:
-        """The last lines of each failed task's pod log, read once per pod."""
+        """The last lines of each failed task's pod log, read once per pod: of its last
+        failed attempt (the index holds pods in no order of their making)."""
         ended = {
             t.name
             for t in (run.status.tasks if run.status else [])
             if t.status not in (TaskPhase.PENDING, TaskPhase.RUNNING)
         }
         out: dict[str, str] = {}
-        for pod in pods:
+        for pod in sorted(pods, key=_made):
             meta = pod.get("metadata") or {}
             task = (meta.get("labels") or {}).get(TASK_LABEL)
             if not task or task in ended or (pod.get("status") or {}).get("phase") != "Failed":
@@ -353,3 +354,9 @@ def _headline(status: Body | None) -> Any:
         return None
     tasks = [(t.get("name"), t.get("status")) for t in status.get("tasks") or []]
     return {**status, "tasks": tasks}
+
+
+def _made(pod: Body) -> tuple[str, str]:
+    """A pod's place among its Job's attempts: made after the one before it failed."""
+    meta = pod.get("metadata") or {}
+    return str(meta.get("creationTimestamp") or ""), str(meta.get("name") or "")
