@@ -1,4 +1,7 @@
-"""The coalescing work queue: one reconcile for many events, never two at once per key."""
+"""The coalescing work queue: one reconcile for many events, never two at once per key.
+
+Every test runs in virtual time (tests/unit/virtual_time.py), the queue's clock the
+loop's: backoffs, delays and waits are checked to the exact second, in no real time."""
 
 from __future__ import annotations
 
@@ -8,7 +11,13 @@ import logging
 
 import pytest
 
-from flow_operator.reconcile.workqueue import Key, WorkQueue
+from flow_operator.reconcile.workqueue import Key, Reconcile, WorkQueue
+from tests.unit.virtual_time import virtual_time
+
+
+def work_queue(name: str, reconcile: Reconcile, workers: int = 4) -> WorkQueue:
+    """The queue under test, timing on the (virtual) loop's clock."""
+    return WorkQueue(name, reconcile, workers, clock=asyncio.get_running_loop().time)
 
 
 async def _settle(q: WorkQueue, rounds: int = 50) -> None:
@@ -16,13 +25,14 @@ async def _settle(q: WorkQueue, rounds: int = 50) -> None:
         await asyncio.sleep(0.005)
 
 
+@virtual_time
 async def test_many_events_one_reconcile() -> None:
     seen: list[Key] = []
 
     async def rec(key: Key) -> None:
         seen.append(key)
 
-    q = WorkQueue("t", rec, workers=2)
+    q = work_queue("t", rec, workers=2)
     for _ in range(100):
         q.enqueue(("ns", "a"))
     q.enqueue(("ns", "b"))
@@ -32,6 +42,7 @@ async def test_many_events_one_reconcile() -> None:
     assert sorted(seen) == [("ns", "a"), ("ns", "b")]
 
 
+@virtual_time
 async def test_event_during_reconcile_runs_it_again_never_concurrently() -> None:
     running, overlaps, runs = 0, 0, 0
     gate = asyncio.Event()
@@ -45,7 +56,7 @@ async def test_event_during_reconcile_runs_it_again_never_concurrently() -> None
             await gate.wait()
         running -= 1
 
-    q = WorkQueue("t", rec, workers=4)
+    q = work_queue("t", rec, workers=4)
     q.start()
     q.enqueue(("ns", "a"))
     await _settle(q, 5)
@@ -57,25 +68,28 @@ async def test_event_during_reconcile_runs_it_again_never_concurrently() -> None
     assert (runs, overlaps) == (2, 1)
 
 
+@virtual_time
 async def test_failure_is_retried_with_backoff() -> None:
-    calls = 0
+    loop = asyncio.get_running_loop()
+    times: list[float] = []
 
     async def rec(key: Key) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise RuntimeError("API down")
+        times.append(loop.time())
+        if len(times) < 4:
+            raise RuntimeError("a bug")
 
     done: list[bool] = []
-    q = WorkQueue("t", rec, workers=1)
+    q = work_queue("t", rec, workers=1)
     q.on_done = lambda key, seconds, ok: done.append(ok)
     q.start()
     q.enqueue(("ns", "a"))
-    await asyncio.sleep(0.8)  # first backoff is 0.5 s
+    await asyncio.sleep(10)
     await q.stop()
-    assert calls == 2 and done == [False, True]
+    assert times == [0.0, 0.5, 1.5, 3.5]  # 0.5 s, doubled each time
+    assert done == [False, False, False, True]
 
 
+@virtual_time
 async def test_requested_requeue_after_delay_keeps_the_earliest() -> None:
     times: list[float] = []
     loop = asyncio.get_running_loop()
@@ -84,14 +98,14 @@ async def test_requested_requeue_after_delay_keeps_the_earliest() -> None:
         times.append(loop.time())
         return 0.2 if len(times) == 1 else None
 
-    q = WorkQueue("t", rec, workers=1)
+    q = work_queue("t", rec, workers=1)
     q.start()
     q.enqueue(("ns", "a"))
     await asyncio.sleep(0.05)
     q.enqueue(("ns", "a"), delay=5)  # a later wake-up does not push the earlier one back
     await asyncio.sleep(0.4)
     await q.stop()
-    assert len(times) == 2 and 0.15 <= times[1] - times[0] <= 0.35
+    assert times == [0.0, 0.2]
 
 
 def test_api_unavailability_is_transient_and_bugs_are_not() -> None:
@@ -110,14 +124,12 @@ def test_api_unavailability_is_transient_and_bugs_are_not() -> None:
     assert not transient(KeyError("a bug"))
 
 
-async def test_an_unreachable_api_is_retried_soon_however_long_it_lasts(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@virtual_time
+async def test_an_unreachable_api_is_retried_soon_however_long_it_lasts() -> None:
     """A key that failed because the API server was down gets no watch event when it
     returns; its backoff stays short (TRANSIENT_MAX), so catching up is quick."""
-    from flow_operator.reconcile import workqueue
+    from flow_operator.reconcile.workqueue import TRANSIENT_MAX
 
-    monkeypatch.setattr(workqueue, "TRANSIENT_MAX", 0.1)
     loop = asyncio.get_running_loop()
     times: list[float] = []
 
@@ -126,13 +138,13 @@ async def test_an_unreachable_api_is_retried_soon_however_long_it_lasts(
         if len(times) < 8:
             raise ConnectionRefusedError("API server down")
 
-    q = WorkQueue("t", rec, workers=1)
+    q = work_queue("t", rec, workers=1)
     q.start()
     q.enqueue(("ns", "a"))
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(60)
     await q.stop()
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert len(times) == 8 and max(gaps) < 0.3, gaps
+    assert TRANSIENT_MAX == 5.0 and gaps == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0], gaps
 
 
 def test_kopf_requests_retry_for_ever() -> None:
@@ -144,6 +156,7 @@ def test_kopf_requests_retry_for_ever() -> None:
     assert list(itertools.islice(backoffs, 3)) == [0.5, 1.0, 2.0]  # each request anew
 
 
+@virtual_time
 async def test_urgent_keys_go_first_and_a_waiting_key_moves_up() -> None:
     order: list[str] = []
     gate = asyncio.Event()
@@ -153,7 +166,7 @@ async def test_urgent_keys_go_first_and_a_waiting_key_moves_up() -> None:
         if key[1] == "first":
             await gate.wait()
 
-    q = WorkQueue("t", rec, workers=1)
+    q = work_queue("t", rec, workers=1)
     q.start()
     q.enqueue(("ns", "first"))
     await _settle(q, 2)  # the only worker is busy with it
@@ -170,6 +183,7 @@ async def test_urgent_keys_go_first_and_a_waiting_key_moves_up() -> None:
     assert order == ["first", "u1", "n2", "first", "n1"]
 
 
+@virtual_time
 async def test_a_quarter_of_the_workers_wait_for_urgent_keys_only() -> None:
     gate = asyncio.Event()
     ran: list[str] = []
@@ -179,7 +193,7 @@ async def test_a_quarter_of_the_workers_wait_for_urgent_keys_only() -> None:
         if key[1].startswith("slow"):
             await gate.wait()
 
-    q = WorkQueue("t", rec, workers=4)  # 3 for anything, 1 for urgent keys only
+    q = work_queue("t", rec, workers=4)  # 3 for anything, 1 for urgent keys only
     q.start()
     for i in range(5):
         q.enqueue(("ns", f"slow{i}"))
@@ -194,6 +208,7 @@ async def test_a_quarter_of_the_workers_wait_for_urgent_keys_only() -> None:
     assert sorted(ran) == ["slow0", "slow1", "slow2", "slow3", "slow4", "urgent"]
 
 
+@virtual_time
 async def test_a_follow_up_keeps_the_level_its_reconcile_was_taken_from() -> None:
     """A status write put off for a second (the reconcile asks to run again) is still the
     status following the cluster: it must not queue behind a wave of spec changes."""
@@ -208,7 +223,7 @@ async def test_a_follow_up_keeps_the_level_its_reconcile_was_taken_from() -> Non
             await gate.wait()
         return 0.05 if key[1] == "status" and calls["status"] == 1 else None
 
-    q = WorkQueue("t", rec, workers=2)  # 2 // 4 = none reserved for urgent keys
+    q = work_queue("t", rec, workers=2)  # 2 // 4 = none reserved for urgent keys
     q.start()
     q.enqueue(("ns", "status"), urgent=True)
     q.enqueue(("ns", "busy1"))
@@ -223,6 +238,7 @@ async def test_a_follow_up_keeps_the_level_its_reconcile_was_taken_from() -> Non
     assert order.index("status#2") < order.index("spec0#1"), order
 
 
+@virtual_time
 async def test_a_change_waits_from_its_arrival_even_behind_a_running_reconcile() -> None:
     waits: list[tuple[float, bool]] = []
     gate = asyncio.Event()
@@ -231,7 +247,7 @@ async def test_a_change_waits_from_its_arrival_even_behind_a_running_reconcile()
         if not waits[1:]:
             await gate.wait()
 
-    q = WorkQueue("t", rec, workers=1)
+    q = work_queue("t", rec, workers=1)
     q.on_wait = lambda seconds, urgent: waits.append((seconds, urgent))
     q.start()
     q.enqueue(("ns", "a"))
@@ -242,9 +258,10 @@ async def test_a_change_waits_from_its_arrival_even_behind_a_running_reconcile()
     await _settle(q)
     await q.stop()
     assert len(waits) == 2 and waits[1][1] is True
-    assert waits[1][0] >= 0.1  # the time behind the running reconcile counts
+    assert waits[1][0] == pytest.approx(0.1)  # the time behind the running reconcile counts
 
 
+@virtual_time
 async def test_a_waiting_change_joined_by_an_urgent_one_splits_its_wait() -> None:
     waits: list[tuple[float, bool]] = []
     gate = asyncio.Event()
@@ -253,7 +270,7 @@ async def test_a_waiting_change_joined_by_an_urgent_one_splits_its_wait() -> Non
         if key[1] == "busy":
             await gate.wait()
 
-    q = WorkQueue("t", rec, workers=1)
+    q = work_queue("t", rec, workers=1)
     q.on_wait = lambda seconds, urgent: waits.append((seconds, urgent))
     q.start()
     q.enqueue(("ns", "busy"))
@@ -265,10 +282,11 @@ async def test_a_waiting_change_joined_by_an_urgent_one_splits_its_wait() -> Non
     await _settle(q)
     await q.stop()
     normal, urgent = waits[1:]
-    assert normal[1] is False and normal[0] >= 0.1  # the spec change's wait until then
-    assert urgent[1] is True and urgent[0] < 0.1  # the child's change did not wait that long
+    assert normal[1] is False and normal[0] == pytest.approx(0.1)  # its wait until then
+    assert urgent == (0.0, True)  # the child's change did not wait: it went first at once
 
 
+@virtual_time
 async def test_trace_logs_each_start_with_its_wait(caplog: pytest.LogCaptureFixture) -> None:
     gate = asyncio.Event()
 
@@ -276,7 +294,7 @@ async def test_trace_logs_each_start_with_its_wait(caplog: pytest.LogCaptureFixt
         if key[1] == "busy":
             await gate.wait()
 
-    q = WorkQueue("t", rec, workers=1)
+    q = work_queue("t", rec, workers=1)
     q.start()
     with caplog.at_level(logging.DEBUG, logger="flow_operator.trace"):
         q.enqueue(("ns", "busy"))
@@ -289,4 +307,4 @@ async def test_trace_logs_each_start_with_its_wait(caplog: pytest.LogCaptureFixt
     lines = [r.getMessage() for r in caplog.records if r.name == "flow_operator.trace"]
     assert [line.split(" t=")[0] for line in lines] == ["start t ns/busy", "start t ns/a"]
     waited = float(lines[1].split("waited=")[1].split()[0])
-    assert waited >= 0.1 and lines[1].endswith("urgent=1")  # behind "busy"'s reconcile
+    assert waited == 0.1 and lines[1].endswith("urgent=1")  # behind "busy"'s reconcile

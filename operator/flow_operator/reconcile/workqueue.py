@@ -52,10 +52,17 @@ def transient(error: BaseException) -> bool:
 
 
 class WorkQueue:
-    def __init__(self, name: str, reconcile: Reconcile, workers: int = 4) -> None:
+    def __init__(
+        self,
+        name: str,
+        reconcile: Reconcile,
+        workers: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
         self._reconcile = reconcile
         self._workers = workers
+        self._clock = clock  # times waits and reconciles (timers run on the event loop's)
         # one token per waiting key; a worker holding a token takes the first urgent key,
         # else the first other one (dicts keep insertion order: FIFO with O(1) removal)
         self._tokens: asyncio.Queue[None] = asyncio.Queue()
@@ -111,7 +118,7 @@ class WorkQueue:
         """A change arrived for `key`: its wait starts, unless one is waiting already.
         A waiting normal change that an urgent one joins has waited until now (as normal);
         the urgent wait starts now."""
-        now = time.monotonic()
+        now = self._clock()
         waiting = self._since.get(key)
         if waiting is None:
             self._since[key] = (now, urgent)
@@ -164,15 +171,15 @@ class WorkQueue:
     async def _run(self, key: Key, urgent: bool) -> None:
         waiting = self._since.pop(key, None)
         if self.on_wait is not None and waiting is not None:
-            self.on_wait(time.monotonic() - waiting[0], waiting[1])
+            self.on_wait(self._clock() - waiting[0], waiting[1])
         if waiting is not None and trace.isEnabledFor(logging.DEBUG):
             trace.debug("start %s %s/%s t=%.3f waited=%.3f urgent=%d", self.name, *key,
-                        time.time(), time.monotonic() - waiting[0], waiting[1])  # fmt: skip
+                        time.time(), self._clock() - waiting[0], waiting[1])  # fmt: skip
         if self.gate is not None and not self.gate():
             self.enqueue(key, 1.0, urgent)
             return
         self._running.add(key)
-        started = time.monotonic()
+        started = self._clock()
         ok = True
         try:
             again = await self._reconcile(key)
@@ -195,7 +202,7 @@ class WorkQueue:
         finally:
             self._running.discard(key)
         if self.on_done is not None:
-            self.on_done(key, time.monotonic() - started, ok)
+            self.on_done(key, self._clock() - started, ok)
         if key in self._dirty:
             self.enqueue(key, urgent=self._dirty.pop(key))
         if again is not None:  # a follow-up (a timer, a retry) keeps the level it had
