@@ -1,0 +1,598 @@
+"""The run store on SQL: one SQLAlchemy 2 async implementation for SQLite and PostgreSQL.
+
+`sqlite:///PATH` (aiosqlite, WAL) is the embedded default; `postgresql://…` (asyncpg,
+a connection pool) is for production. Every statement is built with SQLAlchemy's
+expression language, never from strings. The schema is Alembic's (`migrations/`, run by
+`migrate` at start); the tables below mirror it for the queries, and a test holds the two
+equal.
+
+- `flowruns`: one row per run uid, the searchable fields as indexed columns and the whole
+  record as JSON text. The upsert is one `INSERT … ON CONFLICT (uid) DO UPDATE … WHERE`
+  the stored record is not later (`history_len`, then `resource_version`), so replays and
+  races never move a run back.
+- `task_logs`: one row per (uid, task, attempt), capped by the store.
+- Lists are keyset pages over (sort_time, uid), newest first: a deep page costs what the
+  first one does. A row whose JSON does not read is skipped with a logged reason.
+- Prune deletes in batches of `batchSize` runs, each its own short transaction: first
+  the runs past `keepPerFlowStatus` (a window over namespace, flow and status), then those
+  older than `maxAge`; a dry run counts the same two sets.
+
+Connection failures surface as `StoreUnavailable`; nothing above this module sees a
+driver's exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from pydantic import ValidationError
+from sqlalchemy import (
+    URL,
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    and_,
+    delete,
+    event,
+    exists,
+    func,
+    literal,
+    make_url,
+    not_,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from flow_operator.history.store import (
+    DEFAULT_LOG_CAP,
+    EXAMPLES,
+    Cursor,
+    HistoryError,
+    LogRecord,
+    Page,
+    PrunePolicy,
+    PruneReport,
+    RunQuery,
+    RunRecord,
+    StoreUnavailable,
+    cap_log,
+    counts_total,
+    page_limit,
+)
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).with_name("migrations")
+# Any constant: two replicas starting together migrate one after the other (PostgreSQL).
+MIGRATION_LOCK = 0x666C6F77
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC out, on both backends (SQLite keeps naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"a naive datetime cannot be stored: {value}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+runs = Table(
+    "flowruns",
+    metadata,
+    Column("uid", String, primary_key=True),
+    Column("namespace", String, nullable=False),
+    Column("name", String, nullable=False),
+    Column("flow_name", String, nullable=False),
+    Column("version", String),
+    Column("level", String),
+    Column("run_type", String),
+    Column("configuration", String),
+    Column("flow_type", String),
+    Column("status", String, nullable=False),
+    Column("sort_time", UTCTime, nullable=False),
+    Column("start_time", UTCTime),
+    Column("end_time", UTCTime),
+    Column("history_len", Integer, nullable=False),
+    Column("resource_version", BigInteger, nullable=False),
+    Column("record", Text, nullable=False),
+    Column("updated_at", UTCTime, nullable=False),
+    Index("ix_flowruns_sort", "sort_time", "uid"),
+    Index("ix_flowruns_status", "status", "sort_time", "uid"),
+    Index("ix_flowruns_flow", "flow_name", "status", "sort_time", "uid"),
+    Index("ix_flowruns_namespace", "namespace", "name"),
+    Index("ix_flowruns_configuration", "configuration"),
+    Index("ix_flowruns_run_type", "run_type"),
+    Index("ix_flowruns_level", "level"),
+    Index("ix_flowruns_end", "end_time"),
+)
+logs = Table(
+    "task_logs",
+    metadata,
+    Column("uid", String, primary_key=True),
+    Column("task", String, primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("truncated", Boolean, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("lost_reason", Text),
+    Column("captured_at", UTCTime, nullable=False),
+)
+
+
+def async_url(dsn: str) -> URL:
+    """The DSN with its async driver: sqlite:///PATH or postgresql://USER@HOST/DB."""
+    try:
+        url = make_url(dsn)
+    except sa_exc.ArgumentError as exc:
+        raise HistoryError(f"not a database URL: {dsn!r}") from exc
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise HistoryError("SQLite history needs a file: sqlite:///PATH")
+        return url.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+asyncpg")
+    raise HistoryError(f"unsupported history database {backend!r}: use sqlite or postgresql")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the API read while the recorder writes; NORMAL is durable across a crash of
+    # the operator (not of the machine), which the live objects cover.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_engine(dsn: str, *, pool_size: int = 5, timeout: float = 10.0) -> AsyncEngine:
+    """An engine for the DSN: SQLite with WAL, or PostgreSQL with a pool of `pool_size`."""
+    url = async_url(dsn)
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, connect_args={"timeout": timeout})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=timeout,
+        pool_pre_ping=True,
+        connect_args={"timeout": timeout, "command_timeout": 60},
+    )
+
+
+def _unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    return isinstance(exc, sa_exc.DisconnectionError | sa_exc.TimeoutError | OSError)
+
+
+@asynccontextmanager
+async def _translated(what: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        if _unavailable(exc):
+            raise StoreUnavailable(f"history database: cannot {what}: {exc}") from exc
+        raise
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def migrate(dsn: str, revision: str = "head") -> None:
+    """Bring the database's schema to `revision` (the newest by default); idempotent."""
+    engine = create_engine(dsn, pool_size=1)
+    try:
+        async with _translated("migrate"), engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+            await conn.run_sync(_upgrade, revision)
+    finally:
+        await engine.dispose()
+
+
+async def schema_revision(dsn: str) -> str | None:
+    """The revision the database is at (None before the first migration)."""
+    engine = create_engine(dsn, pool_size=1)
+    try:
+        async with _translated("read the schema revision"), engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+    finally:
+        await engine.dispose()
+
+
+async def open_store(
+    dsn: str, *, log_cap: int = DEFAULT_LOG_CAP, pool_size: int = 5, clock: Clock = _now
+) -> SqlRunStore:
+    """Migrate the database, then a store on it: what the operator does at start."""
+    await migrate(dsn)
+    return SqlRunStore(create_engine(dsn, pool_size=pool_size), log_cap=log_cap, clock=clock)
+
+
+def _conditions(query: RunQuery, *, status: bool = True) -> list[ColumnElement[bool]]:
+    c = runs.c
+    out: list[ColumnElement[bool]] = []
+
+    def has(col: Any, text: str) -> ColumnElement[bool]:
+        matched: ColumnElement[bool] = col.icontains(text, autoescape=True)
+        return matched
+
+    if query.text:
+        fields = (c.name, c.flow_name, c.configuration, c.run_type, c.status)
+        out.append(or_(*(has(f, query.text) for f in fields)))
+    if query.name:
+        out.append(or_(has(c.name, query.name), has(c.flow_name, query.name)))
+    if query.configuration:
+        out.append(has(c.configuration, query.configuration))
+    exact = (
+        (c.run_type, query.run_type),
+        (c.status, query.status if status else None),
+        (c.flow_name, query.flow),
+        (c.namespace, query.namespace),
+        (c.level, query.level),
+    )
+    out += [col == value for col, value in exact if value is not None]
+    if query.since is not None:
+        out.append(c.sort_time >= query.since)
+    if query.until is not None:
+        out.append(c.sort_time < query.until)
+    if query.log_contains:
+        out.append(
+            exists(
+                select(logs.c.uid).where(logs.c.uid == c.uid, has(logs.c.text, query.log_contains))
+            )
+        )
+    return out
+
+
+def _read(uid: str, raw: object) -> RunRecord | None:
+    """The stored record, or None (logged) when the row is corrupt or partial."""
+    if not isinstance(raw, str):
+        log.warning("history: skipping run %s: its record is missing", uid)
+        return None
+    try:
+        record = RunRecord.model_validate_json(raw)
+    except (ValidationError, ValueError) as exc:
+        reason = str(exc).splitlines()[0]
+        log.warning("history: skipping run %s: its record does not read: %s", uid, reason)
+        return None
+    if record.uid != uid:
+        log.warning("history: skipping run %s: its record is of run %s", uid, record.uid)
+        return None
+    return record
+
+
+def _log_of(row: Any) -> LogRecord:
+    return LogRecord(
+        uid=row.uid,
+        task=row.task,
+        attempt=row.attempt,
+        text=row.text,
+        truncated=row.truncated,
+        size=row.size,
+        lost_reason=row.lost_reason,
+        captured_at=row.captured_at,
+    )
+
+
+class SqlRunStore:
+    """The `RunStore` on one SQLAlchemy async engine (SQLite or PostgreSQL)."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, log_cap: int = DEFAULT_LOG_CAP, clock: Clock = _now
+    ) -> None:
+        if log_cap < 1:
+            raise ValueError(f"log cap must be at least 1 byte, got {log_cap}")
+        self.engine, self.log_cap, self.clock = engine, log_cap, clock
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def _connection(self, what: str, *, write: bool) -> AsyncIterator[AsyncConnection]:
+        async with _translated(what):
+            begin = self.engine.begin() if write else self.engine.connect()
+            async with begin as conn:
+                yield conn
+
+    def _upsert(
+        self,
+        table: Table,
+        values: Mapping[str, Any],
+        newer: Callable[[Any], ColumnElement[bool]],
+    ) -> Any:
+        keys = [col.name for col in table.primary_key.columns]
+        if self.backend == "sqlite":
+            lite = sqlite.insert(table).values(dict(values))
+            return lite.on_conflict_do_update(
+                index_elements=keys,
+                set_={k: lite.excluded[k] for k in values if k not in keys},
+                where=newer(lite.excluded),
+            )
+        pg = postgresql.insert(table).values(dict(values))
+        return pg.on_conflict_do_update(
+            index_elements=keys,
+            set_={k: pg.excluded[k] for k in values if k not in keys},
+            where=newer(pg.excluded),
+        )
+
+    async def upsert_run(self, record: RunRecord) -> bool:
+        values = {
+            "uid": record.uid,
+            "namespace": record.namespace,
+            "name": record.name,
+            "flow_name": record.flow_name,
+            "version": record.version,
+            "level": record.level,
+            "run_type": record.run_type,
+            "configuration": record.configuration,
+            "flow_type": record.flow_type,
+            "status": record.status,
+            "sort_time": record.sort_time,
+            "start_time": record.start_time,
+            "end_time": record.end_time,
+            "history_len": len(record.history),
+            "resource_version": record.resource_version,
+            "record": record.model_dump_json(by_alias=True),
+            "updated_at": self.clock(),
+        }
+
+        def newer(new: Any) -> ColumnElement[bool]:
+            return or_(
+                new.history_len > runs.c.history_len,
+                and_(
+                    new.history_len == runs.c.history_len,
+                    new.resource_version >= runs.c.resource_version,
+                ),
+            )
+
+        stmt = self._upsert(runs, values, newer).returning(runs.c.uid)
+        async with self._connection("record a run", write=True) as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    async def get_run(self, ref: str) -> RunRecord | None:
+        stmt = select(runs.c.uid, runs.c.record)
+        if "/" in ref:
+            namespace, name = ref.split("/", 1)
+            stmt = stmt.where(runs.c.namespace == namespace, runs.c.name == name)
+        else:
+            stmt = stmt.where(runs.c.uid == ref)
+        stmt = stmt.order_by(runs.c.sort_time.desc(), runs.c.uid.desc()).limit(1)
+        async with self._connection("read a run", write=False) as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _read(row.uid, row.record)
+
+    async def list_runs(
+        self,
+        query: RunQuery,
+        limit: int | None = None,
+        cursor: str | None = None,
+        *,
+        counts: bool = True,
+    ) -> Page:
+        size = page_limit(limit)
+        stmt = select(runs.c.uid, runs.c.sort_time, runs.c.record).where(*_conditions(query))
+        if cursor is not None:
+            after = Cursor.decode(cursor)
+            key = tuple_(literal(after.sort_time, UTCTime()), literal(after.uid, String()))
+            stmt = stmt.where(tuple_(runs.c.sort_time, runs.c.uid) < key)
+        stmt = stmt.order_by(runs.c.sort_time.desc(), runs.c.uid.desc()).limit(size + 1)
+        by_status: dict[str, int] = {}
+        async with self._connection("list runs", write=False) as conn:
+            rows = (await conn.execute(stmt)).all()
+            if counts:
+                tally = (
+                    select(runs.c.status, func.count())
+                    .where(*_conditions(query, status=False))
+                    .group_by(runs.c.status)
+                )
+                by_status = {s: int(n) for s, n in (await conn.execute(tally)).all()}
+        shown = rows[:size]
+        items = [r for r in (_read(row.uid, row.record) for row in shown) if r is not None]
+        last = shown[-1] if len(rows) > size else None
+        return Page(
+            items=tuple(items),
+            next_cursor=Cursor(last.sort_time, last.uid).encode() if last else None,
+            counts=by_status,
+            total=counts_total(by_status, query.status),
+            skipped=len(shown) - len(items),
+        )
+
+    async def put_log(
+        self,
+        uid: str,
+        task: str,
+        attempt: int,
+        text: str,
+        *,
+        truncated: bool = False,
+        lost_reason: str | None = None,
+    ) -> LogRecord:
+        kept, cut, size = cap_log(text, self.log_cap)
+        values = {
+            "uid": uid,
+            "task": task,
+            "attempt": attempt,
+            "text": kept,
+            "truncated": truncated or cut,
+            "size": size,
+            "lost_reason": lost_reason,
+            "captured_at": self.clock(),
+        }
+
+        def replaces(new: Any) -> ColumnElement[bool]:
+            # A loss never overwrites a captured log; a capture replaces a loss.
+            return or_(new.lost_reason.is_(None), logs.c.lost_reason.is_not(None))
+
+        stmt = self._upsert(logs, values, replaces).returning(*logs.c)
+        key = (logs.c.uid == uid, logs.c.task == task, logs.c.attempt == attempt)
+        async with self._connection("record a log", write=True) as conn:
+            row = (await conn.execute(stmt)).first()
+            if row is None:
+                row = (await conn.execute(select(*logs.c).where(*key))).one()
+        return _log_of(row)
+
+    async def get_log(self, uid: str, task: str, attempt: int | None = None) -> LogRecord | None:
+        stmt = select(*logs.c).where(logs.c.uid == uid, logs.c.task == task)
+        if attempt is not None:
+            stmt = stmt.where(logs.c.attempt == attempt)
+        stmt = stmt.order_by(logs.c.attempt.desc()).limit(1)
+        async with self._connection("read a log", write=False) as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _log_of(row)
+
+    def _over_count(self, policy: PrunePolicy) -> Select[Any] | None:
+        """The runs past the newest `keepPerFlowStatus` of their namespace, flow and status."""
+        if policy.keep_per_flow_status is None:
+            return None
+        c = runs.c
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=(c.namespace, c.flow_name, c.status),
+                order_by=(c.sort_time.desc(), c.uid.desc()),
+            )
+            .label("rank")
+        )
+        ranked = select(c.uid, c.namespace, c.name, rank).subquery()
+        return select(ranked.c.uid, ranked.c.namespace, ranked.c.name).where(
+            ranked.c.rank > policy.keep_per_flow_status
+        )
+
+    def _over_age(self, policy: PrunePolicy) -> Select[Any] | None:
+        """The runs that ended (or, unfinished, started) before `maxAge` ago."""
+        if policy.max_age is None:
+            return None
+        c = runs.c
+        cutoff = self.clock() - policy.max_age
+        return select(c.uid, c.namespace, c.name).where(
+            func.coalesce(c.end_time, c.sort_time) < cutoff
+        )
+
+    async def prune(self, policy: PrunePolicy, *, dry_run: bool = False) -> PruneReport:
+        # Count first: deleting runs past the limit changes no kept run's rank (a rank counts
+        # newer runs only), so the age set left afterwards is the dry run's "old, not over".
+        over, old = self._over_count(policy), self._over_age(policy)
+        if dry_run:
+            if over is not None and old is not None:
+                old = old.where(not_(runs.c.uid.in_(select(over.subquery().c.uid))))
+            return await self._count(over, old)
+        examples: list[str] = []
+        by_count = by_age = batches = 0
+        if over is not None:
+            by_count, n = await self._delete(over, policy.batch_size, examples)
+            batches += n
+        if old is not None:
+            by_age, n = await self._delete(old, policy.batch_size, examples)
+            batches += n
+        report = PruneReport(
+            dry_run=False,
+            by_age=by_age,
+            by_count=by_count,
+            batches=batches,
+            examples=tuple(examples),
+        )
+        if report.total:
+            log.info(
+                "history: pruned %d runs (%d by count, %d by age) in %d batches",
+                report.total,
+                by_count,
+                by_age,
+                batches,
+            )
+        return report
+
+    async def _count(self, over: Select[Any] | None, old: Select[Any] | None) -> PruneReport:
+        totals: list[int] = []
+        examples: list[str] = []
+        async with self._connection("count what to prune", write=False) as conn:
+            for chosen in (over, old):
+                if chosen is None:
+                    totals.append(0)
+                    continue
+                counted = select(func.count()).select_from(chosen.subquery())
+                totals.append(int((await conn.execute(counted)).scalar_one()))
+                need = EXAMPLES - len(examples)
+                if need > 0:
+                    rows = (await conn.execute(chosen.limit(need))).all()
+                    examples += _examples(rows)
+        return PruneReport(
+            dry_run=True, by_count=totals[0], by_age=totals[1], examples=tuple(examples)
+        )
+
+    async def _delete(
+        self, chosen: Select[Any], batch: int, examples: list[str]
+    ) -> tuple[int, int]:
+        deleted = batches = 0
+        while True:
+            async with self._connection("prune", write=True) as conn:
+                rows = (await conn.execute(chosen.limit(batch))).all()
+                if not rows:
+                    break
+                uids = [row.uid for row in rows]
+                await conn.execute(delete(logs).where(logs.c.uid.in_(uids)))
+                await conn.execute(delete(runs).where(runs.c.uid.in_(uids)))
+            deleted, batches = deleted + len(rows), batches + 1
+            examples += _examples(rows)[: max(0, EXAMPLES - len(examples))]
+            await asyncio.sleep(0)  # one batch at a time, the loop's other work in between
+            if len(rows) < batch:
+                break
+        return deleted, batches
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _examples(rows: Sequence[Any]) -> list[str]:
+    return [f"{row.namespace}/{row.name} ({row.uid})" for row in rows]
