@@ -220,23 +220,32 @@ async def _translated(what: str) -> AsyncIterator[None]:
         raise
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _alembic(connection: Connection, step: Callable[[Config, str], None], revision: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    step(config, revision)
 
 
-async def migrate(dsn: str, revision: str = "head") -> None:
-    """Bring the database's schema to `revision` (the newest by default); idempotent."""
+async def _migrate(dsn: str, step: Callable[[Config, str], None], revision: str) -> None:
     engine = create_engine(dsn, pool_size=1)
     try:
         async with _translated("migrate"), engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
-            await conn.run_sync(_upgrade, revision)
+            await conn.run_sync(_alembic, step, revision)
     finally:
         await engine.dispose()
+
+
+async def migrate(dsn: str, revision: str = "head") -> None:
+    """Bring the database's schema up to `revision` (the newest by default); idempotent."""
+    await _migrate(dsn, command.upgrade, revision)
+
+
+async def downgrade(dsn: str, revision: str) -> None:
+    """Take the schema back down to `revision` ("base": nothing), losing what it drops."""
+    await _migrate(dsn, command.downgrade, revision)
 
 
 async def schema_revision(dsn: str) -> str | None:
