@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -35,9 +36,20 @@ class EventSink(Protocol):
     ) -> None: ...
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 class EventRecorder:
-    def __init__(self, sink: EventSink, lanes: int = LANES, capacity: int = CAPACITY) -> None:
+    def __init__(
+        self,
+        sink: EventSink,
+        lanes: int = LANES,
+        capacity: int = CAPACITY,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
         self.sink = sink
+        self._clock = clock  # stamps an Event with the moment it was recorded
         self._lanes: list[asyncio.Queue[tuple[Body, str, str, str, datetime]]] = [
             asyncio.Queue(capacity) for _ in range(lanes)
         ]
@@ -71,7 +83,7 @@ class EventRecorder:
         at: datetime | None = None,
     ) -> None:
         """Queue an Event about `involved` and return; posted inline if not started."""
-        at = at or datetime.now(UTC)
+        at = at or self._clock()
         if not self._tasks:
             await self.sink.event(involved, reason, message, type_, at)
             return

@@ -1,15 +1,17 @@
 """EventRecorder: Events are posted in the background, in order per object, stamped with
-the moment they were recorded (flow_operator/events.py)."""
+the moment they were recorded (flow_operator/events.py). Timing tests run in virtual
+time (tests/unit/virtual_time.py) with the recorder's clock injected."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from flow_operator.events import EventRecorder
+from tests.unit.virtual_time import virtual_time
 
 
 def obj(name: str) -> dict[str, Any]:
@@ -34,35 +36,39 @@ class SlowSink:
         self.posted.append((involved["metadata"]["name"], message, at))
 
 
+@virtual_time
 async def test_recording_returns_at_once_and_the_events_follow_in_order() -> None:
-    sink = SlowSink(delay=0.01)
+    sink = SlowSink(delay=0.3)  # a slow API server: 0.3 s per Event
     recorder = EventRecorder(sink, lanes=4)
     recorder.start()
     loop = asyncio.get_running_loop()
-    t0 = loop.time()
     for i in range(5):
         await recorder.event(obj("a"), "ColorChanged", f"a{i}")
         await recorder.event(obj("b"), "ColorChanged", f"b{i}")
-    assert loop.time() - t0 < 0.01  # nothing waited for the API server
+    assert loop.time() == 0  # nothing waited for the API server
     assert sink.posted == []
     await recorder.stop()  # drains what is queued
     for name in ("a", "b"):
         assert [m for n, m, _ in sink.posted if n == name] == [f"{name}{i}" for i in range(5)]
 
 
+@virtual_time
 async def test_an_event_keeps_the_moment_it_was_recorded() -> None:
+    now = [datetime(2024, 2, 12, 9, 0, tzinfo=UTC)]
     sink = SlowSink()
     sink.gate.clear()  # the API server does not answer yet
-    recorder = EventRecorder(sink)
+    recorder = EventRecorder(sink, clock=lambda: now[0])
     recorder.start()
-    before = datetime.now(UTC)
+    recorded = now[0]
     await recorder.event(obj("a"), "ColorChanged", "ORANGE -> GREEN")
-    await asyncio.sleep(0.05)
+    now[0] += timedelta(seconds=5)  # it is posted 5 s later
+    await asyncio.sleep(5)
     sink.gate.set()
     await recorder.stop()
-    ((_, _, at),) = sink.posted
-    assert at is not None and 0 <= (at - before).total_seconds() < 0.04  # when recorded
-    assert (datetime.now(UTC) - at).total_seconds() >= 0.05  # not when posted
+    assert sink.posted == [("a", "ORANGE -> GREEN", recorded)]  # when recorded, not posted
+    at = datetime(2024, 2, 12, 8, 0, tzinfo=UTC)
+    await recorder.event(obj("a"), "TaskStarted", "late", at=at)  # an explicit moment wins
+    assert sink.posted[-1] == ("a", "late", at)
 
 
 async def test_a_full_lane_drops_new_events_and_counts_them() -> None:
