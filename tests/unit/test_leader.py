@@ -1,6 +1,8 @@
 """Leader election on a fake Lease API: one leader; a leader whose renewals fail stops
 acting before any standby may take over (never two valid leaders, sampled every few ms);
-a standby takes over after the Lease duration, or at once when it was released."""
+a standby takes over after the Lease duration, or at once when it was released.
+In virtual time (tests/unit/virtual_time.py): the elector times itself by the event
+loop's clock, so every window is exact and costs no real time."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from flow_operator import leader as leader_module
 from flow_operator.leader import LeaderElector
+from tests.unit.virtual_time import virtual_time
 
 TIMES = {"duration": 0.6, "renew_deadline": 0.4, "retry": 0.05}
 
@@ -88,12 +91,15 @@ class Replica:
     def __init__(self, leases: FakeLeases, who: str) -> None:
         self.elector = elector(leases, who)
         self.started = self.stopped = 0
+        self.started_at = self.stopped_at = float("nan")  # loop times
 
         async def start() -> None:
             self.started += 1
+            self.started_at = asyncio.get_running_loop().time()
 
         async def stop() -> None:
             self.stopped += 1
+            self.stopped_at = asyncio.get_running_loop().time()
 
         self.task = asyncio.create_task(self.elector.run(start, stop))
 
@@ -115,6 +121,7 @@ async def _stop(replicas: list[Replica]) -> None:
     await asyncio.gather(*(r.task for r in replicas), return_exceptions=True)
 
 
+@virtual_time
 async def test_exactly_one_leads(kills: list[int], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO")
     leases = FakeLeases()
@@ -126,6 +133,7 @@ async def test_exactly_one_leads(kills: list[int], caplog: pytest.LogCaptureFixt
     assert "standing by" in caplog.text and not kills
 
 
+@virtual_time
 async def test_a_leader_cut_off_stops_acting_before_anyone_takes_over(kills: list[int]) -> None:
     leases = FakeLeases()
     a = Replica(leases, "a")
@@ -134,17 +142,20 @@ async def test_a_leader_cut_off_stops_acting_before_anyone_takes_over(kills: lis
     b = Replica(leases, "b")
     await _sample([a, b], 0.2)
     leases.down.add("a")  # a's calls hang from now on; b's go through
-    loop = asyncio.get_running_loop()
-    cut = loop.time()
+    renewed = a.elector._renewed  # the start of a's last renewal that went through
     counts = await _sample([a, b], 1.5)
     await _stop([a, b])
     assert max(counts) == 1, "two replicas could act at once"
     assert a.stopped == 1 and kills == [signal.SIGTERM]  # it stopped itself
     assert b.started == 1 and leases.lease is not None
     assert leases.lease["spec"]["holderIdentity"] == "b"
-    assert loop.time() - cut > TIMES["duration"]
+    # a stops when its renew deadline has passed since that renewal (its hung attempt timed
+    # out then); b takes over only after a Lease duration without a renewal, at a next try
+    assert a.stopped_at - renewed == pytest.approx(TIMES["renew_deadline"])
+    assert TIMES["duration"] < b.started_at - renewed <= TIMES["duration"] + 2 * TIMES["retry"]
 
 
+@virtual_time
 async def test_a_released_lease_is_taken_at_the_next_try(kills: list[int]) -> None:
     leases = FakeLeases()
     a = Replica(leases, "a")
@@ -162,10 +173,11 @@ async def test_a_released_lease_is_taken_at_the_next_try(kills: list[int]) -> No
         await asyncio.sleep(0.005)
     took = loop.time() - released
     await _stop([b])
-    assert took < TIMES["duration"] / 2, took
+    assert took <= TIMES["retry"], took  # at b's next try, not after a Lease duration
     assert not a.elector.valid() and a.task.done()
 
 
+@virtual_time
 async def test_a_leader_that_sees_another_holder_steps_down(kills: list[int]) -> None:
     leases = FakeLeases()
     a = Replica(leases, "a")
