@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from flow_operator.history.store import TERMINAL_STATES, Time, Value
 from flow_operator.models.flowrun import Phase
@@ -31,6 +31,15 @@ class Why(StrEnum):
     HISTORY_LIMIT = "history-limit"
 
 
+def _not_negative(value: timedelta | None) -> timedelta | None:
+    if value is not None and value < timedelta(0):
+        raise ValueError(f"a TTL cannot be negative: {value}")
+    return value
+
+
+TTL = Annotated[timedelta | None, AfterValidator(_not_negative)]
+
+
 class FinishedRun(Value):
     """What retention needs of a run: who it is, its flow, how and when it ended."""
 
@@ -39,7 +48,7 @@ class FinishedRun(Value):
     flow: str
     status: str
     end_time: Time
-    ttl: timedelta | None = None  # spec.ttlSecondsAfterFinished
+    ttl: TTL = None  # spec.ttlSecondsAfterFinished
     archived: bool = False  # the store has its final record and its logs
 
 
@@ -47,7 +56,7 @@ Kept = Annotated[int, Field(ge=0)]
 
 
 class RetentionPolicy(Value):
-    ttl: timedelta | None = None
+    ttl: TTL = None
     successful_kept: Kept | None = None
     failed_kept: Kept | None = None
 
