@@ -19,22 +19,25 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Callable
 
 
 def _full_collections() -> int:
     return int(gc.get_stats()[2]["collections"])
 
 
-async def keep_collections_short(every: float = 1.0, thaw: float = 600.0) -> None:
+async def keep_collections_short(
+    every: float = 1.0, thaw: float = 600.0, clock: Callable[[], float] = time.monotonic
+) -> None:
     """Run for ever: every `every` seconds, freeze the survivors if a full collection
     ran since the last look (the collector's own count); unfreeze all every `thaw`."""
     seen = _full_collections()
-    thawed = time.monotonic()
+    thawed = clock()
     while True:
         await asyncio.sleep(every)
-        if time.monotonic() - thawed >= thaw:
+        if clock() - thawed >= thaw:
             gc.unfreeze()
-            thawed = time.monotonic()
+            thawed = clock()
             seen = _full_collections()
         elif _full_collections() != seen:
             gc.freeze()
