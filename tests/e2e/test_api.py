@@ -10,6 +10,7 @@ cancel and rerun.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -25,6 +26,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import ROOT, ClusterHandle, OperatorProcess, wait_for
+from tests.unit.api_contract import Subject, check_flow_run_contract
 
 pytestmark = pytest.mark.e2e
 GOLDEN = ROOT / "tests" / "golden" / "workflow"
@@ -230,6 +232,48 @@ def test_flow_runs_through_http(
     code, created = http(operator, f"{run}/etl/rerun", auth, method="POST")
     assert code == 201 and created["name"].startswith("etl-") and created["runType"] == "Manual"
     wait_for("the rerun Completed", lambda: status_of(created["name"]) == "Completed", 60)
+
+
+def test_healthz_and_readyz(cluster: ClusterHandle, operator: OperatorProcess) -> None:
+    """No credential needed; readiness in one word once the index holds every Workflow."""
+    assert http(operator, "/healthz") == (200, {"status": "ok"})
+    wait_for("ready", lambda: http(operator, "/readyz")[0] == 200, 30)
+    assert http(operator, "/readyz") == (200, {"status": "ready", "reason": "indexed"})
+    assert "ready: " in operator.text() and " workflows indexed" in operator.text()
+    code, _ = http(operator, "/readyz", method="POST")
+    assert code == 405
+
+
+async def test_the_flow_run_contract_on_the_real_operator(
+    cluster: ClusterHandle, namespace: str, operator: OperatorProcess, token: str
+) -> None:
+    """The contract the fake backend of the unit tests keeps (tests/unit/api_contract.py),
+    here kept by the operator's own backend on real runs."""
+    apply(cluster, namespace, flowrun("done", [{"name": "only", "image": OK}]))
+    apply(cluster, namespace, flowrun("forever", [{"name": "spin", "image": "kwok.flowops.test/crashloop"}]))  # fmt: skip
+
+    def phase(name: str) -> Any:
+        return (cluster.get_json("-n", namespace, "flowrun", name).get("status") or {}).get("phase")
+
+    wait_for("done Completed", lambda: phase("done") == "Completed", 60)
+    wait_for("forever Deployed, its task Running", lambda: phase("forever") == "Deployed" and any(
+        t.get("status") == "Running" and t.get("podName") for t in
+        (cluster.get_json("-n", namespace, "flowrun", "forever").get("status") or {}).get("tasks", [])
+    ), 60)  # fmt: skip
+
+    async def settle() -> None:
+        await asyncio.sleep(0.2)  # the operator acts by itself
+
+    base = operator.url("")
+    run = await check_flow_run_contract(Subject(base, token, namespace, settle, timeout=30))
+    server = cluster.get_json("-n", namespace, "flowrun", "forever")["status"]
+    assert (server["phase"], run["status"]) == ("Cancelled", "Cancelled")
+
+    def forever_jobs() -> list[str]:
+        jobs = cluster.get_json("-n", namespace, "jobs").get("items", [])
+        return [j["metadata"]["name"] for j in jobs if j["metadata"]["name"].startswith("forever")]
+
+    wait_for("the cancelled run's Jobs deleted", lambda: forever_jobs() == [], 30)
 
 
 def flowctl(cluster: ClusterHandle, *args: str) -> subprocess.CompletedProcess[str]:
