@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import socket
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from flow_operator import metrics
 from flow_operator.models.workflow import WorkflowStatus
 from flow_operator.reconcile.workqueue import WorkQueue
+from tests.unit.virtual_time import VirtualTimeLoop, virtual_time
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "workflow"
 Labels = dict[str, str]
@@ -105,6 +105,7 @@ def test_flowrun_helpers() -> None:
     assert (value("flowops_task_duration_seconds_bucket", status="Succeeded", le="1.0") or 0) >= 1
 
 
+@virtual_time
 async def test_work_queue_depth_latency_and_errors() -> None:
     failed = asyncio.Event()
     calls = 0
@@ -117,7 +118,8 @@ async def test_work_queue_depth_latency_and_errors() -> None:
             raise RuntimeError("boom")
         return None
 
-    queue = WorkQueue("metrics-test", reconcile, workers=1)
+    loop = asyncio.get_running_loop()
+    queue = WorkQueue("metrics-test", reconcile, workers=1, clock=loop.time)
     queue.on_done = metrics.reconcile_observer("metrics-test")
     queue.on_wait = metrics.wait_observer("metrics-test")
     metrics.track_queue("metrics-test", queue)
@@ -136,7 +138,7 @@ async def test_work_queue_depth_latency_and_errors() -> None:
     assert value("flowops_reconcile_errors_total", queue="metrics-test") == 1
     waited = {"queue": "metrics-test", "level": "normal"}  # neither was a child's change
     assert value("flowops_workqueue_wait_seconds_count", **waited) == 2
-    assert (value("flowops_workqueue_wait_seconds_sum", **waited) or 0) >= 0.1
+    assert value("flowops_workqueue_wait_seconds_sum", **waited) == pytest.approx(0.1)
     assert value("flowops_workqueue_depth", queue="metrics-test") == 0
 
 
@@ -184,27 +186,31 @@ def test_port_in_use_is_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> No
     assert "metrics not served" in caplog.text
 
 
+@virtual_time
 async def test_the_event_loop_lag_is_observed(caplog: pytest.LogCaptureFixture) -> None:
     def lag() -> tuple[float, float]:
         count = value("flowops_event_loop_lag_seconds_count") or 0.0
         return count, value("flowops_event_loop_lag_seconds_sum") or 0.0
 
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualTimeLoop)
     count0, sum0 = lag()
     with caplog.at_level(logging.DEBUG, logger="flow_operator.trace"):
-        task = asyncio.create_task(metrics.watch_loop_lag(every=0.01))
-        await asyncio.sleep(0.002)  # its timer is set
-        time.sleep(0.06)  # noqa: ASYNC251 - on purpose: something holds the loop
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if lag()[0] > count0:
-                break
+        task = asyncio.create_task(metrics.watch_loop_lag(every=0.25))
+        await asyncio.sleep(0.6)  # two timers on time (at 0.25 and 0.5 s)
+        assert lag() == (count0 + 2, pytest.approx(sum0))
+        loop.hold(0.3)  # something holds the loop from 0.6 to 0.9 s: the timer due at
+        await asyncio.sleep(0.3)  # 0.75 s fires at 0.9 s, 0.15 s late; the next on time
+        assert lag() == (count0 + 4, pytest.approx(sum0 + 0.15))
+        await asyncio.sleep(0.18)
+        loop.hold(0.04)  # 1.38 to 1.42 s: the timer due at 1.4 s is 20 ms late, lag but
+        await asyncio.sleep(0.01)  # shorter than a stall (50 ms): no trace line
         task.cancel()
-    count, total = lag()
-    assert count > count0 and total - sum0 >= 0.03  # the late timer counted the hold
+    assert lag() == (count0 + 5, pytest.approx(sum0 + 0.15 + 0.02))
     # `run --trace`: a stall of 50 ms or more is a line, with when it ended and how long
     stalls = [r.getMessage() for r in caplog.records if r.name == "flow_operator.trace"]
-    assert stalls and all(line.startswith("stall t=") for line in stalls)
-    assert max(float(line.split("late=")[1]) for line in stalls) >= 0.03
+    assert len(stalls) == 1 and stalls[0].startswith("stall t="), stalls
+    assert stalls[0].endswith(" late=0.150"), stalls
 
 
 def test_garbage_collections_are_timed() -> None:

@@ -4,7 +4,8 @@ times a test measures are exact.
 `VirtualTimeLoop.time()` only moves when nothing is ready to run: then it jumps to the
 next timer (the loop's own wait for I/O, made with a zero timeout). A component reading
 the loop's clock (`loop.time`, or a `clock` parameter given `loop.time`) sees the same
-time as its timers. `@virtual_time` runs an async test on such a loop.
+time as its timers; `hold` stands for code that keeps the loop busy. `@virtual_time` runs
+an async test on such a loop.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self._virtual
+
+    def hold(self, seconds: float) -> None:
+        """Code that keeps the loop busy for `seconds` (a long computation, a blocking
+        call): time moves on and nothing else runs meanwhile."""
+        self._virtual += seconds
 
 
 def virtual_time(
