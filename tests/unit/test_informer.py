@@ -1,17 +1,19 @@
 """The children's informer (flow_operator.informer) against a scripted API server: pages
-of a list, then watch streams that end, fail, expire or bookmark."""
+of a list, then watch streams that end, fail, expire or bookmark. In virtual time
+(tests/unit/virtual_time.py): the informer's real backoffs cost no real time."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from typing import Any
 
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from flow_operator import informer as informer_module
 from flow_operator.informer import Informer, Merged
+from tests.unit.virtual_time import virtual_time
 
 LABEL = "flowops.io/workflow"
 
@@ -59,9 +61,11 @@ class Server:
         self.pages, self.version = pages, version
         self.watches: list[Any] = []
         self.calls: list[dict[str, Any]] = []
+        self.times: list[float] = []  # the (virtual) loop time of each call
 
     async def __call__(self, **kwargs: Any) -> Response:
         self.calls.append(kwargs)
+        self.times.append(asyncio.get_running_loop().time())
         assert kwargs["_preload_content"] is False
         assert kwargs["label_selector"] == "sel"
         if not kwargs.get("watch"):
@@ -100,18 +104,14 @@ def make(server: Server) -> tuple[Informer, list[tuple[str, str]]]:
 
 
 async def settle(informer: Informer, server: Server, calls: int) -> None:
-    """Let the informer run until the server has answered `calls` requests."""
-    for _ in range(200):
+    """Let the informer run until the server has answered `calls` requests (at most a
+    minute of virtual time: its backoffs are the real ones, 0.5 s doubling)."""
+    for _ in range(1200):
         if len(server.calls) >= calls and not server.watches:
             await asyncio.sleep(0.01)
             return
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)
     raise AssertionError(f"only {len(server.calls)} calls: {server.calls}")
-
-
-@pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(informer_module, "BACKOFF_MAX", 0.01)
 
 
 async def run(informer: Informer) -> asyncio.Task[None]:
@@ -120,6 +120,7 @@ async def run(informer: Informer) -> asyncio.Task[None]:
     return task
 
 
+@virtual_time
 async def test_paginated_list_groups_by_owner_and_skips_unlabelled() -> None:
     server = Server([[pod("a", "wf1", "1"), pod("b", "wf1", "2")],
                      [pod("c", "wf2", "3"), pod("stray", None, "4")]])  # fmt: skip
@@ -134,6 +135,7 @@ async def test_paginated_list_groups_by_owner_and_skips_unlabelled() -> None:
     task.cancel()
 
 
+@virtual_time
 async def test_watch_resumes_from_the_list_and_applies_events() -> None:
     server = Server([[pod("a", "wf1", "1")]])
     server.watches = [[
@@ -155,6 +157,7 @@ async def test_watch_resumes_from_the_list_and_applies_events() -> None:
     task.cancel()
 
 
+@virtual_time
 async def test_a_failed_watch_resumes_without_relisting() -> None:
     server = Server([[pod("a", "wf1", "1")]])
     server.watches = [
@@ -170,10 +173,15 @@ async def test_a_failed_watch_resumes_without_relisting() -> None:
     assert server.watch_versions()[:5] == ["10", "20", "20", "20", "21"]
     assert inf[("ns", "wf1")] == ({"name": "a", "phase": "Succeeded"},)
     assert changed == [("ns", "wf1"), ("ns", "wf1")]
+    # a stream that ended is watched again at once; a failure after 0.5 s, then 1 s
+    watched = [t for t, c in zip(server.times, server.calls, strict=True) if c.get("watch")]
+    gaps = [b - a for a, b in itertools.pairwise(watched[:4])]
+    assert gaps == pytest.approx([0.0, 0.5, 1.0]), gaps
     task.cancel()
 
 
 @pytest.mark.parametrize("expiry", ["in the stream", "as the answer"])
+@virtual_time
 async def test_an_expired_version_relists_and_tells_only_what_changed(expiry: str) -> None:
     server = Server([[pod("a", "wf1", "1"), pod("b", "wf2", "2"), pod("c", "wf3", "3")]])
     gone = {"kind": "Status", "code": 410, "reason": "Expired"}
@@ -193,6 +201,7 @@ async def test_an_expired_version_relists_and_tells_only_what_changed(expiry: st
     task.cancel()
 
 
+@virtual_time
 async def test_another_watch_error_is_raised_and_retried() -> None:
     server = Server([[]])
     server.watches = [[event("ERROR", {"kind": "Status", "code": 500, "message": "boom"})]]
@@ -205,6 +214,7 @@ async def test_another_watch_error_is_raised_and_retried() -> None:
         inf.apply({"type": "ERROR", "object": {"code": 403, "message": "forbidden"}})
 
 
+@virtual_time
 async def test_merged_reads_the_informers_of_several_namespaces_as_one() -> None:
     one, two = Server([[pod("a", "wf", "1", ns="n1")]]), Server([[pod("b", "wf", "1", ns="n2")]])
     (i1, _), (i2, _) = make(one), make(two)

@@ -29,7 +29,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 return ready
             if timeout is None:  # no timer at all: only I/O can wake the loop
                 return real(None)
-            self._virtual += timeout  # the next timer is due now
+            # The next timer is due now: its own time, exactly (not now + timeout, which
+            # float rounding may put a hair before it).
+            due = self._scheduled[0].when() if self._scheduled else self._virtual + timeout
+            self._virtual = max(self._virtual, due)
             return []
 
         self._selector.select = select  # type: ignore[method-assign]
