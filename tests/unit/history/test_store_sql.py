@@ -4,13 +4,15 @@ corrupt rows skipped, prune by age and count with a dry run that tells the truth
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from flow_operator.history.sql import SqlRunStore, create_engine, open_store, runs
 from flow_operator.history.store import (
@@ -354,3 +356,32 @@ async def test_an_unreachable_database_is_store_unavailable(bad_dsn: str) -> Non
             await gone.prune(PrunePolicy(max_age=timedelta(days=1)))
     finally:
         await gone.close()
+
+
+async def test_racing_writers_leave_the_latest_record(store: SqlRunStore) -> None:
+    # Every phase of one run, each written several times, all at once in a shuffled order.
+    versions = [rec("race", phases=p, rv=rv) for p in (1, 2, 3, 4) for rv in (p * 10, p * 10 + 1)]
+    order = versions[3::-1] + versions[:3:-1] + versions  # newest in the middle, twice
+    results = await asyncio.gather(*(store.upsert_run(r) for r in order))
+    assert any(results)
+    assert await store.get_run("race") == versions[-1]
+
+
+async def test_a_dropped_connection_is_replaced(store: SqlRunStore, dsn: str) -> None:
+    if store.backend != "postgresql":
+        pytest.skip("SQLite has no server to drop a connection")
+    await store.upsert_run(rec("a"))
+    async with store.engine.connect() as conn:  # the pool keeps this one afterwards
+        await conn.execute(select(func.count()).select_from(runs))
+    database = dsn.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(dsn.rsplit("/", 1)[0] + "/postgres")
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+            database,
+        )
+    finally:
+        await admin.close()
+    assert killed >= 1
+    got = await store.get_run("a")  # the pool's pre-ping finds the dead one and reconnects
+    assert got is not None and got.uid == "a"
