@@ -16,6 +16,7 @@ from flow_operator.api.openapi import document
 from flow_operator.api.server import make_app
 from flow_operator.api.workflows import WorkflowDirectory
 from tests.unit.api_support import Secrets, View, make_api, schema_of, validate
+from tests.unit.virtual_time import virtual_time
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "workflow"
 
@@ -123,6 +124,7 @@ async def test_errors_are_json_and_unknown_paths_404() -> None:
         await client.close()
 
 
+@virtual_time  # the 5 s relist and the polls take no real time
 async def test_readiness_waits_for_every_listed_workflow() -> None:
     from flow_operator.api.serve import track_readiness
     from flow_operator.api.server import Readiness
@@ -137,10 +139,17 @@ async def test_readiness_waits_for_every_listed_workflow() -> None:
 
     import asyncio
 
-    task = asyncio.create_task(track_readiness(readiness, directory, list_keys, poll=0.01))
-    await asyncio.sleep(0.05)
+    lists = 0
+
+    async def counted() -> set[tuple[str, str]]:
+        nonlocal lists
+        lists += 1
+        return await list_keys()
+
+    task = asyncio.create_task(track_readiness(readiness, directory, counted, poll=0.2))
+    await asyncio.sleep(12)  # well past two relists (every 5 s), neither indexed yet
     assert not readiness.ready
-    assert readiness.reason == "indexing"
+    assert readiness.reason == "indexing" and lists == 3
     view.workflows[("ns", "a")] = [{"metadata": {"name": "a"}}]
     view.workflows[("ns", "b")] = [{"metadata": {"name": "b"}}]
     await asyncio.wait_for(task, 1)
