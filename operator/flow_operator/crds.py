@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel
 
 from flow_operator import GROUP, VERSION
-from flow_operator.models import flowrun, workflow
+from flow_operator.models import flow, flowrun, workflow
 
 Schema = dict[str, Any]
 
@@ -190,6 +190,25 @@ DEFINITIONS: list[Definition] = [
             Column("Message", ".status.message"),
         ],
         spec_rules=flowrun.SPEC_RULES,
+        root_rules=[NAME_RULE],
+    ),
+    Definition(
+        kind=flow.KIND,
+        plural=flow.PLURAL,
+        short_names=["fl"],
+        spec_model=flow.FlowSpec,
+        status_model=flow.FlowStatus,
+        columns=[
+            Column("Version", ".status.version", type="integer"),
+            Column("Level", ".spec.level"),
+            # A column shows the first value of a list only, so the status spells them out.
+            Column("Schedules", ".status.scheduleSummary"),
+            Column("Last Run", ".status.lastRun.name"),
+            Column("Last Status", ".status.lastRun.phase"),
+            Column("Next Run", ".status.nextScheduleTime", description="the earliest next tick"),
+            Column("Age", ".metadata.creationTimestamp", type="date"),
+        ],
+        spec_rules=flow.SPEC_RULES,
         root_rules=[NAME_RULE],
     ),
 ]
