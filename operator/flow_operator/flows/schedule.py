@@ -42,7 +42,7 @@ from cronsim import CronSim
 from flow_operator.models.flow import CatchUp, FlowSpec, Schedule, check_cron, check_time_zone
 
 MAX_CATCH_UP = 100  # catchUp All starts at most this many ticks at once
-COUNT_LIMIT = 1_000  # missed ticks are counted up to this (~35 µs each), then "or more"
+COUNT_LIMIT = 1_000  # missed ticks are counted up to this (the scan is bounded), then "or more"
 ON_TIME_SECONDS = 30  # catchUp None still starts a tick this late
 MAX_RUN_NAME = 63  # a FlowRun's name is a label value
 STAMP = "%Y%m%d%H%M"  # a tick in names and labels: its UTC minute

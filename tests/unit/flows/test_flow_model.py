@@ -154,3 +154,14 @@ def test_every_new_field_is_described_for_kubectl_explain() -> None:
         if not v.get("description")
     ]
     assert missing == []
+
+
+def test_the_example_in_docs_flows_md_is_a_valid_flow() -> None:
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[3] / "docs" / "flows.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", doc, re.S)
+    assert example, "docs/flows.md lost its example"
+    flow = Flow.model_validate(yaml.safe_load(example.group(1)))
+    assert flow.spec.concurrency.limit() == 2 and summary(flow.spec) == "nightly"
