@@ -224,7 +224,10 @@ def test_flow_runs_through_http(
     assert [(t["name"], t["status"]) for t in one["tasks"]] == [
         ("extract", "Succeeded"), ("load", "Succeeded")]  # fmt: skip
     code, text = http(operator, f"{run}/etl/tasks/load/logs", auth)
-    assert code == 200 and "working" in text  # kwok's log, through the API server's pods/log
+    # kwok's log of that very pod (the local cluster's pod-logs), through pods/log
+    pod = one["tasks"][1]["pod"]
+    assert code == 200 and text.startswith(f"pod {namespace}/{pod}: attempt 1 of Job etl-load ")
+    assert text.splitlines()[-1] == f"done: {pod}, attempt 1", text
     code, answer = http(operator, f"{run}/stuck/cancel", auth, method="POST")
     assert code == 200, answer
     wait_for("stuck Cancelled", lambda: status_of("stuck") == "Cancelled", 60)
@@ -298,7 +301,9 @@ def test_flowctl_against_the_cluster(
     table = flowctl(cluster, "runs", *ns)
     assert table.returncode == 0 and "cli-run" in table.stdout and "RUN TYPE" in table.stdout
     logs = flowctl(cluster, "logs", "cli-run", *ns)
-    assert logs.returncode == 0 and "working" in logs.stdout, logs.stderr
+    pod = json.loads(flowctl(cluster, "run", "cli-run", *ns, "-o", "json").stdout)["tasks"][0]
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.splitlines()[-1] == f"done: {pod['pod']}, attempt 1", logs.stdout
     rerun = flowctl(cluster, "rerun", "cli-run", *ns)
     assert rerun.returncode == 0 and "rerun of cli-run" in rerun.stdout
     done = flowctl(cluster, "cancel", "cli-run", *ns)
