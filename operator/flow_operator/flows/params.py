@@ -122,3 +122,14 @@ def resolve(
     if errors:
         return Resolution(configuration=configuration, errors=tuple(errors))
     return Resolution(values=resolved, configuration=configuration)
+
+
+def check_schedules(spec: FlowSpec) -> list[ParameterError]:
+    """The problems each schedule's runs would meet, found before any tick: a schedule's
+    configuration and values resolved as a tick will resolve them. The reconciler marks
+    the Flow Stalled with these, rather than failing every tick's run."""
+    found: list[ParameterError] = []
+    for s in spec.schedules or ():
+        for e in resolve(spec, s.configuration, s.parameters).errors:
+            found.append(ParameterError(e.name, f"schedule {s.name}: {e.message}"))
+    return found

@@ -130,3 +130,25 @@ def test_a_configuration_that_no_longer_fits_is_reported() -> None:
     )
     (error,) = [e for e in resolve(loose, "nightly", {"DAY": "2026-11-25"}).errors]
     assert error.name == "OLD" and "configuration nightly sets OLD" in error.message
+
+
+def test_schedules_are_checked_before_their_first_tick() -> None:
+    from flow_operator.flows.params import check_schedules
+
+    schedules = [
+        {"name": "good", "cron": "@daily", "configuration": "nightly"},
+        {"name": "no-day", "cron": "@daily"},
+        {
+            "name": "bad-region",
+            "cron": "@daily",
+            "parameters": {"DAY": "2026-11-24", "REGION": "mars"},
+        },
+    ]
+    spec = FlowSpec.model_validate(
+        flow_spec(parameters=PARAMETERS, configurations=CONFIGURATIONS, schedules=schedules)
+    )
+    assert [e.message for e in check_schedules(spec)] == [
+        "schedule no-day: parameter DAY is required: give it a value, or choose a configuration that sets it",
+        "schedule bad-region: parameter REGION must be one of eu, us; got 'mars'",
+    ]
+    assert check_schedules(SPEC) == []
