@@ -1,5 +1,7 @@
-"""The dashboard in a real browser (Debian's chromium, driven by Playwright) against the real
-aiohttp app, fed by the in-memory view and flow-run backend of the unit tests.
+"""The dashboard in a real browser (Debian's chromium, driven by Playwright) against the
+operator on the local cluster: the examples (examples/) applied, plus a Workflow whose
+pods never start, a run that never ends and one that fails; the page reads the
+operator's own API, cancel goes through the operator, Logs opens a real pod's log.
 
 Needs /usr/bin/chromium (tests/e2e/browser_deps.sh installs it); skipped without it, except
 in CI, where a missing browser is a failure. FLOW_SCREENSHOTS=1 writes the two pages'
@@ -8,17 +10,19 @@ screenshots to docs/ (docs/dashboard-workflows.png, docs/dashboard-runs.png).
 
 from __future__ import annotations
 
+import base64
 import os
-from collections.abc import AsyncIterator
+import re
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
+import yaml
 from playwright.async_api import expect
 
-from flow_operator.api.server import make_app
-from tests.unit.api_support import MemoryFlowRuns, Secrets, demo_view, make_api
+from tests.e2e.conftest import ROOT, ClusterHandle, OperatorProcess, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -30,30 +34,84 @@ ARGS = [
     "--disable-sync",
 ]
 HAVE_CHROMIUM = os.path.exists(CHROMIUM)
-TOKEN = "dashboard-token"
-DOCS = Path(__file__).parents[2] / "docs"
+WIDTH = 1500
+TOKEN = f"dashboard-{secrets.token_hex(8)}"
+DOCS = ROOT / "docs"
+# One namespace for the module, the only one its operator watches: the pages show what
+# this module applied, whatever other modules left in the cluster.
+NS = f"demo-{secrets.token_hex(3)}"
+OPERATOR_ARGS = ["--namespace", NS, "--api-token-secret", f"{NS}/flow-operator-api"]
+EXAMPLES = ["workflow-async.yaml", "workflow-sync.yaml", "flowrun-dag.yaml"]
+FOREVER = "kwok.flowops.test/crashloop"  # a pod that runs and never completes
+FAILS = "kwok.flowops.test/fail"  # exits 1
+CREATING = "kwok.flowops.test/creating"  # ContainerCreating for ever
 
 pytestmark = pytest.mark.e2e
+
+
+def _extras() -> list[dict[str, Any]]:
+    def run(name: str, task: str, image: str, **spec: Any) -> dict[str, Any]:
+        return {"apiVersion": "flowops.io/v1alpha1", "kind": "FlowRun",
+                "metadata": {"name": name},
+                "spec": {"flowName": name, "version": "2", "runType": "Scheduled",
+                         "configuration": {"name": "warehouse"}, "flowType": "standalone",
+                         "level": "platform",
+                         "tasks": [{"name": task, "version": "1.0", "image": image}], **spec}}  # fmt: skip
+
+    token = base64.b64encode(TOKEN.encode()).decode()
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flow-operator-api"},
+         "data": {"token": token}},
+        {"apiVersion": "flowops.io/v1alpha1", "kind": "Workflow",
+         "metadata": {"name": "fraud-check"},
+         "spec": {"desiredStatus": "PUBLISHED", "publishingMode": "ASYNC",
+                  "services": [{"id": "detector", "image": CREATING, "replicas": 2}]}},
+        run("nightly-etl", "copy", FOREVER),
+        run("nlp-tagging", "tokenize", FAILS),
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def demo(cluster: ClusterHandle) -> Iterator[str]:
+    """The namespace NS with the examples and the extras applied, each in its state."""
+    cluster.kubectl("create", "namespace", NS)
+    wait_for(f"ServiceAccount default in {NS}",
+             lambda: cluster.kubectl("-n", NS, "get", "sa", "default", check=False).returncode == 0,
+             30)  # fmt: skip
+    for name in EXAMPLES:
+        cluster.kubectl("-n", NS, "apply", "-f", str(ROOT / "examples" / name))
+    cluster.kubectl("-n", NS, "apply", "-f", "-", input=yaml.safe_dump_all(_extras()))
+    yield NS
+    cluster.kubectl("delete", "namespace", NS, "--wait=false", check=False)
+
+
+def status_of(cluster: ClusterHandle, kind: str, name: str) -> dict[str, Any]:
+    return cluster.get_json("-n", NS, kind, name).get("status") or {}
+
+
+@pytest.fixture(scope="module")
+def settled(demo: str, cluster: ClusterHandle, operator: OperatorProcess) -> OperatorProcess:
+    """The operator, once every object of the demo is where the tests expect it."""
+    wanted = {
+        ("workflow", "churn-analysis"): ("actualStatus", "GREEN"),
+        ("workflow", "live-scoring"): ("actualStatus", "GREEN"),
+        ("workflow", "fraud-check"): ("actualStatus", "ORANGE"),
+        ("flowrun", "churn-weekly-001"): ("phase", "Completed"),
+        ("flowrun", "nlp-tagging"): ("phase", "Failed"),
+        ("flowrun", "nightly-etl"): ("phase", "Deployed"),
+    }
+
+    def pending() -> list[str]:
+        return [f"{kind}/{name}" for (kind, name), (field, value) in wanted.items()
+                if status_of(cluster, kind, name).get(field) != value]  # fmt: skip
+
+    wait_for("the demo in its states", lambda: not pending() or None, 90)
+    return operator
 
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
     return DOCS if os.environ.get("FLOW_SCREENSHOTS") == "1" else tmp_path
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[tuple[str, MemoryFlowRuns]]:
-    secrets = Secrets()
-    secrets.put("flow-system", "flow-operator-api", token=TOKEN)
-    backend = MemoryFlowRuns()
-    backend.logs_text["score"] = "".join(
-        f"2024-02-12T10:09:{31 + i:02d}Z epoch {i + 1}/8 loss={0.9 / (i + 1):.3f}\n"
-        for i in range(8)
-    )
-    srv = TestServer(make_app(make_api(demo_view(), secrets, flowruns=backend)), host="127.0.0.1")
-    await srv.start_server()
-    yield str(srv.make_url("/")), backend
-    await srv.close()
 
 
 @pytest.fixture
@@ -66,7 +124,7 @@ async def page() -> AsyncIterator[Any]:
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = await browser.new_context(viewport={"width": 1500, "height": 950})
+        context = await browser.new_context(viewport={"width": WIDTH, "height": 950})
         pg = await context.new_page()
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
@@ -84,79 +142,141 @@ async def sign_in(page: Any, base: str, token: str = TOKEN) -> None:
     await page.click("#login-form button[type=submit]")
 
 
-async def test_workflows_page(page: Any, server: tuple[str, MemoryFlowRuns], shots: Path) -> None:
-    base, _ = server
+KUBECTL_AGE = re.compile(r"^(\d+[smhdy]){1,2}$")
+GO_DURATION = re.compile(r"^(\d+h)?(\d+m)?\d+(\.\d+)?(ns|µs|ms|s)$")
+
+
+async def test_workflows_page(
+    page: Any, settled: OperatorProcess, cluster: ClusterHandle, shots: Path
+) -> None:
+    base = settled.url("/")
     await sign_in(page, base, "wrong")
     await page.wait_for_selector("#login-error:not([hidden])")
     await page.fill("#token", TOKEN)
     await page.click("#login-form button[type=submit]")
     await page.wait_for_selector("article.wf")
     cards = page.locator("article.wf")
-    assert await cards.count() == 6
+    await expect(cards).to_have_count(3)
     colors = {
         await c.get_attribute("data-id"): (await c.get_attribute("class") or "").split()[1]
         for c in await cards.all()
     }
     assert colors == {
-        "live.live-scoring": "GREEN",
-        "live.fraud-check": "ORANGE",
-        "live.recommender": "ORANGE",
-        "batch.churn-analysis": "GREEN",
-        "batch.doc-indexing": "ORANGE",
-        "batch.legacy-export": "GREEN",
+        f"{NS}.churn-analysis": "GREEN",
+        f"{NS}.live-scoring": "GREEN",
+        f"{NS}.fraud-check": "ORANGE",
     }
-    recommender = page.locator('article[data-id="live.recommender"]')
-    assert "Unschedulable" in await recommender.inner_text()
-    assert "0/2 nodes are available" in await recommender.inner_text()
-    await page.fill("#wf-filter", "batch")
-    await expect(page.locator("article.wf")).to_have_count(3)
+    fraud = page.locator(f'article[data-id="{NS}.fraud-check"]')
+    assert "ContainerCreating" in await fraud.inner_text()
+    # each pod's age as kubectl shows it; the API's exact Go duration in its title
+    ages = page.locator("td.age")
+    replicas = sum(len(s.get("replicasDetail", [])) for w in ("churn-analysis", "live-scoring",
+                   "fraud-check") for s in status_of(cluster, "workflow", w)["details"]["services"])  # fmt: skip
+    assert replicas == 2 + 1 + 3 + 2 and await ages.count() == replicas  # services' pods
+    for age in await ages.all():
+        text, title = await age.inner_text(), await age.get_attribute("title") or ""
+        assert KUBECTL_AGE.match(text), text
+        assert GO_DURATION.match(title), title
+    await page.fill("#wf-filter", "live")
+    await expect(page.locator("article.wf")).to_have_count(1)
     await page.fill("#wf-filter", "")
-    await expect(page.locator("article.wf")).to_have_count(6)
+    await expect(page.locator("article.wf")).to_have_count(3)
     await page.screenshot(path=str(shots / "dashboard-workflows.png"), full_page=True)
 
 
+async def fits_the_window(page: Any) -> None:
+    """The run table fits a WIDTH window: the Action column and every button in it are
+    on screen, the box around the table has nothing to scroll."""
+    header = await page.locator("#runs > thead > tr > th").last.bounding_box()
+    assert await page.locator("#runs > thead > tr > th").last.inner_text() == "Action"
+    assert header["x"] >= 0 and header["x"] + header["width"] <= WIDTH, header
+    for button in await page.locator("tr.run td.actions button").all():
+        box = await button.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= WIDTH, box
+        left, right = await button.evaluate(
+            "b => { const r = b.closest('td').getBoundingClientRect(); return [r.left, r.right]; }"
+        )
+        assert abs(left - header["x"]) < 1  # the cell is under its header
+        assert left <= box["x"] and box["x"] + box["width"] <= right + 0.5, (box, left, right)
+    scroll, client = await page.eval_on_selector(
+        ".table-box", "b => [b.scrollWidth, b.clientWidth]"
+    )
+    assert scroll <= client, (scroll, client)
+    # the short columns are not cut (only the message may be, whole in its tooltip)
+    cut = await page.eval_on_selector_all(
+        "tr.run > td:not(.message)",
+        "cells => cells.filter(c => c.scrollWidth > c.clientWidth).map(c => c.className + ': ' + c.textContent)",
+    )
+    assert cut == [], cut
+
+
 async def test_flow_run_status_page(
-    page: Any, server: tuple[str, MemoryFlowRuns], shots: Path
+    page: Any, settled: OperatorProcess, cluster: ClusterHandle, shots: Path
 ) -> None:
-    base, backend = server
-    await sign_in(page, base + "#/runs")
+    await sign_in(page, settled.url("/#/runs"))
     rows = page.locator("tr.run")
-    await page.wait_for_selector("tr.run")
-    assert await rows.count() == 4
-    headers = await page.locator("#runs thead th").all_inner_texts()
+    await expect(rows).to_have_count(3)
+    headers = await page.locator("#runs > thead > tr > th").all_inner_texts()
     assert headers[1:] == ["Flow Name", "Version", "Level", "Run Type", "Configuration",
                            "Flow Type", "Start Time", "End Time", "Total Duration", "Status",
                            "Message", "Action"]  # fmt: skip
+    await fits_the_window(page)
+    for duration in await page.locator("tr.run td.duration").all():
+        text = await duration.inner_text()
+        assert text == "" or KUBECTL_AGE.match(text), text
 
     # the search box: name, configuration, run type or status
-    await page.fill("#run-search", "scheduled")
-    await expect(page.locator("tr.run")).to_have_count(2)
-    await page.fill("#run-search", "emea")
-    await expect(page.locator("tr.run")).to_have_count(1)
+    await page.fill("#run-search", "failed")
+    await expect(rows).to_have_count(1)
+    await page.fill("#run-search", "churn-prod")
+    await expect(rows).to_have_count(1)
     await page.fill("#run-search", "")
-    await expect(page.locator("tr.run")).to_have_count(4)
+    await expect(rows).to_have_count(3)
 
-    # a run expands into its tasks; a task's log opens
-    run = page.locator('tr.run[data-run="analytics/sales-forecast-x2p9"]')
+    # a run expands into its tasks, in the operator's own states; a task's log is its pod's
+    run = page.locator(f'tr.run[data-run="{NS}/churn-weekly-001"]')
+    await expect(run.locator(".badge")).to_have_text("Completed")
     await run.locator("button.expand").click()
-    await page.wait_for_selector("tr.task[data-task=score]")
+    await page.wait_for_selector("tr.task[data-task=publish]")
     tasks = [await t.get_attribute("data-task") for t in await page.locator("tr.task").all()]
-    assert tasks == ["load", "features", "score"]
-    await page.locator("tr.task[data-task=score] button.logs").click()
-    await expect(page.locator("#logs-body")).to_contain_text("epoch 8/8")
-    assert "sales-forecast-x2p9 · score" in await page.inner_text("#logs-title")
+    assert tasks == ["extract", "train", "publish"]
+    assert await page.locator("tr.task .badge").all_inner_texts() == ["Succeeded"] * 3
+    lines = {t["name"]: t for t in status_of(cluster, "flowrun", "churn-weekly-001")["tasks"]}
+    pod = lines["train"]["podName"]
+    await page.locator("tr.task[data-task=train] button.logs").click()
+    await expect(page.locator("#logs-body")).to_contain_text(f"pod {NS}/{pod}: attempt 1")
+    body = await page.inner_text("#logs-body")
+    assert lines["extract"]["podName"] not in body and lines["publish"]["podName"] not in body
+    assert "churn-weekly-001 · train" in await page.inner_text("#logs-title")
+    await fits_the_window(page)
     await page.screenshot(path=str(shots / "dashboard-runs.png"), full_page=False)
     await page.click("#logs-close")
     assert await page.locator("#logs").is_hidden()
 
-    # cancel (after a confirmation) and rerun
+    # cancel (after a confirmation): the operator answers at once with the run as it
+    # stands; the row turns Cancelled when the operator has ended it
     page.on("dialog", lambda d: d.accept())
-    queued = page.locator('tr.run[data-run="ml/nightly-etl-q1w2"]')
-    assert await queued.locator("button.rerun").is_disabled()
-    await queued.locator("button.cancel").click()
-    await expect(queued.locator(".badge")).to_have_text("Cancelled")
-    assert ("cancel", "ml", "nightly-etl-q1w2") in backend.actions
-    failed = page.locator('tr.run[data-run="ml/nlp-tagging-k8d1"]')
+    etl = page.locator(f'tr.run[data-run="{NS}/nightly-etl"]')
+    assert await etl.locator("button.rerun").is_disabled()
+    async with page.expect_response(lambda r: r.url.endswith("/cancel")) as answer:
+        await etl.locator("button.cancel").click()
+    response = await (await answer.value).json()
+    assert (response["status"], response["message"]) == ("Deployed", "cancel requested")
+    await expect(etl.locator("button.cancel")).to_be_disabled()
+    await expect(etl.locator(".badge")).to_have_text("Cancelled", timeout=30_000)
+    ended = status_of(cluster, "flowrun", "nightly-etl")
+    assert ended["phase"] == "Cancelled" and ended["tasks"][0]["status"] == "Cancelled"
+    await expect(etl.locator("td.message")).to_have_text(ended["message"])
+    assert await etl.locator("button.rerun").is_enabled()
+
+    # rerun: a new run of the failed one, started by hand
+    failed = page.locator(f'tr.run[data-run="{NS}/nlp-tagging"]')
     await failed.locator("button.rerun").click()
-    await expect(page.locator("tr.run")).to_have_count(5)
-    assert ("rerun", "ml", "nlp-tagging-k8d1") in backend.actions
+    await expect(rows).to_have_count(4)
+    created = [await r.get_attribute("data-run") for r in await rows.all()]
+    new = [c for c in created if c and c.startswith(f"{NS}/nlp-tagging-")]
+    assert len(new) == 1, created
+    rerun = page.locator(f'tr.run[data-run="{new[0]}"]')
+    await expect(rerun.locator("td.runType")).to_have_text("Manual")
+    spec = cluster.get_json("-n", NS, "flowrun", new[0].split("/")[1])
+    assert spec["metadata"]["annotations"]["flowops.io/rerun-of"] == "nlp-tagging"

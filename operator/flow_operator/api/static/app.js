@@ -7,6 +7,7 @@ const state = {
   token: sessionStorage.getItem("flowToken") || "",
   page: "workflows",
   expanded: new Set(),   // "ns/name" of runs whose tasks are shown
+  cancelling: new Map(), // "ns/name" -> the cancel's answer, until the operator has ended the run
   tasks: new Map(),      // "ns/name" -> run with tasks
   logs: null,            // {ns, name, task, controller}
   timer: null,
@@ -182,6 +183,11 @@ async function loadRuns() {
 
 function runRow(run, id) {
   const open = state.expanded.has(id);
+  // The operator ends a cancelled run when it has deleted its Jobs: until then the row
+  // says the request is on its way, and shows the run's status as the operator has it.
+  if (FINISHED.has(run.status)) state.cancelling.delete(id);
+  const cancelling = state.cancelling.has(id);
+  const message = cancelling ? state.cancelling.get(id) : run.message || "";
   return el("tr", { class: "run", "data-run": `${run.namespace}/${run.name}` },
     el("td", {}, el("button", {
       class: "expand", title: open ? "hide tasks" : "show tasks", "aria-expanded": String(open),
@@ -189,9 +195,9 @@ function runRow(run, id) {
     }, open ? "▾" : "▸")),
     ...RUN_FIELDS.map((f) => el("td", { class: f, title: run[f] || "" }, cell(f, run[f]))),
     el("td", {}, badge(run.status)),
-    el("td", { class: "message", title: run.message || "" }, run.message || ""),
+    el("td", { class: cancelling ? "message muted" : "message", title: message }, message),
     el("td", { class: "actions" },
-      el("button", { class: "danger cancel", disabled: FINISHED.has(run.status), onclick: () => act(id, "cancel") }, "Cancel"),
+      el("button", { class: "danger cancel", disabled: FINISHED.has(run.status) || cancelling, onclick: () => act(id, "cancel") }, cancelling ? "Cancelling…" : "Cancel"),
       " ",
       el("button", { class: "rerun", disabled: !FINISHED.has(run.status), onclick: () => act(id, "rerun") }, "Rerun")));
 }
@@ -216,7 +222,9 @@ function tasksRow(id) {
 async function act(id, verb) {
   if (verb === "cancel" && !confirm(`Cancel ${decodeURIComponent(id)}?`)) return;
   try {
-    await api(`/api/v1/flowruns/${id}/${verb}`, { method: "POST" });
+    const answer = await (await api(`/api/v1/flowruns/${id}/${verb}`, { method: "POST" })).json();
+    // the operator's answer: the run as it stands, with the request noted
+    if (verb === "cancel") state.cancelling.set(id, answer.message || "cancel requested");
   } catch (e) {
     if (e instanceof Unauthorized) { showLogin("That token is not accepted."); return; }
     $("runs-error").hidden = false;
