@@ -203,6 +203,9 @@ def test_a_rollout_past_its_progress_deadline_is_red_and_stalled(ns: Ns) -> None
 
 
 def test_an_evicted_pod_crashes_the_run_without_a_retry(ns: Ns) -> None:
+    # The kubelet's eviction (node pressure: phase Failed, reason Evicted). An eviction
+    # through the Eviction API (a drain) is not this: the pod is deleted, and the Job
+    # counts it as a failed attempt (a retry spent, or the task Failed with no retries).
     ns.apply(flowrun("evicted", [task("load", "kwok.flowops.test/evicted", retries=2),
                                  task("after", dependsOn=["load"])]))  # fmt: skip
     status = ns.wait_phase("evicted", *FINAL)
