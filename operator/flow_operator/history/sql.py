@@ -189,7 +189,15 @@ def create_engine(dsn: str, *, pool_size: int = 5, timeout: float = 10.0) -> Asy
     """An engine for the DSN: SQLite with WAL, or PostgreSQL with a pool of `pool_size`."""
     url = async_url(dsn)
     if url.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": timeout})
+        # No overflow: SQLite writes one at a time anyway, and a connection closed at
+        # check-in (an overflow's fate) stops aiosqlite's thread without waiting for it.
+        engine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=max(timeout, 30.0),
+            connect_args={"timeout": timeout},
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
