@@ -247,6 +247,45 @@ def test_healthz_and_readyz(cluster: ClusterHandle, operator: OperatorProcess) -
     assert code == 405
 
 
+def test_readyz_says_forbidden_when_workflows_cannot_be_listed(
+    cluster: ClusterHandle, namespace: str, tmp_path: Path
+) -> None:
+    """An operator whose ServiceAccount may do everything in its namespace but list
+    Workflows: it starts and serves, /readyz says `not ready` and `forbidden`, no more;
+    the API server's answer is in the log."""
+    from tests.e2e.test_rbac import token_kubeconfig
+
+    rules = [
+        {"apiGroups": ["", "apps", "batch", "coordination.k8s.io", "events.k8s.io"],
+         "resources": ["*"], "verbs": ["*"]},
+        {"apiGroups": ["flowops.io"], "resources": ["flowruns", "flowruns/status", "flows"],
+         "verbs": ["*"]},
+        {"apiGroups": ["flowops.io"], "resources": ["workflows"], "verbs": ["get", "watch"]},
+    ]  # fmt: skip
+    objects = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "no-list"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "no-list"}, "rules": rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "no-list"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "no-list"},
+         "subjects": [{"kind": "ServiceAccount", "name": "no-list", "namespace": namespace}]},
+    ]  # fmt: skip
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump_all(objects))
+    kubeconfig = token_kubeconfig(cluster, namespace, "no-list", tmp_path / "no-list.kubeconfig")
+    proc = OperatorProcess(kubeconfig, tmp_path / "operator.log", ["--namespace", namespace])
+    proc.start()
+    try:
+        assert http(proc, "/healthz") == (200, {"status": "ok"})
+        wait_for("readyz forbidden", lambda: http(proc, "/readyz")[1] == {
+            "status": "not ready", "reason": "forbidden"}, 30)  # fmt: skip
+        assert http(proc, "/readyz")[0] == 503
+        wait_for("the reason in the log", lambda: "not ready: cannot list Workflows" in proc.text())
+        assert "403" in proc.text() or "Forbidden" in proc.text()
+    finally:
+        proc.stop()
+
+
 async def test_the_flow_run_contract_on_the_real_operator(
     cluster: ClusterHandle, namespace: str, operator: OperatorProcess, token: str
 ) -> None:
