@@ -9,10 +9,12 @@ which pod's log they were shown."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -413,17 +415,22 @@ def test_a_running_tasks_log_tails_and_follows(
     code, text = runs.http(f"{logs}?tailLines=2")
     assert (code, text) == (200, f"warning: simulated stderr line\n{last_line(name, 1)}\n")
 
-    req = urllib.request.Request(
-        runs.operator.url(f"/api/v1/flowruns/{runs.ns}/{logs}?follow=true&tailLines=1"),
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    )
-    with urllib.request.urlopen(req, timeout=30) as response:
+    conn = http.client.HTTPConnection("127.0.0.1", runs.operator.http_port, timeout=30)
+    conn.request("GET", f"/api/v1/flowruns/{runs.ns}/{logs}?follow=true&tailLines=1",
+                 headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+    stream = conn.sock
+    try:
+        response = conn.getresponse()
+        assert response.status == 200
         followed = Stream(response)
         assert followed.next() == last_line(name, 1)  # the tail first, then what comes
         write_to_log(path, "stdout", "step 1 of 3")
         assert followed.next() == "step 1 of 3"
         write_to_log(path, "stderr", "step 2 of 3")
         assert followed.next() == "step 2 of 3"
+    finally:  # hang up (the reading thread's readline returns), as a browser tab closed
+        stream.shutdown(socket.SHUT_RDWR)
+        conn.close()
     cli = runs.flowctl("logs", "tailed", "-f")
     try:
         followed = Stream(cli.stdout)  # type: ignore[arg-type]
