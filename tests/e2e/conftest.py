@@ -83,6 +83,34 @@ class ClusterHandle:
         return json.loads(out) if out.strip() else {}
 
 
+OK = "registry.example.com/flows/task:1"  # a Job's pod succeeds after 1 s
+FOREVER = "kwok.flowops.test/crashloop"  # a pod that runs and never completes (never Ready)
+
+
+def task(name: str, image: str = OK, **fields: Any) -> dict[str, Any]:
+    """A FlowRun task for the tests: its image picks what kwok's pod does."""
+    return {"name": name, "version": "1.0", "image": image, **fields}
+
+
+def flowrun(name: str, tasks: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    """An inline FlowRun manifest named after its flow."""
+    return {
+        "apiVersion": "flowops.io/v1alpha1",
+        "kind": "FlowRun",
+        "metadata": {"name": name},
+        "spec": {"flowName": name, "version": "1", "tasks": tasks, **spec},
+    }
+
+
+def flowctl(cluster: ClusterHandle, *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed flowctl against the test cluster, its output as text."""
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "NO_COLOR": "1"}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "flowctl"), *args],
+        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[ClusterHandle]:
     bins = localcluster.Binaries.from_cache()

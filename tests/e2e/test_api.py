@@ -13,9 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.conftest import ROOT, ClusterHandle, OperatorProcess, wait_for
+from tests.e2e.conftest import ROOT, ClusterHandle, OperatorProcess, flowctl, wait_for
 from tests.unit.api_contract import Subject, check_flow_run_contract
 
 pytestmark = pytest.mark.e2e
@@ -316,14 +313,6 @@ async def test_the_flow_run_contract_on_the_real_operator(
         return [j["metadata"]["name"] for j in jobs if j["metadata"]["name"].startswith("forever")]
 
     wait_for("the cancelled run's Jobs deleted", lambda: forever_jobs() == [], 30)
-
-
-def flowctl(cluster: ClusterHandle, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "NO_COLOR": "1"}
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "flowctl"), *args],
-        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT,
-    )  # fmt: skip
 
 
 def test_flowctl_against_the_cluster(

@@ -9,37 +9,27 @@ Pods are played by kwok; the image picks what a pod does (cluster/stages/pods.ya
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.e2e.conftest import ROOT, ClusterHandle, OperatorProcess, wait_for
+from tests.e2e.conftest import (
+    FOREVER,
+    OK,
+    ClusterHandle,
+    OperatorProcess,
+    flowctl,
+    flowrun,
+    task,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 GRACE = 4  # seconds a container may fail to start before its task fails (60 by default)
 OPERATOR_ARGS = ["--all-namespaces", "--crash-grace-seconds", str(GRACE)]
-OK = "registry.example.com/flows/task:1"  # a Job's pod succeeds after 1 s
-FOREVER = "kwok.flowops.test/crashloop"  # runs and never completes (never Ready either)
 FINAL = ("Completed", "Failed", "Crashed", "Cancelled")
-
-
-def task(name: str, image: str = OK, **fields: Any) -> dict[str, Any]:
-    return {"name": name, "version": "1.0", "image": image, **fields}
-
-
-def flowrun(name: str, tasks: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "flowops.io/v1alpha1",
-        "kind": "FlowRun",
-        "metadata": {"name": name},
-        "spec": {"flowName": name, "version": "1", "tasks": tasks, **spec},
-    }
 
 
 def workflow(name: str, services: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
@@ -115,14 +105,6 @@ def phases(status: dict[str, Any]) -> list[tuple[str, str]]:
 
 def conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
-
-
-def flowctl(cluster: ClusterHandle, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "NO_COLOR": "1"}
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "flowctl"), *args],
-        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT,
-    )  # fmt: skip
 
 
 @pytest.fixture

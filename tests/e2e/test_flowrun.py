@@ -29,30 +29,24 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import ROOT, ClusterHandle, OperatorProcess, wait_for
+from tests.e2e.conftest import (
+    FOREVER,
+    OK,
+    ROOT,
+    ClusterHandle,
+    OperatorProcess,
+    flowrun,
+    task,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 TOKEN, TOKEN_SECRET = "flowrun-e2e-token-5d1c", "flowrun-e2e-api"  # the API's bearer token
 # Unschedulable pods crash a run after 5 s here (60 s by default).
 OPERATOR_ARGS = ["--all-namespaces", "--crash-grace-seconds", "5",
                  "--api-token-secret", f"default/{TOKEN_SECRET}"]  # fmt: skip
-OK = "registry.example.com/flows/task:1"
-FOREVER = "kwok.flowops.test/crashloop"  # a pod that runs and never completes
 FAIL = "kwok.flowops.test/fail"  # every attempt exits 1
 FAIL_ONCE = "kwok.flowops.test/fail-once"  # attempt 1 exits 1, the retry succeeds
-
-
-def task(name: str, image: str = OK, **fields: Any) -> dict[str, Any]:
-    return {"name": name, "version": "1.0", "image": image, **fields}
-
-
-def flowrun(name: str, tasks: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "flowops.io/v1alpha1",
-        "kind": "FlowRun",
-        "metadata": {"name": name},
-        "spec": {"flowName": name, "version": "1", "tasks": tasks, **spec},
-    }
 
 
 class Runs:
