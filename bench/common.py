@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -514,6 +515,8 @@ def provenance() -> dict[str, Any]:
         "commit": git("rev-parse", "--short", "HEAD"),
         "operator_code": f"modified: {', '.join(changed)}" if changed else "as committed",
         "cores": os.cpu_count(),
+        "uname": " ".join(platform.uname()[:3] + platform.uname()[4:5]),
+        "python": platform.python_version(),
         "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
     }
 

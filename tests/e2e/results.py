@@ -12,34 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import provenance
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV = "FLOW_RESULTS_FILE"
-
-
-def _git(*args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-    return done.stdout.strip()
-
-
-def provenance() -> dict[str, Any]:
-    """When, on which commit and which machine: as bench/common.py's, plus uname and Python."""
-    changed = [line.split()[-1] for line in _git("status", "--porcelain", "operator").splitlines()]
-    return {
-        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        "operator_code": f"modified: {', '.join(changed)}" if changed else "as committed",
-        "cores": os.cpu_count(),
-        "uname": " ".join(platform.uname()[:3] + platform.uname()[4:5]),
-        "python": platform.python_version(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-    }
 
 
 def wanted() -> Path | None:
