@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 CLUSTER_DIR ?= .cluster
 export KUBECONFIG ?= $(CURDIR)/$(CLUSTER_DIR)/kubeconfig
 
-.PHONY: help venv crds lint unit e2e test chart cluster-build cluster-up cluster-down operator run kind-up clean bench
+.PHONY: help venv crds lint unit e2e test test-deps chart cluster-build cluster-up cluster-down operator run kind-up clean bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -55,7 +55,11 @@ cluster-down:  ## stop the local control plane, no process left behind
 e2e: venv cluster-build  ## end-to-end tests on a real local control plane
 	$(PY) -m pytest tests/e2e -q
 
-test: lint cluster-build  ## everything CI runs: lint, unit, e2e on the local control plane
+test-deps:  ## what the tests need beyond the venv, when absent: Debian's chromium (browser tests), PostgreSQL (run store)
+	@bash tests/e2e/browser_deps.sh
+	@bash tests/unit/history/postgres_deps.sh
+
+test: lint cluster-build test-deps  ## everything CI runs: lint, unit, e2e on the local control plane
 	$(PY) -m pytest tests -q
 
 operator: venv  ## run the operator alone, in the foreground, against $$KUBECONFIG
