@@ -11,7 +11,6 @@ fields), and CEL rules attached where the models declare them.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,30 +19,9 @@ from pydantic import BaseModel
 
 from flow_operator import GROUP, VERSION
 from flow_operator.models import flow, flowrun, workflow
+from flow_operator.models.crd import CrdDefinition
 
 Schema = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    json_path: str
-    type: str = "string"
-    priority: int = 0
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Definition:
-    kind: str
-    plural: str
-    short_names: list[str]
-    spec_model: type[BaseModel]
-    status_model: type[BaseModel]
-    columns: list[Column]
-    spec_rules: list[dict[str, str]] = field(default_factory=list)
-    root_rules: list[dict[str, str]] = field(default_factory=list)
-    categories: list[str] = field(default_factory=lambda: ["flowops"])
 
 
 def _structural(node: Any, defs: Schema, keep_defaults: bool) -> Any:
@@ -90,10 +68,10 @@ def model_schema(model: type[BaseModel], mode: str, keep_defaults: bool) -> Sche
     return schema
 
 
-def crd(d: Definition) -> Schema:
+def crd(d: CrdDefinition) -> Schema:
     spec = model_schema(d.spec_model, "validation", keep_defaults=True)
     if d.spec_rules:
-        spec["x-kubernetes-validations"] = d.spec_rules
+        spec["x-kubernetes-validations"] = [dict(r) for r in d.spec_rules]
     status = model_schema(d.status_model, "serialization", keep_defaults=False)
     status.pop("required", None)  # status is written piecemeal by the operator
     root: Schema = {
@@ -108,7 +86,7 @@ def crd(d: Definition) -> Schema:
         },
     }
     if d.root_rules:
-        root["x-kubernetes-validations"] = d.root_rules
+        root["x-kubernetes-validations"] = [dict(r) for r in d.root_rules]
     columns = [
         {
             k: v
@@ -129,14 +107,14 @@ def crd(d: Definition) -> Schema:
         "metadata": {"name": f"{d.plural}.{GROUP}"},
         "spec": {
             "group": GROUP,
-            "scope": "Namespaced",
+            "scope": d.scope,
             "names": {
                 "kind": d.kind,
                 "listKind": f"{d.kind}List",
                 "plural": d.plural,
                 "singular": d.kind.lower(),
-                "shortNames": d.short_names,
-                "categories": d.categories,
+                "shortNames": list(d.short_names),
+                "categories": list(d.categories),
             },
             "versions": [
                 {
@@ -152,75 +130,17 @@ def crd(d: Definition) -> Schema:
     }
 
 
-NAME_RULE = {
-    "rule": "size(self.metadata.name) <= 63",
-    "message": "metadata.name must be at most 63 characters (it is used in labels)",
-}
-
-DEFINITIONS: list[Definition] = [
-    Definition(
-        kind=workflow.KIND,
-        plural=workflow.PLURAL,
-        short_names=["wf"],
-        spec_model=workflow.WorkflowSpec,
-        status_model=workflow.WorkflowStatus,
-        columns=[
-            Column("Desired", ".spec.desiredStatus"),
-            Column("Mode", ".spec.publishingMode"),
-            Column("Color", ".status.actualStatus"),
-            Column("Services", ".status.servicesReady", description="components at desired/total"),
-            Column("Age", ".metadata.creationTimestamp", type="date"),
-        ],
-        spec_rules=workflow.SPEC_RULES,
-        root_rules=[NAME_RULE],
-    ),
-    Definition(
-        kind=flowrun.KIND,
-        plural=flowrun.PLURAL,
-        short_names=["fr"],
-        spec_model=flowrun.FlowRunSpec,
-        status_model=flowrun.FlowRunStatus,
-        columns=[
-            Column("Flow", ".spec.flowName"),
-            Column("Version", ".spec.version"),
-            Column("Run Type", ".spec.runType"),
-            Column("Status", ".status.phase"),
-            Column("Start", ".status.startTime", type="date"),
-            Column("Duration", ".status.duration"),
-            Column("Message", ".status.message"),
-        ],
-        spec_rules=flowrun.SPEC_RULES,
-        root_rules=[NAME_RULE],
-    ),
-    Definition(
-        kind=flow.KIND,
-        plural=flow.PLURAL,
-        short_names=["fl"],
-        spec_model=flow.FlowSpec,
-        status_model=flow.FlowStatus,
-        columns=[
-            Column("Version", ".status.version", type="integer"),
-            Column("Level", ".spec.level"),
-            # A column shows the first value of a list only, so the status spells them out.
-            Column("Schedules", ".status.scheduleSummary"),
-            Column("Last Run", ".status.lastRun.name"),
-            Column("Last Status", ".status.lastRun.phase"),
-            Column("Next Run", ".status.nextScheduleTime", description="the earliest next tick"),
-            Column("Age", ".metadata.creationTimestamp", type="date"),
-        ],
-        spec_rules=flow.SPEC_RULES,
-        root_rules=[NAME_RULE],
-    ),
-]
+# Every kind the operator serves; a new kind's model module exports its `CRD` and joins here.
+KINDS: tuple[CrdDefinition, ...] = (workflow.CRD, flowrun.CRD, flow.CRD)
 
 
-def render(d: Definition) -> str:
+def render(d: CrdDefinition) -> str:
     header = "# Generated by `make crds` from operator/flow_operator/models: do not edit.\n"
     return header + yaml.safe_dump(crd(d), sort_keys=False, width=100)
 
 
 def files() -> dict[str, str]:
-    return {f"{d.plural}.{GROUP}.yaml": render(d) for d in DEFINITIONS}
+    return {f"{d.plural}.{GROUP}.yaml": render(d) for d in KINDS}
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""Shared model pieces: camelCase base models, kstatus conditions, container settings.
+"""Shared model pieces: camelCase base models, metadata, kstatus conditions, container settings.
 
 Every model serialises with the Kubernetes spelling (camelCase) and rejects unknown
 fields, so a typo in a manifest is an error rather than silently ignored data.
@@ -32,6 +32,20 @@ class KubeModel(BaseModel):
     def dump(self) -> dict[str, Any]:
         """The manifest form: camelCase, no empty optionals."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class ObjectMeta(BaseModel):
+    """The few metadata fields the operator reads."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    generation: int = 1
+    resourceVersion: str = ""
+    creationTimestamp: str | None = None
+    deletionTimestamp: str | None = None
 
 
 class ConditionStatus(StrEnum):

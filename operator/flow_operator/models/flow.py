@@ -25,7 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flow_operator.models.common import DNS1123_LABEL, ENV_NAME, Condition, KubeModel
+from flow_operator.models.common import DNS1123_LABEL, ENV_NAME, Condition, KubeModel, ObjectMeta
+from flow_operator.models.crd import Column, CrdDefinition
 from flow_operator.models.flowrun import (
     MAX_TASKS,
     TASK_LIST,
@@ -39,7 +40,6 @@ from flow_operator.models.flowrun import (
     WorkflowRef,
     check_graph,
 )
-from flow_operator.models.workflow import ObjectMeta
 
 KIND = "Flow"
 PLURAL = "flows"
@@ -528,3 +528,23 @@ class Flow(BaseModel):
             except ValueError:
                 flow.status = None
         return flow
+
+
+CRD = CrdDefinition(
+    kind=KIND,
+    plural=PLURAL,
+    short_names=("fl",),
+    spec_model=FlowSpec,
+    status_model=FlowStatus,
+    columns=(
+        Column("Version", ".status.version", type="integer"),
+        Column("Level", ".spec.level"),
+        # A column shows the first value of a list only, so the status spells them out.
+        Column("Schedules", ".status.scheduleSummary"),
+        Column("Last Run", ".status.lastRun.name"),
+        Column("Last Status", ".status.lastRun.phase"),
+        Column("Next Run", ".status.nextScheduleTime", description="the earliest next tick"),
+        Column("Age", ".metadata.creationTimestamp", type="date"),
+    ),
+    spec_rules=tuple(SPEC_RULES),
+)

@@ -30,9 +30,10 @@ from flow_operator.models.common import (
     EnvList,
     Image,
     KubeModel,
+    ObjectMeta,
     Resources,
 )
-from flow_operator.models.workflow import ObjectMeta
+from flow_operator.models.crd import Column, CrdDefinition
 
 KIND = "FlowRun"
 PLURAL = "flowruns"
@@ -354,3 +355,22 @@ class FlowRun(BaseModel):
         if not data.get("status"):
             data.pop("status", None)
         return cls.model_validate(data)
+
+
+CRD = CrdDefinition(
+    kind=KIND,
+    plural=PLURAL,
+    short_names=("fr",),
+    spec_model=FlowRunSpec,
+    status_model=FlowRunStatus,
+    columns=(
+        Column("Flow", ".spec.flowName"),
+        Column("Version", ".spec.version"),
+        Column("Run Type", ".spec.runType"),
+        Column("Status", ".status.phase"),
+        Column("Start", ".status.startTime", type="date"),
+        Column("Duration", ".status.duration"),
+        Column("Message", ".status.message"),
+    ),
+    spec_rules=tuple(SPEC_RULES),
+)

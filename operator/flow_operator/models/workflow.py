@@ -18,7 +18,9 @@ from flow_operator.models.common import (
     ContainerPort,
     ContainerSettings,
     KubeModel,
+    ObjectMeta,
 )
+from flow_operator.models.crd import Column, CrdDefinition
 
 KIND = "Workflow"
 PLURAL = "workflows"
@@ -167,20 +169,6 @@ class WorkflowStatus(StatusModel):
         return {k: full[k] for k in ("desiredStatus", "actualStatus", "publishingMode", "details")}
 
 
-class ObjectMeta(BaseModel):
-    """The few metadata fields the operator reads."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    name: str
-    namespace: str = "default"
-    uid: str = ""
-    generation: int = 1
-    resourceVersion: str = ""
-    creationTimestamp: str | None = None
-    deletionTimestamp: str | None = None
-
-
 class Workflow(BaseModel):
     """A whole Workflow object as read from the API (metadata, spec, status)."""
 
@@ -202,3 +190,20 @@ class Workflow(BaseModel):
             except ValueError:
                 wf.status = None
         return wf
+
+
+CRD = CrdDefinition(
+    kind=KIND,
+    plural=PLURAL,
+    short_names=("wf",),
+    spec_model=WorkflowSpec,
+    status_model=WorkflowStatus,
+    columns=(
+        Column("Desired", ".spec.desiredStatus"),
+        Column("Mode", ".spec.publishingMode"),
+        Column("Color", ".status.actualStatus"),
+        Column("Services", ".status.servicesReady", description="components at desired/total"),
+        Column("Age", ".metadata.creationTimestamp", type="date"),
+    ),
+    spec_rules=tuple(SPEC_RULES),
+)
