@@ -1,24 +1,39 @@
-"""Flow runs as the API and the dashboard show them: the seed's table, tasks, logs, actions.
+"""The flow-run endpoints' port: the `FlowRunBackend` the HTTP layer talks to, its errors.
 
-The HTTP layer talks to a `FlowRunBackend`; the operator's backend reads the FlowRun
-index and calls the API server only for logs and actions. The rows are the columns of
-the seed's Flow Run Status page; the search matches name, configuration, run type and
-status (case-insensitive substring), the other filters match exactly.
+The operator's backend (api/flowrun_backend.py) reads the FlowRun index and calls the API
+server only for logs and actions. The rows themselves (the seed's Flow Run Status table)
+are the shared read model in `flow_operator.views.runs`, re-exported here for the
+backends that import them from this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from flow_operator.views.runs import (
+    RERUN_OF,
+    RUN_STATES,
+    FlowRunRow,
+    TaskRow,
+    matches,
+    rerun_body,
+    row_of,
+    select,
+)
 
-from flow_operator import GROUP, VERSION
-from flow_operator.models.flowrun import KIND, Phase
-
-Body = dict[str, Any]
-RERUN_OF = f"{GROUP}/rerun-of"
-RUN_STATES = tuple(p.value for p in Phase)
+__all__ = [
+    "RERUN_OF",
+    "RUN_STATES",
+    "FlowRunBackend",
+    "FlowRunError",
+    "FlowRunRow",
+    "TaskRow",
+    "matches",
+    "rerun_body",
+    "row_of",
+    "select",
+]
 
 
 class FlowRunError(Exception):
@@ -27,129 +42,6 @@ class FlowRunError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code = status, code
-
-
-class Row(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True, mode="json")
-
-
-class TaskRow(Row):
-    name: str
-    version: str | None = None
-    status: str
-    startTime: str | None = None
-    endTime: str | None = None
-    runtime: str | None = None
-    message: str | None = None
-    pod: str | None = None
-
-
-class FlowRunRow(Row):
-    namespace: str
-    name: str
-    flowName: str
-    version: str | None = None
-    level: str | None = None
-    runType: str | None = None
-    configuration: str | None = None
-    flowType: str | None = None
-    startTime: str | None = None
-    endTime: str | None = None
-    duration: str | None = None
-    status: str
-    message: str | None = None
-    tasks: list[TaskRow] | None = None
-
-
-def _fold(value: str | None) -> str:
-    return (value or "").casefold()
-
-
-def matches(row: FlowRunRow, filters: dict[str, str]) -> bool:
-    search = _fold(filters.get("search"))
-    if search:
-        fields = (row.name, row.flowName, row.configuration, row.runType, row.status)
-        if not any(search in _fold(f) for f in fields):
-            return False
-    exact = {
-        "name": (row.name, row.flowName),
-        "configuration": (row.configuration,),
-        "runType": (row.runType,),
-        "status": (row.status,),
-        "namespace": (row.namespace,),
-    }
-    for key, values in exact.items():
-        wanted = filters.get(key)
-        if wanted and _fold(wanted) not in {_fold(v) for v in values}:
-            return False
-    return True
-
-
-def select(rows: Iterable[FlowRunRow], filters: dict[str, str]) -> list[dict[str, Any]]:
-    """Matching rows, newest first, without their tasks (the list view)."""
-    chosen = [r for r in rows if matches(r, filters)]
-    chosen.sort(key=lambda r: (r.startTime or "9999", r.namespace, r.name), reverse=True)
-    return [r.model_copy(update={"tasks": None}).dump() for r in chosen]
-
-
-def row_of(body: Mapping[str, Any]) -> FlowRunRow:
-    """A FlowRun body as the seed's table row, with its tasks (pure)."""
-    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
-    status = body.get("status") or {}
-    lines = {t.get("name"): t for t in status.get("tasks") or []}
-    tasks = []
-    for task in spec.get("tasks") or []:
-        line = lines.get(task.get("name")) or {}
-        tasks.append(
-            TaskRow(
-                name=str(task.get("name")),
-                version=task.get("version"),
-                status=str(line.get("status") or "Pending"),
-                startTime=line.get("startTime"),
-                endTime=line.get("endTime"),
-                runtime=line.get("runtime"),
-                message=line.get("message"),
-                pod=line.get("podName"),
-            )
-        )
-    return FlowRunRow(
-        namespace=str(meta.get("namespace") or ""),
-        name=str(meta.get("name") or ""),
-        flowName=str(spec.get("flowName") or ""),
-        version=spec.get("version"),
-        level=spec.get("level"),
-        runType=spec.get("runType"),
-        configuration=(spec.get("configuration") or {}).get("name"),
-        flowType=spec.get("flowType"),
-        startTime=status.get("startTime"),
-        endTime=status.get("endTime"),
-        duration=status.get("duration"),
-        status=str(status.get("phase") or Phase.SUBMITTED.value),
-        message=status.get("message"),
-        tasks=tasks,
-    )
-
-
-def rerun_body(body: Mapping[str, Any]) -> Body:
-    """The new FlowRun of a rerun: the old spec, started by hand (pure)."""
-    meta = body.get("metadata") or {}
-    spec = {k: v for k, v in (body.get("spec") or {}).items() if k != "cancel"}
-    spec["runType"] = "Manual"
-    name = str(meta.get("name") or "run")
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "metadata": {
-            "generateName": f"{name[:56]}-",
-            "namespace": meta.get("namespace"),
-            "labels": dict(meta.get("labels") or {}),
-            "annotations": {RERUN_OF: name},
-        },
-        "spec": spec,
-    }
 
 
 class FlowRunBackend(Protocol):

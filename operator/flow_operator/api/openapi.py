@@ -12,9 +12,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from flow_operator.api.flowruns import RUN_STATES
+from flow_operator.views.runs import RUN_STATES
 
 S = dict[str, Any]
+MAX_LIMIT = 1000  # server.MAX_LIMIT (a unit test keeps the two equal)
 
 
 def _ref(name: str) -> S:
@@ -133,7 +134,24 @@ SCHEMAS: dict[str, S] = {
         },
         description="One run: the columns of the Flow Run Status table, and its tasks.",
     ),
-    "FlowRunList": _obj({"items": {"type": "array", "items": _ref("FlowRun")}}),
+    "FlowRunList": _obj(
+        {
+            "items": {"type": "array", "items": _ref("FlowRun")},
+            "total": {**INT, "description": "matching runs, on every page"},
+            "counts": {
+                "type": "object",
+                "description": "matching runs in each state, on every page",
+                "propertyNames": {"enum": list(RUN_STATES)},
+                "additionalProperties": INT,
+            },
+        },
+        {
+            "continue": {
+                **STR,
+                "description": "present when more runs follow: pass it as `continue`",
+            }
+        },
+    ),
     "Error": _obj({"error": STR, "message": STR}),
     "Health": _obj({"status": STR}, {"reason": READY_REASON}),
 }
@@ -284,9 +302,22 @@ PATHS: dict[str, S] = {
                     }
                     for n in ("name", "configuration", "runType", "status", "namespace")
                 ),
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "description": "at most this many runs (absent: all of them)",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                },
+                {
+                    "name": "continue",
+                    "in": "query",
+                    "description": "the `continue` of the previous page (same filters)",
+                    "schema": STR,
+                },
             ],
             "responses": {
                 "200": _response("The runs (without their tasks)", "FlowRunList"),
+                "400": _response("`limit` or `continue` is not what it takes", ERR),
                 "401": UNAUTHORIZED,
                 "429": LIMITED,
                 "503": UNAVAILABLE,

@@ -26,6 +26,9 @@ from flow_operator.api.auth import FailureLimiter, SecretKeys, matches
 from flow_operator.api.flowruns import FlowRunBackend, FlowRunError
 from flow_operator.api.openapi import document as openapi_document
 from flow_operator.api.workflows import Key, WorkflowDirectory
+from flow_operator.views.paging import BadCursor
+from flow_operator.views.runs import page_of
+from flow_operator.views.workflows import workflow_row
 
 log = logging.getLogger(__name__)
 STATIC_FILES = {
@@ -166,13 +169,6 @@ def bearer(
     return wrapped
 
 
-def _message(status: dict[str, Any]) -> str:
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return str(cond.get("message") or "")
-    return ""
-
-
 @bearer
 async def list_workflows(request: web.Request) -> web.StreamResponse:
     api = request.app[API]
@@ -181,24 +177,10 @@ async def list_workflows(request: web.Request) -> web.StreamResponse:
     for key in api.directory.indexed():
         if namespace and key[0] != namespace:
             continue
-        body = api.directory.body(key) or {}
-        spec = body.get("spec") or {}
         status = api.directory.status(key)
-        full = status.dump() if status is not None else {}
-        items.append(
-            {
-                "id": f"{key[0]}.{key[1]}",
-                "namespace": key[0],
-                "name": key[1],
-                "desiredStatus": spec.get("desiredStatus", "PUBLISHED"),
-                "publishingMode": spec.get("publishingMode", "ASYNC"),
-                "actualStatus": full.get("actualStatus"),
-                "servicesReady": full.get("servicesReady"),
-                "published": bool(full.get("firstPublishedAt")),
-                "message": _message(full),
-                "status": api.directory.document(key, status) if status is not None else None,
-            }
-        )
+        document = api.directory.document(key, status) if status is not None else None
+        full = status.dump() if status is not None else None
+        items.append(workflow_row(key, api.directory.body(key) or {}, full, document).dump())
     return _json({"items": items})
 
 
@@ -213,13 +195,20 @@ def _backend(request: web.Request) -> FlowRunBackend:
 
 
 FILTERS = ("search", "name", "configuration", "runType", "status", "namespace")
+# A page holds at most this many runs; without `limit` the list is whole, as before paging.
+MAX_LIMIT = 1000
 
 
 @bearer
 async def list_flowruns(request: web.Request) -> web.StreamResponse:
     backend = _backend(request)
     filters = {k: request.query[k] for k in FILTERS if request.query.get(k)}
-    return _json({"items": backend.list(**filters)})
+    limit = int_query(request, "limit", 1, MAX_LIMIT)
+    try:
+        page = page_of(backend.list(**filters), limit=limit, cursor=request.query.get("continue"))
+    except BadCursor as e:
+        return error(400, "BadRequest", str(e))
+    return _json(page.dump(lambda row: row))
 
 
 @bearer

@@ -4,6 +4,7 @@ The status comes from the Workflow index (the status subresource the leader wrot
 by every replica's watch), or from the reconciler's latest result while the watch has not
 yet shown that write (`on_status`). `age` is recomputed at request time from the pods'
 creationTimestamp in the pod index: the stored one is the age at the last status write.
+The document and the list rows themselves are the shared read models (`views.workflows`).
 
 A `workflowId` is `{namespace}.{name}` or a plain `{name}`. Namespaces have no dots, so
 the first dot splits the qualified form; a plain name may match Workflows in several
@@ -16,11 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
-from flow_operator.models.common import parse_time
 from flow_operator.models.workflow import WorkflowStatus
-from flow_operator.status.durations import since
+from flow_operator.views.workflows import live_document, parse_status
 
 Body = dict[str, Any]
 Key = tuple[str, str]
@@ -29,23 +27,6 @@ View = Mapping[Key, Iterable[Body]]
 
 def _first(items: Iterable[Body] | None) -> Body | None:
     return next(iter(items or ()), None)
-
-
-def live_document(status: WorkflowStatus, pods: Iterable[Body], now: datetime) -> dict[str, Any]:
-    """`status.document()` with each replica's `age` recomputed from its pod's creation."""
-    created: dict[str, datetime] = {}
-    for pod in pods:
-        meta = pod.get("metadata") or {}
-        at = parse_time(meta.get("creationTimestamp"))
-        if at is not None and meta.get("name"):
-            created[meta["name"]] = at
-    doc = status.document()
-    for svc in doc.get("details", {}).get("services", []):
-        for replica in svc.get("replicasDetail", []):
-            at = created.get(replica.get("name", ""))
-            if at is not None:
-                replica["age"] = since(at, now)
-    return doc
 
 
 class WorkflowDirectory:
@@ -100,13 +81,7 @@ class WorkflowDirectory:
         latest = self._latest.get(key)
         if latest is not None and latest[1] == self._version(body):
             return latest[0]  # the reconciler's result; its write is not in the view yet
-        raw = body.get("status")
-        if not raw:
-            return None
-        try:
-            return WorkflowStatus.model_validate(raw)
-        except ValidationError:
-            return None
+        return parse_status(body.get("status"))
 
     def published(self, key: Key) -> WorkflowStatus | None:
         """The status, if the Workflow was ever published (else the API answers 404)."""

@@ -13,8 +13,6 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from flow_operator.api.flowruns import rerun_body, row_of, select
-from flow_operator.api.workflows import live_document
 from flow_operator.cli import render
 from flow_operator.cli.cluster import (
     FLOWRUNS,
@@ -25,7 +23,14 @@ from flow_operator.cli.cluster import (
     workflow_pods_selector,
 )
 from flow_operator.models.flowrun import TERMINAL
-from flow_operator.models.workflow import WorkflowStatus
+from flow_operator.views.runs import rerun_body, row_of, select
+from flow_operator.views.workflows import (
+    key_of,
+    live_document,
+    parse_status,
+    ready_message,
+    workflow_row,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 OUTPUT = click.Choice(["table", "json", "yaml"])
@@ -111,16 +116,12 @@ def status(c: Context, workflow: str, namespace: str | None, output: str) -> Non
     """A Workflow's status: the reference document (-o json), or a colored table."""
     ns = c.namespace(namespace)
     body = _get_workflow(c, ns, workflow)
-    raw = body.get("status") or {}
-    try:
-        parsed = WorkflowStatus.model_validate(raw) if raw else None
-    except ValueError:
-        parsed = None
+    parsed = parse_status(body.get("status"))
     if parsed is None or not parsed.firstPublishedAt:
         fail(f"workflow {ns}/{workflow} has never been published", 3)
     pods = c.cluster.pods(ns, workflow_pods_selector(workflow))
     doc = live_document(parsed, pods, c.now())
-    message = next((x.message for x in parsed.conditions or [] if x.type == "Ready"), "")
+    message = ready_message(parsed.dump())
     emit(doc, output, lambda: render.workflow_status(ns, workflow, doc, message))
 
 
@@ -133,7 +134,8 @@ def workflows(c: Context, namespace: str | None, all_namespaces: bool, output: s
     """List Workflows with their color."""
     items = c.cluster.items(WORKFLOWS, None if all_namespaces else c.namespace(namespace))
     items.sort(key=lambda w: (w["metadata"].get("namespace", ""), w["metadata"]["name"]))
-    emit(items, output, lambda: render.workflows(items))
+    rows = [workflow_row(key_of(w), w, w.get("status")).dump() for w in items]
+    emit(items, output, lambda: render.workflows(rows))
 
 
 def _set_desired(c: Context, namespace: str | None, workflow: str, desired: str) -> None:

@@ -192,18 +192,17 @@ def workflow_status(namespace: str, name: str, doc: dict[str, Any], message: str
 
 
 def workflows(items: Iterable[dict[str, Any]]) -> str:
+    """The Workflow list rows (views.workflows.WorkflowRow, dumped) as a table."""
     rows: list[list[Cell]] = []
     for wf in items:
-        meta, spec = wf.get("metadata") or {}, wf.get("spec") or {}
-        status = wf.get("status") or {}
         rows.append(
             [
-                meta.get("namespace", ""),
-                meta.get("name", ""),
-                spec.get("desiredStatus", ""),
-                spec.get("publishingMode", "ASYNC"),
-                colored(status.get("actualStatus", "")),
-                status.get("servicesReady", ""),
+                wf["namespace"],
+                wf["name"],
+                wf["desiredStatus"],
+                wf["publishingMode"],
+                colored(wf.get("actualStatus")),
+                wf.get("servicesReady") or "",
             ]
         )
     return table(["NAMESPACE", "NAME", "DESIRED", "MODE", "COLOR", "SERVICES"], rows)

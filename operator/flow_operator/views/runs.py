@@ -1,0 +1,172 @@
+"""Flow runs as the API, the dashboard and flowctl show them: the seed's table and tasks.
+
+The rows are the columns of the seed's Flow Run Status page; the search matches name,
+configuration, run type and status (case-insensitive substring), the other filters match
+exactly. The list is newest first: by start time (a run not started yet first), then
+namespace and name, which is also the key its pages continue from (`paging`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from flow_operator import GROUP, VERSION
+from flow_operator.models.flowrun import KIND, Phase
+from flow_operator.views.paging import Page, SortKey, paginate
+
+Body = dict[str, Any]
+RERUN_OF = f"{GROUP}/rerun-of"
+RUN_STATES = tuple(p.value for p in Phase)
+NOT_STARTED = "9999"  # sorts a run without a start time before every started one
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True, mode="json")
+
+
+class TaskRow(Row):
+    name: str
+    version: str | None = None
+    status: str
+    startTime: str | None = None
+    endTime: str | None = None
+    runtime: str | None = None
+    message: str | None = None
+    pod: str | None = None
+
+
+class FlowRunRow(Row):
+    namespace: str
+    name: str
+    flowName: str
+    version: str | None = None
+    level: str | None = None
+    runType: str | None = None
+    configuration: str | None = None
+    flowType: str | None = None
+    startTime: str | None = None
+    endTime: str | None = None
+    duration: str | None = None
+    status: str
+    message: str | None = None
+    tasks: list[TaskRow] | None = None
+
+
+def _fold(value: str | None) -> str:
+    return (value or "").casefold()
+
+
+def matches(row: FlowRunRow, filters: Mapping[str, str]) -> bool:
+    search = _fold(filters.get("search"))
+    if search:
+        fields = (row.name, row.flowName, row.configuration, row.runType, row.status)
+        if not any(search in _fold(f) for f in fields):
+            return False
+    exact = {
+        "name": (row.name, row.flowName),
+        "configuration": (row.configuration,),
+        "runType": (row.runType,),
+        "status": (row.status,),
+        "namespace": (row.namespace,),
+    }
+    for key, values in exact.items():
+        wanted = filters.get(key)
+        if wanted and _fold(wanted) not in {_fold(v) for v in values}:
+            return False
+    return True
+
+
+def run_key(row: Mapping[str, Any]) -> SortKey:
+    """The list's sort key of a dumped row (descending: newest first)."""
+    return (str(row.get("startTime") or NOT_STARTED), str(row["namespace"]), str(row["name"]))
+
+
+def select(rows: Iterable[FlowRunRow], filters: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Matching rows, newest first, without their tasks (the list view)."""
+    chosen = [r.model_copy(update={"tasks": None}).dump() for r in rows if matches(r, filters)]
+    chosen.sort(key=run_key, reverse=True)
+    return chosen
+
+
+def page_of(
+    listed: Sequence[dict[str, Any]], *, limit: int | None = None, cursor: str | None = None
+) -> Page[dict[str, Any]]:
+    """One page of a list `select` gave, with the count of runs in each state."""
+    return paginate(
+        listed, run_key, limit=limit, cursor=cursor, status=lambda r: str(r.get("status"))
+    )
+
+
+def list_runs(
+    rows: Iterable[FlowRunRow],
+    filters: Mapping[str, str],
+    *,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Page[dict[str, Any]]:
+    """The list view: matching rows, newest first, at most `limit` after `cursor`."""
+    return page_of(select(rows, filters), limit=limit, cursor=cursor)
+
+
+def row_of(body: Mapping[str, Any]) -> FlowRunRow:
+    """A FlowRun body as the seed's table row, with its tasks."""
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    status = body.get("status") or {}
+    lines = {t.get("name"): t for t in status.get("tasks") or []}
+    tasks = []
+    for task in spec.get("tasks") or []:
+        line = lines.get(task.get("name")) or {}
+        tasks.append(
+            TaskRow(
+                name=str(task.get("name")),
+                version=task.get("version"),
+                status=str(line.get("status") or "Pending"),
+                startTime=line.get("startTime"),
+                endTime=line.get("endTime"),
+                runtime=line.get("runtime"),
+                message=line.get("message"),
+                pod=line.get("podName"),
+            )
+        )
+    return FlowRunRow(
+        namespace=str(meta.get("namespace") or ""),
+        name=str(meta.get("name") or ""),
+        flowName=str(spec.get("flowName") or ""),
+        version=spec.get("version"),
+        level=spec.get("level"),
+        runType=spec.get("runType"),
+        configuration=(spec.get("configuration") or {}).get("name"),
+        flowType=spec.get("flowType"),
+        startTime=status.get("startTime"),
+        endTime=status.get("endTime"),
+        duration=status.get("duration"),
+        status=str(status.get("phase") or Phase.SUBMITTED.value),
+        message=status.get("message"),
+        tasks=tasks,
+    )
+
+
+def rerun_body(body: Mapping[str, Any]) -> Body:
+    """The new FlowRun of a rerun (the dashboard's and flowctl's action on a row): the old
+    spec, started by hand, `cancel` cleared, named after the old run."""
+    meta = body.get("metadata") or {}
+    spec = {k: v for k, v in (body.get("spec") or {}).items() if k != "cancel"}
+    spec["runType"] = "Manual"
+    name = str(meta.get("name") or "run")
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {
+            "generateName": f"{name[:56]}-",
+            "namespace": meta.get("namespace"),
+            "labels": dict(meta.get("labels") or {}),
+            "annotations": {RERUN_OF: name},
+        },
+        "spec": spec,
+    }
