@@ -90,6 +90,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant: two replicas starting together migrate one after the other (PostgreSQL).
 MIGRATION_LOCK = 0x666C6F77
 Clock = Callable[[], datetime]
+# The columns with a trigram index on PostgreSQL; SQLite has none (its searches scan).
+TRIGRAM = ("name", "flow_name", "configuration")
 
 
 def _now() -> datetime:
@@ -145,6 +147,26 @@ runs = Table(
     Index("ix_flowruns_run_type", "run_type"),
     Index("ix_flowruns_level", "level"),
     Index("ix_flowruns_end", "end_time"),
+    # PostgreSQL only (migration 0002): trigram indexes for the ILIKE '%…%' searches.
+    *(
+        Index(
+            f"ix_flowruns_{column}_trgm",
+            column,
+            postgresql_using="gin",
+            postgresql_ops={column: "gin_trgm_ops"},
+            info={"postgresql_only": True},
+        )
+        for column in TRIGRAM
+    ),
+)
+# Runs per (namespace, flow, status), kept by triggers on flowruns (migration 0002).
+run_counts = Table(
+    "flowrun_counts",
+    metadata,
+    Column("namespace", String, primary_key=True),
+    Column("flow_name", String, primary_key=True),
+    Column("status", String, primary_key=True),
+    Column("n", BigInteger, nullable=False),
 )
 logs = Table(
     "task_logs",
@@ -312,6 +334,25 @@ def _conditions(query: RunQuery, *, status: bool = True) -> list[ColumnElement[b
     return out
 
 
+def _tally(query: RunQuery) -> Select[Any]:
+    """Runs per status over the query without its status filter: from `flowrun_counts` when
+    the query filters on namespace and flow alone (a handful of rows), else counted."""
+    searched = query.text or query.name or query.configuration or query.log_contains
+    other = (query.run_type, query.level, query.since, query.until)
+    if searched or any(v is not None for v in other):
+        return (
+            select(runs.c.status, func.count())
+            .where(*_conditions(query, status=False))
+            .group_by(runs.c.status)
+        )
+    stmt = select(run_counts.c.status, func.sum(run_counts.c.n))
+    if query.namespace is not None:
+        stmt = stmt.where(run_counts.c.namespace == query.namespace)
+    if query.flow is not None:
+        stmt = stmt.where(run_counts.c.flow_name == query.flow)
+    return stmt.group_by(run_counts.c.status)
+
+
 def _read(uid: str, raw: object) -> RunRecord | None:
     """The stored record, or None (logged) when the row is corrupt or partial."""
     if not isinstance(raw, str):
@@ -449,12 +490,8 @@ class SqlRunStore:
         async with self._connection("list runs", write=False) as conn:
             rows = (await conn.execute(stmt)).all()
             if counts:
-                tally = (
-                    select(runs.c.status, func.count())
-                    .where(*_conditions(query, status=False))
-                    .group_by(runs.c.status)
-                )
-                by_status = {s: int(n) for s, n in (await conn.execute(tally)).all()}
+                tally = _tally(query)
+                by_status = {s: int(n) for s, n in (await conn.execute(tally)).all() if n}
         shown = rows[:size]
         items = [r for r in (_read(row.uid, row.record) for row in shown) if r is not None]
         last = shown[-1] if len(rows) > size else None

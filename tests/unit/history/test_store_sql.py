@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from sqlalchemy import func, select, update
 
-from flow_operator.history.sql import SqlRunStore, create_engine, open_store, runs
+from flow_operator.history.sql import SqlRunStore, create_engine, open_store, run_counts, runs
 from flow_operator.history.store import (
     LOG_LOST_POD_DELETED,
     InvalidCursor,
@@ -393,3 +393,34 @@ async def test_a_dropped_connection_is_replaced(store: SqlRunStore, dsn: str) ->
     assert killed >= 1
     got = await store.get_run("a")  # the pool's pre-ping finds the dead one and reconnects
     assert got is not None and got.uid == "a"
+
+
+async def test_kept_counts_match_the_runs(store: SqlRunStore, clock: Clock) -> None:
+    # flowrun_counts (kept by triggers) against a count of flowruns, after inserts, phase
+    # changes, a flow change, racing writers and a prune.
+    for i in range(6):
+        await store.upsert_run(rec(f"a{i}", i, phases=2, flow_name="churn" if i % 2 else "etl"))
+    for i in range(4):  # to Completed (a1 Failed), each in flow churn (a0 and a2 move)
+        await store.upsert_run(
+            rec(f"a{i}", i, phases=4, **({"status": "Failed"} if i == 1 else {}))
+        )
+    await store.upsert_run(rec("a5", 5, phases=3, flow_name="moved", namespace="ops"))
+    await asyncio.gather(*(store.upsert_run(rec("r", 9, phases=p)) for p in (1, 2, 3, 4, 2, 4)))
+    await store.prune(PrunePolicy(keep_per_flow_status=1))
+
+    async with store.engine.connect() as conn:
+        kept = {
+            (row.namespace, row.flow_name, row.status): row.n
+            for row in (await conn.execute(select(run_counts))).all()
+            if row.n
+        }
+        key = (runs.c.namespace, runs.c.flow_name, runs.c.status)
+        counted = {
+            (ns, flow, status): n
+            for ns, flow, status, n in (
+                await conn.execute(select(*key, func.count()).group_by(*key))
+            ).all()
+        }
+    assert kept == counted and sum(kept.values()) == 4  # one per flow and status
+    page = await store.list_runs(RunQuery(flow="churn"))
+    assert page.counts == {s: n for (_, f, s), n in counted.items() if f == "churn"}
