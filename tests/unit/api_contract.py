@@ -65,6 +65,16 @@ async def check_flow_run_contract(subject: Subject) -> dict[str, Any]:
         states = {r["name"]: r["status"] for r in listed["items"]}
         assert states == {"done": "Completed", "forever": "Deployed"}, states
         assert all("tasks" not in r for r in listed["items"])
+        assert (listed["total"], listed["counts"]) == (2, {"Completed": 1, "Deployed": 1})
+        code, first = await call(
+            "GET", f"/api/v1/flowruns?namespace={ns}&limit=1", "/api/v1/flowruns"
+        )
+        assert code == 200 and len(first["items"]) == 1 and first["continue"], first
+        page = f"/api/v1/flowruns?namespace={ns}&limit=1&continue={first['continue']}"
+        code, second = await call("GET", page, "/api/v1/flowruns")
+        assert code == 200 and "continue" not in second, second
+        paged = [r["name"] for r in first["items"] + second["items"]]
+        assert paged == [r["name"] for r in listed["items"]], paged
         code, run = await call("GET", done)
         assert code == 200 and run["status"] in RUN_STATES
         assert [(t["name"], t["status"]) for t in run["tasks"]] == [("only", "Succeeded")]

@@ -12,12 +12,13 @@ from typing import Any
 import jsonschema
 
 from flow_operator.api.auth import FailureLimiter, SecretKeys
-from flow_operator.api.flowruns import FlowRunBackend, FlowRunError, FlowRunRow, TaskRow, select
+from flow_operator.api.flowruns import FlowRunBackend, FlowRunError
 from flow_operator.api.openapi import document
 from flow_operator.api.server import Api, Readiness
 from flow_operator.api.workflows import WorkflowDirectory
 from flow_operator.models.workflow import Workflow
 from flow_operator.status.aggregate import Observed, aggregate
+from flow_operator.views.runs import FlowRunRow, TaskRow, select
 
 Body = dict[str, Any]
 FINISHED = frozenset({"Completed", "Failed", "Crashed", "Cancelled"})

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from flow_operator.api.server import make_app
+from flow_operator.api.openapi import document
+from flow_operator.api.server import MAX_LIMIT, make_app
 from flow_operator.status.aggregate import Observed
 from tests.unit.api_support import (
     Clock,
@@ -137,6 +138,46 @@ async def test_search_and_filters(
 ) -> None:
     _, body = await get_json(client, f"/api/v1/flowruns?{query}", "/api/v1/flowruns")
     assert [r["name"] for r in body["items"]] == expected
+
+
+async def test_the_list_pages_with_limit_and_continue(client: TestClient[Any, Any]) -> None:
+    _, whole = await get_json(client, "/api/v1/flowruns", "/api/v1/flowruns")
+    assert "continue" not in whole and whole["total"] == 4
+    assert whole["counts"] == {"Queued": 1, "Deployed": 1, "Completed": 1, "Failed": 1}
+    seen, url = [], "/api/v1/flowruns?limit=3"
+    while True:
+        _, page = await get_json(client, url, "/api/v1/flowruns")
+        assert len(page["items"]) <= 3 and page["total"] == 4
+        seen += [r["name"] for r in page["items"]]
+        if "continue" not in page:
+            break
+        url = f"/api/v1/flowruns?limit=3&continue={page['continue']}"
+    assert seen == [r["name"] for r in whole["items"]]
+    _, scheduled = await get_json(
+        client, "/api/v1/flowruns?search=scheduled&limit=1", "/api/v1/flowruns"
+    )
+    assert (scheduled["total"], scheduled["counts"]) == (2, {"Queued": 1, "Completed": 1})
+    assert [r["name"] for r in scheduled["items"]] == ["nightly-etl-q1w2"]
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [("limit=0", "limit"), ("limit=1001", "limit"), ("limit=ten", "limit"), ("limit=-1", "limit"),
+     ("continue=not-a-token", "continue"), ("continue=eyJ2IjoxfQ", "continue"),
+     ("limit=2&continue=%25%25", "continue")],
+)  # fmt: skip
+async def test_a_bad_limit_or_continue_is_a_400_naming_it(
+    client: TestClient[Any, Any], query: str, named: str
+) -> None:
+    status, body = await get_json(client, f"/api/v1/flowruns?{query}", "/api/v1/flowruns")
+    assert (status, body["error"]) == (400, "BadRequest"), body
+    assert named in body["message"].split(), body["message"]  # the parameter, as a word
+
+
+def test_the_documented_limit_is_the_served_one() -> None:
+    op = document()["paths"]["/api/v1/flowruns"]["get"]
+    limit = next(p for p in op["parameters"] if p["name"] == "limit")
+    assert limit["schema"]["maximum"] == MAX_LIMIT
 
 
 async def test_one_run_with_its_tasks(client: TestClient[Any, Any]) -> None:
