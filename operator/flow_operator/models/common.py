@@ -57,12 +57,24 @@ class ConditionStatus(StrEnum):
 class Condition(KubeModel):
     """A standard `metav1.Condition` (kstatus reads Ready, Reconciling and Stalled)."""
 
-    type: Annotated[str, Field(max_length=316)]
-    status: ConditionStatus
-    reason: Annotated[str, Field(max_length=1024)]
-    message: Annotated[str, Field(max_length=32768)] = ""
-    last_transition_time: str
-    observed_generation: int | None = None
+    type: Annotated[
+        str, Field(max_length=316, description="The condition: Ready, Reconciling or Stalled.")
+    ]
+    status: Annotated[
+        ConditionStatus, Field(description="Whether it holds: True, False or Unknown.")
+    ]
+    reason: Annotated[
+        str, Field(max_length=1024, description="Why, in one CamelCase word (Published...).")
+    ]
+    message: Annotated[
+        str, Field(max_length=32768, description="Why, in words for a person; may be empty.")
+    ] = ""
+    last_transition_time: Annotated[
+        str, Field(description="When status last changed (RFC 3339, UTC).")
+    ]
+    observed_generation: Annotated[
+        int | None, Field(description="The metadata.generation the condition was set from.")
+    ] = None
 
 
 def rfc3339(ts: datetime) -> str:
@@ -77,14 +89,28 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 class EnvVar(KubeModel):
-    name: Annotated[str, Field(min_length=1, max_length=253, pattern=ENV_NAME)]
-    value: Annotated[str, Field(max_length=32768)] = ""
+    """An environment variable of the container."""
+
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=253, pattern=ENV_NAME, description="The variable's name."),
+    ]
+    value: Annotated[str, Field(max_length=32768, description="Its value (default empty).")] = ""
 
 
 class ContainerPort(KubeModel):
-    name: Annotated[str | None, Field(max_length=15, pattern=DNS1123_LABEL)] = None
-    container_port: Annotated[int, Field(ge=1, le=65535)]
-    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+    """A port the container listens on; the Service exposes it under the same number."""
+
+    name: Annotated[
+        str | None,
+        Field(max_length=15, pattern=DNS1123_LABEL, description="The port's name (a DNS label)."),
+    ] = None
+    container_port: Annotated[
+        int, Field(ge=1, le=65535, description="The port number, 1 to 65535.")
+    ]
+    protocol: Annotated[
+        Literal["TCP", "UDP", "SCTP"], Field(description="TCP (default), UDP or SCTP.")
+    ] = "TCP"
 
 
 # int or string, like Kubernetes' own quantities: `cpu: 1` and `cpu: "500m"` both work.
@@ -92,23 +118,61 @@ Quantity = Annotated[int, Field(ge=0)] | Annotated[str, Field(max_length=64, pat
 
 
 class Resources(KubeModel):
-    requests: Annotated[dict[str, Quantity] | None, Field(max_length=16)] = None
-    limits: Annotated[dict[str, Quantity] | None, Field(max_length=16)] = None
+    """Compute resources of the container, as in a pod spec (cpu, memory...)."""
+
+    requests: Annotated[
+        dict[str, Quantity] | None,
+        Field(
+            max_length=16,
+            description="What the scheduler reserves, by resource name: quantities such as "
+            "500m or 64Mi.",
+        ),
+    ] = None
+    limits: Annotated[
+        dict[str, Quantity] | None,
+        Field(max_length=16, description="The most the container may use, by resource name."),
+    ] = None
 
 
 class Toleration(KubeModel):
-    key: Annotated[str | None, Field(max_length=316)] = None
-    operator: Literal["Exists", "Equal"] | None = None
-    value: Annotated[str | None, Field(max_length=63)] = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
+    """A node taint the pods tolerate, as in a pod spec."""
+
+    key: Annotated[
+        str | None, Field(max_length=316, description="The taint's key; empty: every key.")
+    ] = None
+    operator: Annotated[
+        Literal["Exists", "Equal"] | None,
+        Field(description="Equal (the Kubernetes default) or Exists (any value)."),
+    ] = None
+    value: Annotated[
+        str | None, Field(max_length=63, description="The taint's value, with Equal.")
+    ] = None
+    effect: Annotated[
+        Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None,
+        Field(description="The taint effect matched; empty: every effect."),
+    ] = None
+    toleration_seconds: Annotated[
+        int | None,
+        Field(description="With NoExecute: seconds the pod stays once tainted; absent: forever."),
+    ] = None
 
 
 # Container fields, shared by Workflow components and FlowRun tasks.
-Image = Annotated[str, Field(min_length=1, max_length=512)]
-Command = Annotated[list[Annotated[str, Field(max_length=4096)]] | None, Field(max_length=64)]
-Args = Annotated[list[Annotated[str, Field(max_length=4096)]] | None, Field(max_length=256)]
-EnvList = Annotated[list[EnvVar] | None, Field(max_length=128)]
+Image = Annotated[
+    str, Field(min_length=1, max_length=512, description="The container image (registry/name:tag).")
+]
+Command = Annotated[
+    list[Annotated[str, Field(max_length=4096)]] | None,
+    Field(max_length=64, description="The entrypoint; absent: the image's ENTRYPOINT."),
+]
+Args = Annotated[
+    list[Annotated[str, Field(max_length=4096)]] | None,
+    Field(max_length=256, description="Arguments to the entrypoint; absent: the image's CMD."),
+]
+EnvList = Annotated[
+    list[EnvVar] | None,
+    Field(max_length=128, description="Environment variables of the container (at most 128)."),
+]
 
 
 class ContainerSettings(KubeModel):
@@ -120,6 +184,10 @@ class ContainerSettings(KubeModel):
     env: EnvList = None
     resources: Resources | None = None
     node_selector: Annotated[
-        dict[str, Annotated[str, Field(max_length=63)]] | None, Field(max_length=32)
+        dict[str, Annotated[str, Field(max_length=63)]] | None,
+        Field(max_length=32, description="Node labels the pods' nodes must carry."),
     ] = None
-    tolerations: Annotated[list[Toleration] | None, Field(max_length=32)] = None
+    tolerations: Annotated[
+        list[Toleration] | None,
+        Field(max_length=32, description="Node taints the pods tolerate."),
+    ] = None

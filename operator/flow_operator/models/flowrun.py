@@ -101,9 +101,16 @@ TASK_LIST = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["na
 class Configuration(KubeModel):
     """A named set of parameters; every task gets each parameter as an environment variable."""
 
-    name: Annotated[str, Field(min_length=1, max_length=253)]
+    name: Annotated[
+        str, Field(min_length=1, max_length=253, description="The configuration's name.")
+    ]
     parameters: Annotated[
-        dict[str, Annotated[str, Field(max_length=32768)]] | None, Field(max_length=64)
+        dict[str, Annotated[str, Field(max_length=32768)]] | None,
+        Field(
+            max_length=64,
+            description="Parameter name to value (at most 64); each reaches every task as an "
+            "environment variable, under a task's own env.",
+        ),
     ] = None
 
     @model_validator(mode="after")
@@ -123,14 +130,19 @@ class Configuration(KubeModel):
 class WorkflowRef(KubeModel):
     """A Workflow in the run's namespace whose services the tasks use."""
 
-    name: Annotated[str, Field(min_length=1, max_length=253)]
+    name: Annotated[str, Field(min_length=1, max_length=253, description="The Workflow's name.")]
 
 
 class TaskBase(KubeModel):
     """One step of a flow; with an image, it runs as a Job."""
 
-    name: TaskName
-    version: Version | None = None
+    name: Annotated[
+        TaskName,
+        Field(description="The task's name (a DNS label, unique in the run): part of its Job's."),
+    ]
+    version: Annotated[Version | None, Field(description="The task's version, for the record.")] = (
+        None
+    )
     image: Image | None = None
     command: Command = None
     args: Args = None
@@ -138,12 +150,29 @@ class TaskBase(KubeModel):
     resources: Resources | None = None
     depends_on: Annotated[
         list[TaskName] | None,
-        Field(max_length=MAX_DEPENDENCIES, json_schema_extra={"x-kubernetes-list-type": "set"}),
+        Field(
+            max_length=MAX_DEPENDENCIES,
+            json_schema_extra={"x-kubernetes-list-type": "set"},
+            description="Names of tasks of the run that must succeed first (at most 20, no cycle).",
+        ),
     ] = None
     # The Job's activeDeadlineSeconds: it bounds every attempt together.
-    timeout_seconds: Seconds | None = None
+    timeout_seconds: Annotated[
+        Seconds | None,
+        Field(
+            description="Seconds all attempts together may take (the Job's "
+            "activeDeadlineSeconds), 1 to 604800; absent: no limit.",
+        ),
+    ] = None
     # The Job's backoffLimit: attempts after the first.
-    retries: Annotated[int, Field(ge=0, le=10)] = 0
+    retries: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=10,
+            description="Attempts after the first (the Job's backoffLimit), 0 to 10, default 0.",
+        ),
+    ] = 0
 
 
 class SubFlowTask(TaskBase):
@@ -159,13 +188,21 @@ class SubFlowTask(TaskBase):
 class SubFlow(KubeModel):
     """The child FlowRun a task launches and follows (flowType sub-flow, parentRun set)."""
 
-    flow_name: FlowName
-    version: Version
+    flow_name: Annotated[FlowName, Field(description="The sub-flow's name.")]
+    version: Annotated[Version, Field(description="The sub-flow's version.")]
     # The parent's configuration when absent.
-    configuration: Configuration | None = None
+    configuration: Annotated[
+        Configuration | None,
+        Field(description="The child run's configuration; absent: the parent's."),
+    ] = None
     tasks: Annotated[
         list[SubFlowTask],
-        Field(min_length=1, max_length=MAX_TASKS, json_schema_extra=TASK_LIST),
+        Field(
+            min_length=1,
+            max_length=MAX_TASKS,
+            json_schema_extra=TASK_LIST,
+            description="The child run's tasks, 1 to 50, each a Job (an image is required).",
+        ),
     ]
 
     @model_validator(mode="after")
@@ -193,7 +230,10 @@ class Task(TaskBase):
         }
     )
 
-    sub_flow: SubFlow | None = None
+    sub_flow: Annotated[
+        SubFlow | None,
+        Field(description="Instead of image: a child FlowRun to launch and follow."),
+    ] = None
 
     @model_validator(mode="after")
     def _job_or_child(self) -> Task:
@@ -211,23 +251,65 @@ class Task(TaskBase):
 
 
 class FlowRunSpec(KubeModel):
-    flow_name: FlowName
-    version: Version
-    level: Level = Level.USER
-    run_type: RunType = RunType.MANUAL
-    configuration: Configuration | None = None
-    flow_type: FlowType = FlowType.STANDALONE
+    """The run: which flow and version, who started it, its tasks and its limits."""
+
+    flow_name: Annotated[FlowName, Field(description="The flow this run executes: FLOW column.")]
+    version: Annotated[Version, Field(description="The flow's version: the VERSION column.")]
+    level: Annotated[
+        Level, Field(description="Who owns the flow: user (default), organization or platform.")
+    ] = Level.USER
+    run_type: Annotated[
+        RunType,
+        Field(description="Who started the run: Manual (default), Scheduled, Triggered or API."),
+    ] = RunType.MANUAL
+    configuration: Annotated[
+        Configuration | None,
+        Field(description="The named parameters every task gets as environment variables."),
+    ] = None
+    flow_type: Annotated[
+        FlowType,
+        Field(description="standalone (default), or sub-flow: launched by parentRun."),
+    ] = FlowType.STANDALONE
     # The FlowRun (same namespace) that launched this one; required iff sub-flow.
-    parent_run: Annotated[str | None, Field(min_length=1, max_length=253)] = None
-    workflow_ref: WorkflowRef | None = None
+    parent_run: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=253,
+            description="The FlowRun in the namespace that launched this one: required for a "
+            "sub-flow, refused otherwise.",
+        ),
+    ] = None
+    workflow_ref: Annotated[
+        WorkflowRef | None,
+        Field(description="A Workflow whose services the tasks use; the run waits for it."),
+    ] = None
     tasks: Annotated[
-        list[Task], Field(min_length=1, max_length=MAX_TASKS, json_schema_extra=TASK_LIST)
+        list[Task],
+        Field(
+            min_length=1,
+            max_length=MAX_TASKS,
+            json_schema_extra=TASK_LIST,
+            description="The run's steps, 1 to 50, unique by name: each a Job (image) or a "
+            "child run (subFlow), started when its dependsOn have succeeded.",
+        ),
     ]
     # The run's deadline, counted from the moment it is Deployed.
-    active_deadline_seconds: Seconds | None = None
+    active_deadline_seconds: Annotated[
+        Seconds | None,
+        Field(description="Seconds the run may take once Deployed, 1 to 604800; absent: no limit."),
+    ] = None
     # How long the run may wait in Queued, for capacity or for its Workflow.
-    queue_timeout_seconds: Seconds = 3600
-    cancel: bool = False
+    queue_timeout_seconds: Annotated[
+        Seconds,
+        Field(
+            description="Seconds the run may wait in Queued before it fails, 1 to 604800, "
+            "default 3600.",
+        ),
+    ] = 3600
+    cancel: Annotated[
+        bool, Field(description="true: cancel the run (its Jobs are deleted); default false.")
+    ] = False
 
     @model_validator(mode="after")
     def _rules(self) -> FlowRunSpec:
@@ -303,39 +385,74 @@ SPEC_RULES: list[dict[str, str]] = [
 class TaskStatus(KubeModel):
     """One task's line under its run: status, times, attempts and where to find it."""
 
-    name: str
-    version: str | None = None
-    status: TaskPhase = TaskPhase.PENDING
-    reason: str | None = None
-    message: str | None = None
-    start_time: str | None = None
-    end_time: str | None = None
-    runtime: str | None = None
-    job_name: str | None = None
-    pod_name: str | None = None
-    child_run: str | None = None
-    attempts: int = 0
+    name: Annotated[str, Field(description="The task's name in the spec.")]
+    version: Annotated[str | None, Field(description="The task's version.")] = None
+    status: Annotated[
+        TaskPhase,
+        Field(description="Pending, Running, Succeeded, Failed, Crashed, Cancelled or Skipped."),
+    ] = TaskPhase.PENDING
+    reason: Annotated[
+        str | None, Field(description="Why it ended so (BackoffLimitExceeded, OOMKilled...).")
+    ] = None
+    message: Annotated[str | None, Field(description="What happened, for a person.")] = None
+    start_time: Annotated[
+        str | None, Field(description="When its Job or child run started (RFC 3339).")
+    ] = None
+    end_time: Annotated[str | None, Field(description="When it ended (RFC 3339).")] = None
+    runtime: Annotated[
+        str | None, Field(description="endTime - startTime, in Go's duration format.")
+    ] = None
+    job_name: Annotated[str | None, Field(description="Its Job's name.")] = None
+    pod_name: Annotated[
+        str | None, Field(description="The newest attempt's pod, where the logs are read.")
+    ] = None
+    child_run: Annotated[str | None, Field(description="The child FlowRun, for a subFlow.")] = None
+    attempts: Annotated[int, Field(description="Pods its Job has started.")] = 0
 
 
 class Transition(KubeModel):
-    phase: Phase
-    time: str
-    reason: str
-    message: str = ""
+    """One phase change of the run."""
+
+    phase: Annotated[Phase, Field(description="The phase entered.")]
+    time: Annotated[str, Field(description="When (RFC 3339).")]
+    reason: Annotated[str, Field(description="Why, in one CamelCase word (QueueTimeout...).")]
+    message: Annotated[str, Field(description="Why, in words; may be empty.")] = ""
 
 
 class FlowRunStatus(KubeModel):
+    """The run's phase and timing (the kubectl get row), its tasks and its history."""
+
     phase: Phase
-    reason: str | None = None
-    message: str | None = None
+    reason: Annotated[
+        str | None, Field(description="Why the run is in its phase (TaskFailed...).")
+    ] = None
+    message: Annotated[
+        str | None, Field(description="Progress or outcome, for a person: the MESSAGE column.")
+    ] = None
     # When the run was Deployed (its execution began); absent while it waits.
-    start_time: str | None = None
-    end_time: str | None = None
-    duration: str | None = None
-    observed_generation: int | None = None
-    conditions: list[Condition] | None = None
-    tasks: list[TaskStatus] = Field(default_factory=list)
-    history: list[Transition] = Field(default_factory=list)
+    start_time: Annotated[
+        str | None,
+        Field(description="When the run was Deployed (RFC 3339); absent while it waits."),
+    ] = None
+    end_time: Annotated[
+        str | None, Field(description="When the run reached a final phase (RFC 3339).")
+    ] = None
+    duration: Annotated[
+        str | None,
+        Field(description="endTime - startTime, in Go's duration format: the DURATION column."),
+    ] = None
+    observed_generation: Annotated[
+        int | None, Field(description="The generation this status describes.")
+    ] = None
+    conditions: Annotated[
+        list[Condition] | None, Field(description="Ready, Reconciling and Stalled (kstatus).")
+    ] = None
+    tasks: Annotated[list[TaskStatus], Field(description="Each task's state, in spec order.")] = (
+        Field(default_factory=list)
+    )
+    history: Annotated[list[Transition], Field(description="The phase changes, oldest first.")] = (
+        Field(default_factory=list)
+    )
 
 
 class FlowRun(BaseModel):

@@ -53,24 +53,73 @@ class RolloutStatus(StrEnum):
 class Component(ContainerSettings):
     """One service (or the data stream): becomes one Deployment and one ClusterIP Service."""
 
-    id: Annotated[str, Field(min_length=1, max_length=30, pattern=DNS1123_LABEL)]
-    replicas: Annotated[int, Field(ge=0, le=1000)] = 1
-    ports: Annotated[list[ContainerPort] | None, Field(max_length=16)] = None
+    id: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=30,
+            pattern=DNS1123_LABEL,
+            description="The component's id (a DNS label, unique in the Workflow): part of its "
+            "Deployment's and Service's names.",
+        ),
+    ]
+    replicas: Annotated[
+        int, Field(ge=0, le=1000, description="How many pods to run, 0 to 1000 (default 1).")
+    ] = 1
+    ports: Annotated[
+        list[ContainerPort] | None,
+        Field(
+            max_length=16,
+            description="Ports the container listens on; with any, a ClusterIP Service is made.",
+        ),
+    ] = None
 
 
 class SecretRef(KubeModel):
     """A Secret in the Workflow's namespace; each of its values is one accepted API key."""
 
-    name: Annotated[str, Field(min_length=1, max_length=253)]
+    name: Annotated[str, Field(min_length=1, max_length=253, description="The Secret's name.")]
 
 
 class WorkflowSpec(KubeModel):
-    desired_status: DesiredStatus
-    publishing_mode: PublishingMode = PublishingMode.ASYNC
-    stream: Component | None = None
-    services: Annotated[list[Component], Field(min_length=1, max_length=MAX_SERVICES)]
-    api_key_secret_ref: SecretRef | None = None
-    progress_deadline_seconds: Annotated[int, Field(ge=10, le=86400)] = 600
+    """What to publish: the services (and, in SYNC mode, the data stream) and how."""
+
+    desired_status: Annotated[
+        DesiredStatus,
+        Field(description="PUBLISHED: run the services; UNPUBLISHED: remove them."),
+    ]
+    publishing_mode: Annotated[
+        PublishingMode,
+        Field(
+            description="ASYNC (default): services only; SYNC: a data stream in front, required."
+        ),
+    ] = PublishingMode.ASYNC
+    stream: Annotated[
+        Component | None,
+        Field(description="The data-stream service: required in SYNC mode, refused in ASYNC."),
+    ] = None
+    services: Annotated[
+        list[Component],
+        Field(
+            min_length=1,
+            max_length=MAX_SERVICES,
+            description="The long-running services, 1 to 50, unique by id; each becomes a "
+            "Deployment.",
+        ),
+    ]
+    api_key_secret_ref: Annotated[
+        SecretRef | None,
+        Field(description="A Secret whose values are the API keys the HTTP API accepts."),
+    ] = None
+    progress_deadline_seconds: Annotated[
+        int,
+        Field(
+            ge=10,
+            le=86400,
+            description="Seconds a rollout may make no progress before it is Failed (RED); "
+            "10 to 86400, default 600.",
+        ),
+    ] = 600
 
     @model_validator(mode="after")
     def _stream_iff_sync(self) -> WorkflowSpec:
@@ -125,43 +174,96 @@ class StatusModel(BaseModel):
 
 
 class ReplicaDetail(StatusModel):
-    name: str
-    ready: bool
-    available: bool
-    startedAt: str | None = None
-    age: str
-    status: str
-    statusMessage: str | None = None
-    atLatestSpec: bool
+    """One pod of a service."""
+
+    name: Annotated[str, Field(description="The pod's name.")]
+    ready: Annotated[bool, Field(description="The pod's Ready condition.")]
+    available: Annotated[
+        bool, Field(description="Ready for at least the Deployment's minReadySeconds.")
+    ]
+    startedAt: Annotated[
+        str | None,
+        Field(description="The pod's status.startTime (RFC 3339); absent before a node took it."),
+    ] = None
+    age: Annotated[
+        str,
+        Field(description="Since the pod's creation, in Go's duration format, as last written."),
+    ]
+    status: Annotated[
+        str,
+        Field(description="kubectl's STATUS column: Running, Pending, Unschedulable, OOMKilled..."),
+    ]
+    statusMessage: Annotated[
+        str | None, Field(description="The scheduler's or the container's message, if any.")
+    ] = None
+    atLatestSpec: Annotated[
+        bool, Field(description="The pod runs the Deployment's newest ReplicaSet.")
+    ]
 
 
 class StreamStatus(StatusModel):
-    id: str
-    desired: int
-    actual: int
-    status: Color
+    """A component's replicas and color."""
+
+    id: Annotated[str, Field(description="The component's id in the spec.")]
+    desired: Annotated[int, Field(description="The replicas the spec asks for.")]
+    actual: Annotated[int, Field(description="Replicas ready and available.")]
+    status: Annotated[
+        Color, Field(description="GREEN: actual reaches desired; YELLOW: some; RED: none.")
+    ]
 
 
 class ServiceStatus(StreamStatus):
-    rolloutStatus: RolloutStatus
-    rolloutStatusReason: str | None = None
-    replicasDetail: list[ReplicaDetail] = Field(default_factory=list)
+    """A service's replicas, color, rollout and pods."""
+
+    rolloutStatus: Annotated[
+        RolloutStatus,
+        Field(description="As kubectl rollout status: InProgress, Complete or Failed."),
+    ]
+    rolloutStatusReason: Annotated[
+        str | None,
+        Field(description="Why not Complete (RollingOutReplicaSet...); absent when Complete."),
+    ] = None
+    replicasDetail: Annotated[list[ReplicaDetail], Field(description="One entry per pod.")] = Field(
+        default_factory=list
+    )
 
 
 class Details(StatusModel):
-    stream: StreamStatus | None = None
-    services: list[ServiceStatus] | None = None
+    """Each component's state; empty while unpublished."""
+
+    stream: Annotated[
+        StreamStatus | None, Field(description="The data stream's state (SYNC only).")
+    ] = None
+    services: Annotated[
+        list[ServiceStatus] | None, Field(description="Each service's state, in spec order.")
+    ] = None
 
 
 class WorkflowStatus(StatusModel):
-    desiredStatus: DesiredStatus
-    actualStatus: Color
-    publishingMode: PublishingMode
-    details: Details = Field(default_factory=Details)
-    observedGeneration: int | None = None
-    conditions: list[Condition] | None = None
-    servicesReady: str | None = None
-    firstPublishedAt: str | None = None
+    """The reference Workflow status document, plus kstatus fields (docs/status.md)."""
+
+    desiredStatus: Annotated[DesiredStatus, Field(description="The spec's desiredStatus.")]
+    actualStatus: Annotated[
+        Color,
+        Field(description="How far from desired: GREEN, YELLOW, ORANGE or RED (docs/status.md)."),
+    ]
+    publishingMode: Annotated[PublishingMode, Field(description="The spec's publishingMode.")]
+    details: Annotated[Details, Field(description="Each component's state.")] = Field(
+        default_factory=Details
+    )
+    observedGeneration: Annotated[
+        int | None, Field(description="The generation this status describes.")
+    ] = None
+    conditions: Annotated[
+        list[Condition] | None, Field(description="Ready, Reconciling and Stalled (kstatus).")
+    ] = None
+    servicesReady: Annotated[
+        str | None,
+        Field(description="Components at desired / all, e.g. 2/3: the SERVICES column."),
+    ] = None
+    firstPublishedAt: Annotated[
+        str | None, Field(description="When the operator first saw it PUBLISHED (RFC 3339).")
+    ] = None
 
     def document(self) -> dict[str, Any]:
         """The reference document's view (what the HTTP API serves): no Kubernetes extras."""
