@@ -23,17 +23,19 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 venv: $(VENV)/.installed  ## create the virtualenv with pinned dependencies
 
-crds: venv  ## regenerate crds/ (and the Helm chart's copy) from the pydantic models
+crds: venv  ## regenerate crds/ (and the Helm chart's copy) from the models, the chart's RBAC from rbac.py
 	$(PY) -m flow_operator.crds crds
 	$(PY) -m flow_operator.crds charts/flow-operator/crds
+	$(PY) -m flow_operator.rbac charts/flow-operator/templates/_rbac_rules.tpl
 
-lint: venv  ## ruff, mypy --strict, import contracts, CRD drift, Dockerfile (hadolint)
+lint: venv  ## ruff, mypy --strict, import contracts, CRD and RBAC drift, Dockerfile (hadolint)
 	$(VENV)/bin/ruff check operator tests bench cluster
 	$(VENV)/bin/ruff format --check operator tests bench cluster
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(PY) -m flow_operator.crds --check crds
 	$(PY) -m flow_operator.crds --check charts/flow-operator/crds
+	$(PY) -m flow_operator.rbac --check charts/flow-operator/templates/_rbac_rules.tpl
 	$(VENV)/bin/hadolint Dockerfile
 
 unit: venv  ## fast tests: pure core, golden files, handlers on fakes

@@ -1,0 +1,273 @@
+"""The operator's RBAC rules: one table, rendered into the Helm chart and drift-checked.
+
+Each rule says which API group, resources and verbs the code calls, and why. The table is
+grouped by the role that grants it (the workload rules go to a ClusterRole, or to a Role
+in each watched namespace; kopf's observation, the API token and the leader's Lease have
+roles of their own, some behind a chart value). `python -m flow_operator.rbac PATH` writes
+one Helm template of named rule lists that charts/flow-operator/templates/rbac.yaml
+includes; `--check` exits non-zero when the checked-in file differs from the table.
+docs/operations.md#rbac explains each rule to an operator of the cluster.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+from flow_operator import GROUP
+
+TARGET = Path("charts/flow-operator/templates/_rbac_rules.tpl")
+# The one Lease every replica competes for (app.py's LeaderElector).
+LEASE = "flow-operator"
+
+
+def helm_value(path: str) -> str:
+    """A value of the chart, filled in when Helm renders the rule."""
+    return "{{ .Values." + path + " }}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One PolicyRule, with the reason the operator needs it."""
+
+    api_group: str
+    resources: tuple[str, ...]
+    verbs: tuple[str, ...]
+    why: str
+    resource_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The rules one role of the chart grants, as a named template (`flow-operator.<name>`)."""
+
+    name: str
+    role: str
+    rules: tuple[Rule, ...]
+
+
+WORKLOAD = RuleSet(
+    "rules",
+    "The rules on namespaced objects, exactly what the code calls. Granted cluster-wide by a "
+    "ClusterRole, or by a Role in each watched namespace.",
+    (
+        Rule(
+            GROUP,
+            ("workflows",),
+            ("list", "watch"),
+            "Workflows: watched into kopf indexes (and listed by the HTTP API for readiness).",
+        ),
+        Rule(
+            GROUP,
+            ("flowruns",),
+            ("list", "watch", "create", "patch"),
+            "FlowRuns: watched; created (reruns, sub-flow runs) and patched (cancel requests).",
+        ),
+        Rule(
+            GROUP,
+            ("workflows/status", "flowruns/status"),
+            ("patch",),
+            "Their status is written by the reconcilers (the status subresource).",
+        ),
+        Rule(
+            "apps",
+            ("deployments",),
+            ("list", "watch", "create", "patch", "delete"),
+            "A Workflow's services: server-side applied (create + patch), deleted on unpublish.",
+        ),
+        Rule(
+            "",
+            ("services",),
+            ("list", "watch", "create", "patch", "delete"),
+            "A service's ClusterIP Service, with the same life cycle as its Deployment.",
+        ),
+        Rule(
+            "apps",
+            ("replicasets",),
+            ("list", "watch"),
+            "Rollout state: which ReplicaSet is the latest.",
+        ),
+        Rule(
+            "",
+            ("pods",),
+            ("list", "watch"),
+            "Rollout state: which pods run the latest spec (replicasDetail), and task pods.",
+        ),
+        Rule(
+            "",
+            ("pods/log",),
+            ("get",),
+            "Task logs: streamed by the HTTP API on request; a failed task's last lines.",
+        ),
+        Rule(
+            "batch",
+            ("jobs",),
+            ("list", "watch", "create", "delete"),
+            "A FlowRun's tasks: created once under a deterministic name, deleted on cancel.",
+        ),
+        Rule(
+            "",
+            ("events",),
+            ("create", "list"),
+            "Events about Workflows and FlowRuns (color changes, invalid specs, transitions); "
+            "listed (by field selector) only for a Job without pods, to see a quota refusing "
+            "them.",
+        ),
+        Rule(
+            "",
+            ("secrets",),
+            ("get",),
+            "API keys: the Secret a Workflow names in spec.apiKeySecretRef (any name: get only).",
+        ),
+    ),
+)
+
+CRD_OBSERVATION = RuleSet(
+    "crdObservationRules",
+    "kopf's observation of CRDs (rbac.crdObservation): cluster-scoped in either scope.",
+    (
+        Rule(
+            "apiextensions.k8s.io",
+            ("customresourcedefinitions",),
+            ("list", "watch"),
+            "kopf: CRDs added or changed while the operator runs.",
+        ),
+    ),
+)
+
+NAMESPACE_OBSERVATION = RuleSet(
+    "namespaceObservationRules",
+    "kopf's observation of namespaces (rbac.namespaceObservation, namespaced scope only).",
+    (
+        Rule(
+            "",
+            ("namespaces",),
+            ("list", "watch"),
+            "kopf: watched namespaces created after the operator started.",
+        ),
+    ),
+)
+
+API_TOKEN = RuleSet(
+    "apiTokenRules",
+    "The operator-wide API's token Secret: that one name, in the release namespace.",
+    (
+        Rule(
+            "",
+            ("secrets",),
+            ("get",),
+            "The HTTP API's bearer tokens (api.tokenSecret).",
+            resource_names=(helm_value("api.tokenSecret"),),
+        ),
+    ),
+)
+
+LEADER = RuleSet(
+    "leaderRules",
+    "Leader election: one Lease, named after the operator, in the release namespace.",
+    (
+        Rule(
+            "coordination.k8s.io",
+            ("leases",),
+            ("create",),
+            "The first replica creates the Lease (create cannot be limited by name).",
+        ),
+        Rule(
+            "coordination.k8s.io",
+            ("leases",),
+            ("get", "update"),
+            "Replicas read it; the leader renews it, a candidate takes it over.",
+            resource_names=(LEASE,),
+        ),
+    ),
+)
+
+CLUSTER_PEERING = RuleSet(
+    "clusterPeeringRules",
+    "kopf peering, cluster scope (rbac.kopfPeering): off unless kopf peering is run.",
+    (
+        Rule(
+            "kopf.dev",
+            ("clusterkopfpeerings",),
+            ("get", "list", "watch", "patch"),
+            "kopf peering: operators announce themselves.",
+        ),
+    ),
+)
+
+PEERING = RuleSet(
+    "peeringRules",
+    "kopf peering, in each watched namespace (rbac.kopfPeering).",
+    (
+        Rule(
+            "kopf.dev",
+            ("kopfpeerings",),
+            ("get", "list", "watch", "patch"),
+            "kopf peering: operators announce themselves.",
+        ),
+    ),
+)
+
+RULE_SETS: tuple[RuleSet, ...] = (
+    WORKLOAD,
+    CRD_OBSERVATION,
+    NAMESPACE_OBSERVATION,
+    API_TOKEN,
+    LEADER,
+    CLUSTER_PEERING,
+    PEERING,
+)
+
+
+def _flow(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(item or '""' for item in items) + "]"
+
+
+def render_rule(rule: Rule) -> str:
+    """One rule as YAML in flow style, its reason as a comment above it."""
+    lines = [f"# {line}" for line in textwrap.wrap(rule.why, 88)]
+    lines.append(f"- apiGroups: {_flow((rule.api_group,))}")
+    lines.append(f"  resources: {_flow(rule.resources)}")
+    if rule.resource_names:
+        lines.append(f"  resourceNames: {_flow(rule.resource_names)}")
+    lines.append(f"  verbs: {_flow(rule.verbs)}")
+    return "\n".join(lines)
+
+
+def render() -> str:
+    """The Helm template: one `define` per rule set, included by templates/rbac.yaml."""
+    out = [
+        "{{/* Generated by `make crds` from operator/flow_operator/rbac.py: do not edit. */}}",
+    ]
+    for s in RULE_SETS:
+        role = "\n".join(textwrap.wrap(s.role, 88))
+        out.append(f"\n{{{{/*\n{role}\n*/}}}}")
+        out.append(f'{{{{- define "flow-operator.{s.name}" -}}}}')
+        out.extend(render_rule(r) for r in s.rules)
+        out.append("{{- end -}}")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    args = [a for a in argv if not a.startswith("--")]
+    path = Path(args[0]) if args else TARGET
+    text = render()
+    if check:
+        if not path.exists() or path.read_text() != text:
+            print(
+                f"RBAC rules drifted from flow_operator/rbac.py (run `make crds`): {path}",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
