@@ -5,7 +5,10 @@ non-zero when the checked-in files differ from what the models generate. The JSO
 schema pydantic produces is rewritten into a Kubernetes *structural* schema: `$ref`s
 inlined, `Optional[X]` collapsed to `X`, titles and `additionalProperties: false`
 dropped (the API server prunes and, with strict field validation, rejects unknown
-fields), and CEL rules attached where the models declare them.
+fields), and CEL rules attached where the models declare them. Field descriptions
+(`Field(description=...)`, class docstrings for objects) are kept: `kubectl explain` prints
+them. Names, columns and rules are each model module's `CRD` (models/crd.py); this module
+knows no kind beyond the list `KINDS`.
 """
 
 from __future__ import annotations
