@@ -9,7 +9,9 @@ from typing import Any
 import yaml
 
 from flow_operator.api.flowruns import RUN_STATES
+from flow_operator import crds
 from flow_operator.crds import files
+from flow_operator.models import flow, flowrun, workflow
 
 CRDS = Path(__file__).parents[2] / "crds"
 
@@ -143,3 +145,13 @@ def test_flowrun_crd_refuses_at_admission_what_cel_can_judge() -> None:
     phases = root["properties"]["status"]["properties"]["phase"]["enum"]
     assert phases == list(RUN_STATES)
     assert root["x-kubernetes-validations"][0]["rule"] == "size(self.metadata.name) <= 63"
+
+
+def test_names_and_columns_come_from_the_model_modules() -> None:
+    assert crds.KINDS == (workflow.CRD, flowrun.CRD, flow.CRD)
+    for d in crds.KINDS:
+        crd = yaml.safe_load(files()[f"{d.plural}.flowops.io.yaml"])
+        assert crd["spec"]["names"]["shortNames"] == list(d.short_names)
+        assert crd["spec"]["scope"] == d.scope
+        columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+        assert [c["jsonPath"] for c in columns] == [c.json_path for c in d.columns]

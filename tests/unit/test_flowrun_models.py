@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from flow_operator.api.flowruns import RUN_STATES
 from flow_operator.flowrun.machine import describe
+from flow_operator.models import common, flow, flowrun, workflow
 from flow_operator.models.flowrun import (
     TERMINAL,
     FlowRun,
@@ -150,3 +151,8 @@ def test_a_status_round_trips() -> None:
     }
     run = FlowRun.from_body({**run_body(), "status": status})
     assert run.status is not None and run.status.dump() == status
+
+
+def test_one_object_meta_for_every_kind() -> None:
+    assert flowrun.ObjectMeta is flow.ObjectMeta is workflow.ObjectMeta is common.ObjectMeta
+    assert FlowRun.model_fields["metadata"].annotation is common.ObjectMeta
