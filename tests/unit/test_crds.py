@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from flow_operator.api.flowruns import RUN_STATES
 from flow_operator import crds
+from flow_operator.api.flowruns import RUN_STATES
 from flow_operator.crds import files
 from flow_operator.models import flow, flowrun, workflow
 
