@@ -17,23 +17,15 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
+
+from flow_operator.ports import EventSink
 
 log = logging.getLogger(__name__)
+__all__ = ["CAPACITY", "LANES", "EventRecorder", "EventSink"]
 Body = dict[str, Any]
 LANES = 8
 CAPACITY = 1000
-
-
-class EventSink(Protocol):
-    async def event(
-        self,
-        involved: Body,
-        reason: str,
-        message: str,
-        type_: str = "Normal",
-        at: datetime | None = None,
-    ) -> None: ...
 
 
 def _now() -> datetime:
@@ -41,6 +33,8 @@ def _now() -> datetime:
 
 
 class EventRecorder:
+    """An EventSink that queues each Event and posts it in the background to `sink`."""
+
     def __init__(
         self,
         sink: EventSink,

@@ -1,45 +1,81 @@
-"""A recording stand-in for flow_operator.kube.Kube: handler tests see every write."""
+"""A recording stand-in for the cluster (flow_operator.ports: Writer, Reader, LogReader,
+EventSink), as flow_operator.kube.Kube implements them: reconciler tests see every write."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from collections.abc import AsyncIterator
+from datetime import datetime
 
-from kubernetes_asyncio.client.exceptions import ApiException
-
-Body = dict[str, Any]
+from flow_operator.errors import Forbidden, NotFound
+from flow_operator.ports import Body, Page, Resource
 
 
 class FakeKube:
     def __init__(self) -> None:
         self.applied: list[Body] = []
-        self.deleted: list[tuple[str, str, str]] = []
-        self.statuses: list[tuple[str, str, str, Body]] = []
+        self.deleted: list[tuple[str, str, str]] = []  # (kind, namespace, name)
+        self.statuses: list[tuple[str, str, str, Body]] = []  # (plural, namespace, name, status)
         self.events: list[tuple[str, str, str]] = []
         self.created: list[Body] = []
-        self.refuse: dict[str, str] = {}  # object name -> message of a 422/403
+        self.patched: list[tuple[str, str, str, Body]] = []
+        self.refuse: dict[str, str] = {}  # object name -> message of a 403 to its apply
 
-    async def apply(self, body: Body) -> None:
+    # --- Writer ---
+    async def apply(self, resource: Resource, body: Body) -> None:
         name = body["metadata"]["name"]
         if name in self.refuse:
-            e = ApiException(status=403, reason="Forbidden")
-            e.body = json.dumps({"message": self.refuse[name]})
-            raise e
+            raise Forbidden(self.refuse[name], status=403, reason="Forbidden")
         self.applied.append(body)
 
-    async def create(self, body: Body) -> None:
+    async def create(self, resource: Resource, body: Body) -> bool:
         self.created.append(body)
+        return True
 
-    async def delete(self, kind: str, namespace: str, name: str) -> None:
-        self.deleted.append((kind, namespace, name))
+    async def delete(self, resource: Resource, namespace: str, name: str) -> None:
+        self.deleted.append((resource.kind, namespace, name))
+
+    async def merge_patch(self, resource: Resource, namespace: str, name: str, patch: Body) -> None:
+        self.patched.append((resource.plural, namespace, name, patch))
 
     async def replace_status(
-        self, plural: str, namespace: str, name: str, status: Body, group: str, version: str
+        self, resource: Resource, namespace: str, name: str, status: Body
     ) -> str:
-        self.statuses.append((plural, namespace, name, status))
+        self.statuses.append((resource.plural, namespace, name, status))
         return f"made-{len(self.statuses)}"  # the resourceVersion the write made
 
-    async def event(self, involved: Body, reason: str, message: str, type_: str = "Normal") -> None:
+    # --- Reader, LogReader ---
+    async def get(self, resource: Resource, namespace: str, name: str) -> Body:
+        raise NotFound(f'{resource.plural} "{name}" not found', status=404, reason="NotFound")
+
+    async def list(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        limit: int | None = None,
+        continue_token: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> Page:
+        return Page()
+
+    async def pod_log(
+        self, namespace: str, pod: str, *, follow: bool = False, tail_lines: int | None = None
+    ) -> AsyncIterator[bytes]:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b""
+
+        return chunks()
+
+    # --- EventSink ---
+    async def event(
+        self,
+        involved: Body,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        at: datetime | None = None,
+    ) -> None:
         self.events.append((reason, message, type_))
 
     def writes(self) -> int:

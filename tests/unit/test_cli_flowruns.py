@@ -16,6 +16,7 @@ from click.testing import Result
 from flow_operator.api.flowrun_backend import IndexedFlowRuns
 from flow_operator.api.flowruns import RERUN_OF, FlowRunError, rerun_body, row_of
 from flow_operator.models.flowrun import FlowRun
+from flow_operator.ports import Resource
 from tests.unit.test_cli_workflows import FakeCluster, invoke
 
 Body = dict[str, Any]
@@ -145,10 +146,10 @@ class FakeKube:
         self.patched: list[tuple[str, str, str, Body]] = []
         self.created: list[Body] = []
 
-    async def merge_patch_custom(self, plural: str, namespace: str, name: str, patch: Body) -> None:
-        self.patched.append((plural, namespace, name, patch))
+    async def merge_patch(self, resource: Resource, namespace: str, name: str, patch: Body) -> None:
+        self.patched.append((resource.plural, namespace, name, patch))
 
-    async def create_custom(self, plural: str, namespace: str, body: Body) -> Body:
+    async def create_returning(self, resource: Resource, body: Body) -> Body:
         made = deepcopy(body)
         made["metadata"]["name"] = made["metadata"].pop("generateName") + "k2j4d"
         self.created.append(made)
@@ -169,7 +170,7 @@ def backend() -> tuple[IndexedFlowRuns, FakeKube]:
         ("ns", "churn-000"): [run_body("churn-000", "Completed", runType="Scheduled")],
     }
     kube = FakeKube()
-    return IndexedFlowRuns(index, kube), kube  # type: ignore[arg-type]
+    return IndexedFlowRuns(index, kube), kube
 
 
 async def test_backend_lists_from_the_index_and_streams_logs() -> None:

@@ -6,14 +6,15 @@ not created twice."""
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from copy import deepcopy
+from datetime import datetime
 from typing import Any
 
 import pytest
-from kubernetes_asyncio.client.exceptions import ApiException
 
+from flow_operator.errors import Refused
+from flow_operator.ports import Page, Resource
 from flow_operator.reconcile.flowrun import FlowRunReconciler, FlowRunView, Limits
 from tests.unit.flowrun_objects import T0, run_body, task
 
@@ -22,8 +23,9 @@ Key = tuple[str, str]
 
 
 class Kube:
-    """Records every write; `refuse` maps an object name to a 422 message; `exists` to
-    names a create answers with 409."""
+    """The cluster's ports (flow_operator.reconcile.flowrun.FlowRunCluster): records every
+    write; `refuse` maps an object name to a 422 message; `exists` holds names a create
+    finds taken; `log_of` gives a pod's log."""
 
     def __init__(self) -> None:
         self.created: list[str] = []
@@ -32,14 +34,16 @@ class Kube:
         self.posted: list[str] = []
         self.refuse: dict[str, str] = {}
         self.exists: set[str] = set()
+        self.log_of: Callable[[str], bytes] = lambda pod: b""
 
-    async def create(self, body: Body) -> bool:
+    async def apply(self, resource: Resource, body: Body) -> None:
+        raise AssertionError("a FlowRun applies nothing")
+
+    async def create(self, resource: Resource, body: Body) -> bool:
         name = body["metadata"]["name"]
         await asyncio.sleep(0)  # a real call yields to the other workers
         if name in self.refuse:
-            e = ApiException(status=422, reason="Invalid")
-            e.body = json.dumps({"message": self.refuse[name]})
-            raise e
+            raise Refused(self.refuse[name], status=422, reason="Invalid")
         if name in self.exists:
             return False
         self.created.append(name)
@@ -47,25 +51,51 @@ class Kube:
         return True
 
     async def replace_status(
-        self, plural: str, namespace: str, name: str, status: Body, group: str, version: str
+        self, resource: Resource, namespace: str, name: str, status: Body
     ) -> str:
         await asyncio.sleep(0)
         self.statuses.append((name, status))
         return str(100 + len(self.statuses))  # the resourceVersion the write made
 
-    async def event(self, involved: Body, reason: str, message: str, type_: str = "Normal") -> None:
+    async def event(
+        self,
+        involved: Body,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        at: datetime | None = None,
+    ) -> None:
         await asyncio.sleep(0)
         self.posted.append(reason)
 
-    async def delete(self, kind: str, namespace: str, name: str) -> None:
+    async def delete(self, resource: Resource, namespace: str, name: str) -> None:
         raise AssertionError("nothing is deleted in these tests")
 
-    async def list_events(self, namespace: str, field_selector: str) -> list[Body]:
-        return []
+    async def merge_patch(self, resource: Resource, namespace: str, name: str, patch: Body) -> None:
+        raise AssertionError("nothing is patched in these tests")
 
-    async def pod_log(self, namespace: str, pod: str, **_: Any) -> AsyncIterator[bytes]:
+    async def get(self, resource: Resource, namespace: str, name: str) -> Body:
+        raise AssertionError("a reconcile reads the indexes, not the API")
+
+    async def list(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        limit: int | None = None,
+        continue_token: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> Page:
+        return Page()  # no FailedCreate Events
+
+    async def pod_log(
+        self, namespace: str, pod: str, *, follow: bool = False, tail_lines: int | None = None
+    ) -> AsyncIterator[bytes]:
+        text = self.log_of(pod)
+
         async def chunks() -> AsyncIterator[bytes]:
-            yield b""
+            yield text
 
         return chunks()
 
@@ -86,7 +116,7 @@ def queued(name: str) -> Body:
 
 def reconciler(runs: dict[Key, list[Body]], kube: Kube, **limits: Any) -> FlowRunReconciler:
     view = FlowRunView(runs=runs, jobs={}, pods={}, children={}, workflows={})
-    return FlowRunReconciler(view, kube, Limits(**limits), clock=lambda: T0)  # type: ignore[arg-type]
+    return FlowRunReconciler(view, kube, Limits(**limits), clock=lambda: T0)
 
 
 def last_status(kube: Kube, name: str) -> Body:
@@ -223,15 +253,15 @@ async def test_a_change_of_task_details_only_waits_out_the_interval() -> None:
     await rec(key)  # Deployed, the Job created
     echo()
     run = FlowRun.from_body(runs[key][0])
-    rec.view.jobs = {key: [job(run, "extract", active=1)]}  # type: ignore[misc]
+    rec.view.jobs = {key: [job(run, "extract", active=1)]}
     waiting = pod(run, "extract", phase="Pending", waiting=("ContainerCreating", ""))
-    rec.view.pods = {key: [waiting]}  # type: ignore[misc]
+    rec.view.pods = {key: [waiting]}
     assert await rec(key) is None  # the task is Running now: written at once
     assert task_line()[0] == "Running"
     writes = len(kube.statuses)
     echo()
     now[0] += 0.4
-    rec.view.pods = {key: [pod(run, "extract", phase="Running")]}  # type: ignore[misc]
+    rec.view.pods = {key: [pod(run, "extract", phase="Running")]}
     again = await rec(key)  # the pod's state only: kept for an interval
     assert len(kube.statuses) == writes and again == pytest.approx(1.0)
     now[0] += 0.6
@@ -257,8 +287,8 @@ async def test_a_late_echo_of_an_earlier_write_does_not_undo_a_later_one() -> No
     rec.writes.interval = 0
     await rec(key)  # write 1: Deployed (made version 101)
     run = FlowRun.from_body({**first, "status": last_status(kube, "r0")})
-    rec.view.jobs = {key: [job(run, "extract", active=1)]}  # type: ignore[misc]
-    rec.view.pods = {key: [pod(run, "extract", phase="Running")]}  # type: ignore[misc]
+    rec.view.jobs = {key: [job(run, "extract", active=1)]}
+    rec.view.pods = {key: [pod(run, "extract", phase="Running")]}
     await rec(key)  # write 2, over the same stale version 10: the task is Running
     assert len(kube.statuses) == 2 and kube.posted.count("TaskStarted") == 1
 
@@ -286,17 +316,7 @@ async def test_a_failed_tasks_message_has_the_last_attempts_log(listed: str) -> 
     body["spec"]["tasks"] = [task("extract", retries=1)]
     runs = {key: [body]}
     kube = Kube()
-    read: list[str] = []
-
-    async def pod_log(namespace: str, name: str, **_: Any) -> AsyncIterator[bytes]:
-        read.append(name)
-
-        async def chunks() -> AsyncIterator[bytes]:
-            yield f"working\ndone: {name}\n".encode()
-
-        return chunks()
-
-    kube.pod_log = pod_log  # type: ignore[method-assign]
+    kube.log_of = lambda name: f"working\ndone: {name}\n".encode()
     rec = reconciler(runs, kube)
     await rec(key)  # Deployed, the Job created
     run = FlowRun.from_body({**body, "status": last_status(kube, "r0")})
@@ -307,8 +327,8 @@ async def test_a_failed_tasks_message_has_the_last_attempts_log(listed: str) -> 
         pod(run, "extract", "zzzzz", created=0, phase="Failed", terminated=("Error", 1)),
         pod(run, "extract", "aaaaa", created=12, phase="Failed", terminated=("Error", 1)),
     ]
-    rec.view.jobs = {key: [job(run, "extract", failed=2, done=14, failure="BackoffLimitExceeded")]}  # type: ignore[misc]  # fmt: skip
-    rec.view.pods = {key: attempts if listed == "oldest first" else attempts[::-1]}  # type: ignore[misc]
+    rec.view.jobs = {key: [job(run, "extract", failed=2, done=14, failure="BackoffLimitExceeded")]}  # fmt: skip
+    rec.view.pods = {key: attempts if listed == "oldest first" else attempts[::-1]}
     await rec(key)
     line = last_status(kube, "r0")["tasks"][0]
     assert (line["status"], line["attempts"], line["podName"]) == ("Failed", 2, "r0-extract-aaaaa")

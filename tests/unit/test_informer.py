@@ -1,4 +1,4 @@
-"""The children's informer (flow_operator.informer) against a scripted API server: pages
+"""The children's informer (flow_operator.kube.informer) against a scripted API server: pages
 of a list, then watch streams that end, fail, expire or bookmark. In virtual time
 (tests/unit/virtual_time.py): the informer's real backoffs cost no real time."""
 
@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from kubernetes_asyncio.client.exceptions import ApiException
 
-from flow_operator.informer import Informer, Merged
+from flow_operator.errors import Forbidden, Unavailable
+from flow_operator.kube.informer import Informer, Merged
 from tests.unit.virtual_time import virtual_time
 
 LABEL = "flowops.io/workflow"
@@ -34,9 +35,10 @@ def event(kind: str, obj: Any) -> bytes:
 class Response:
     """aiohttp's response as kubernetes_asyncio returns it with _preload_content=False."""
 
-    def __init__(self, status: int = 200, body: Any = None, lines: list[bytes] = ()) -> None:  # type: ignore[assignment]
+    def __init__(self, status: int = 200, body: Any = None, lines: Sequence[bytes] = ()) -> None:
         self.status, self.reason = status, "OK" if status == 200 else "Error"
-        self._body, self.headers, self.released = json.dumps(body or {}).encode(), {}, False
+        self._body, self.released = json.dumps(body or {}).encode(), False
+        self.headers: dict[str, str] = {}
         self.content = self._lines(list(lines))
 
     @staticmethod
@@ -210,8 +212,10 @@ async def test_another_watch_error_is_raised_and_retried() -> None:
     await settle(inf, server, 3)
     assert server.lists() == 1 and server.watch_versions() == ["10", "10"]
     task.cancel()
-    with pytest.raises(ApiException):
+    with pytest.raises(Forbidden, match="forbidden"):
         inf.apply({"type": "ERROR", "object": {"code": 403, "message": "forbidden"}})
+    with pytest.raises(Unavailable, match="boom"):
+        inf.apply({"type": "ERROR", "object": {"code": 500, "message": "boom"}})
 
 
 @virtual_time

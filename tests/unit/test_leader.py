@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
 import signal
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from kubernetes_asyncio.client.exceptions import ApiException
 
-from flow_operator import leader as leader_module
-from flow_operator.leader import LeaderElector
+from flow_operator.errors import Conflict, NotFound
+from flow_operator.kube.leader import LeaderElector, Leases
 from tests.unit.virtual_time import virtual_time
 
 TIMES = {"duration": 0.6, "renew_deadline": 0.4, "retry": 0.05}
@@ -49,26 +49,26 @@ class FakeLeases:
             ),
         )
 
-    def client(self, who: str) -> Any:
+    def client(self, who: str) -> Leases:
         fake = self
 
         class Api:
             async def read_namespaced_lease(self, name: str, namespace: str) -> Any:
                 await fake._maybe_hang(who)
                 if fake.lease is None:
-                    raise ApiException(status=404)
+                    raise NotFound("leases.coordination.k8s.io not found", status=404)
                 return fake._view()
 
             async def create_namespaced_lease(self, namespace: str, body: Any) -> None:
                 await fake._maybe_hang(who)
                 if fake.lease is not None:
-                    raise ApiException(status=409)
+                    raise Conflict("already exists", status=409)
                 fake.lease, fake.version = copy.deepcopy(body), fake.version + 1
 
             async def replace_namespaced_lease(self, name: str, namespace: str, body: Any) -> None:
                 await fake._maybe_hang(who)
                 if body["metadata"].get("resourceVersion") != str(fake.version):
-                    raise ApiException(status=409)
+                    raise Conflict("the object has been modified", status=409)
                 fake.lease, fake.version = copy.deepcopy(body), fake.version + 1
 
         return Api()
@@ -77,14 +77,12 @@ class FakeLeases:
 @pytest.fixture
 def kills(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sent: list[int] = []
-    monkeypatch.setattr(leader_module.os, "kill", lambda pid, sig: sent.append(sig))
+    monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append(sig))  # the elector's SIGTERM
     return sent
 
 
 def elector(leases: FakeLeases, who: str) -> LeaderElector:
-    e = LeaderElector(None, "ns", "flow-operator", who, **TIMES)  # type: ignore[arg-type]
-    e.leases = leases.client(who)
-    return e
+    return LeaderElector(None, "ns", "flow-operator", who, **TIMES, leases=leases.client(who))
 
 
 class Replica:
@@ -192,4 +190,4 @@ async def test_a_leader_that_sees_another_holder_steps_down(kills: list[int]) ->
 
 def test_timings_must_nest() -> None:
     with pytest.raises(ValueError):
-        LeaderElector(None, "ns", "n", "me", duration=10, renew_deadline=10, retry=2)  # type: ignore[arg-type]
+        LeaderElector(None, "ns", "n", "me", duration=10, renew_deadline=10, retry=2)

@@ -26,7 +26,7 @@ class Cluster:
         self.body = body
         self.view = WorkflowView({KEY: [body]}, {}, {}, {}, {})
         self.kube = FakeKube()
-        self.rec = WorkflowReconciler(self.view, self.kube, clock=lambda: NOW)  # type: ignore[arg-type]
+        self.rec = WorkflowReconciler(self.view, self.kube, clock=lambda: NOW)
 
     def sync(self, available: bool = True) -> None:
         """Pretend the watches delivered what was applied, with the controllers done."""

@@ -109,18 +109,32 @@ async def test_requested_requeue_after_delay_keeps_the_earliest() -> None:
 
 
 def test_api_unavailability_is_transient_and_bugs_are_not() -> None:
+    """The client edge (flow_operator.kube) raises Unavailable for an API server that is
+    away (5xx, 429, no connection, a timeout); the queue classifies the project's errors."""
     import aiohttp
-    from kubernetes_asyncio.client.exceptions import ApiException
 
+    from flow_operator.errors import Unavailable, for_status
+    from flow_operator.kube import edge
     from flow_operator.reconcile.workqueue import transient
 
-    assert transient(aiohttp.ClientConnectionError("refused"))
-    assert transient(aiohttp.ServerDisconnectedError())
+    def at_the_edge(failure: Exception) -> BaseException:
+        try:
+            with edge():
+                raise failure
+        except Exception as e:
+            return e
+        raise AssertionError("edge() swallowed it")
+
+    assert transient(at_the_edge(aiohttp.ClientConnectionError("refused")))
+    assert transient(at_the_edge(aiohttp.ServerDisconnectedError()))
+    assert transient(Unavailable("Cannot connect to host"))
     assert transient(TimeoutError())
-    assert transient(ApiException(status=503, reason="paths not installed yet"))
-    assert transient(ApiException(status=429, reason="storage is (re)initializing"))
-    assert not transient(ApiException(status=409, reason="Conflict"))
-    assert not transient(ApiException(status=403, reason="Forbidden"))
+    assert transient(ConnectionRefusedError())
+    assert transient(for_status(503, "Service Unavailable", "paths not installed yet"))
+    assert transient(for_status(429, "Too Many Requests", "storage is (re)initializing"))
+    assert not transient(for_status(409, "Conflict"))
+    assert not transient(for_status(403, "Forbidden"))
+    assert not transient(for_status(422, "Invalid"))
     assert not transient(KeyError("a bug"))
 
 

@@ -11,22 +11,31 @@ logs, cancel and rerun through the API server.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
-
-from kubernetes_asyncio.client.exceptions import ApiException
+from typing import Any, Protocol
 
 from flow_operator.api.flowruns import FlowRunError, rerun_body, row_of, select
-from flow_operator.kube import Kube, api_error
-from flow_operator.models.flowrun import PLURAL, TERMINAL
+from flow_operator.errors import KubeError, NotFound
+from flow_operator.models.flowrun import TERMINAL
+from flow_operator.ports import FLOWRUNS, LogReader, Resource
 
 Body = dict[str, Any]
 Key = tuple[str, str]
 
 
+class FlowRunActions(LogReader, Protocol):
+    """What the HTTP API's flow runs ask of the cluster: logs, a cancel, a rerun."""
+
+    async def merge_patch(
+        self, resource: Resource, namespace: str, name: str, patch: Body
+    ) -> None: ...
+
+    async def create_returning(self, resource: Resource, body: Body) -> Body: ...
+
+
 class IndexedFlowRuns:
     """FlowRunBackend over kopf's FlowRun index ({(ns, name): [body]})."""
 
-    def __init__(self, runs: Mapping[Key, Iterable[Body]], kube: Kube) -> None:
+    def __init__(self, runs: Mapping[Key, Iterable[Body]], kube: FlowRunActions) -> None:
         self.runs = runs
         self.kube = kube
 
@@ -60,9 +69,9 @@ class IndexedFlowRuns:
             return await self.kube.pod_log(
                 namespace, found.pod, follow=follow, tail_lines=tail_lines
             )
-        except ApiException as e:
-            status = 404 if e.status == 404 else 502
-            raise FlowRunError(status, "LogsUnavailable", api_error(e)) from None
+        except KubeError as e:
+            status = 404 if isinstance(e, NotFound) else 502
+            raise FlowRunError(status, "LogsUnavailable", e.message) from None
 
     async def cancel(self, namespace: str, name: str) -> dict[str, Any]:
         body = self._body(namespace, name)
@@ -70,17 +79,17 @@ class IndexedFlowRuns:
         if row.status in {p.value for p in TERMINAL}:
             raise FlowRunError(409, "Conflict", f"flow run {name} already finished ({row.status})")
         try:
-            await self.kube.merge_patch_custom(PLURAL, namespace, name, {"spec": {"cancel": True}})
-        except ApiException as e:
-            raise FlowRunError(e.status or 502, "CancelRefused", api_error(e)) from None
+            await self.kube.merge_patch(FLOWRUNS, namespace, name, {"spec": {"cancel": True}})
+        except KubeError as e:
+            raise FlowRunError(e.status or 502, "CancelRefused", e.message) from None
         note = "cancel requested"
         return row.model_copy(update={"message": note}).dump()
 
     async def rerun(self, namespace: str, name: str) -> dict[str, Any]:
         try:
-            created = await self.kube.create_custom(
-                PLURAL, namespace, rerun_body(self._body(namespace, name))
+            created = await self.kube.create_returning(
+                FLOWRUNS, rerun_body(self._body(namespace, name))
             )
-        except ApiException as e:
-            raise FlowRunError(e.status or 502, "RerunRefused", api_error(e)) from None
+        except KubeError as e:
+            raise FlowRunError(e.status or 502, "RerunRefused", e.message) from None
         return row_of(created).dump()

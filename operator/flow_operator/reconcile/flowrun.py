@@ -14,19 +14,18 @@ take the last slot.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from flow_operator import GROUP, VERSION
 from flow_operator.builders.naming import TASK_LABEL
-from flow_operator.events import EventSink
+from flow_operator.errors import KubeError, NotFound, Refused
 from flow_operator.flowrun.machine import (
     Capacity,
     Context,
@@ -37,22 +36,24 @@ from flow_operator.flowrun.machine import (
     step,
 )
 from flow_operator.flowrun.taskstate import LOG_LINES
-from flow_operator.kube import Kube, api_error
 from flow_operator.models.common import parse_time
-from flow_operator.models.flowrun import PLURAL, TERMINAL, FlowRun, FlowRunStatus, Phase, TaskPhase
+from flow_operator.models.flowrun import TERMINAL, FlowRun, FlowRunStatus, Phase, TaskPhase
 from flow_operator.models.workflow import Color, DesiredStatus, PublishingMode
+from flow_operator.ports import EVENTS, FLOWRUNS, JOBS, EventSink, LogReader, Reader, Writer
 from flow_operator.reconcile.workqueue import Key
 from flow_operator.reconcile.writes import StatusWrites
 
 log = logging.getLogger(__name__)
 Body = dict[str, Any]
 View = Mapping[Key, Iterable[Body]]
-# HTTP statuses that mean "the API server refuses this object", not "try again".
-REFUSALS = (400, 403, 404, 422)
 # A Job without a pod this long is checked for FailedCreate Events, then every RECHECK:
 # nothing that can be watched changes while a quota keeps refusing its pods.
 PODLESS_AFTER = timedelta(seconds=3)
 RECHECK = 5.0
+
+
+class FlowRunCluster(Writer, Reader, LogReader, EventSink, Protocol):
+    """What a FlowRun reconcile asks of the cluster (flow_operator.ports)."""
 
 
 @dataclass
@@ -77,8 +78,10 @@ class Limits:
 
 @dataclass
 class FlowRunReconciler:
+    """The FlowRun controller's reconcile: one key, one step of the machine, its writes."""
+
     view: FlowRunView
-    kube: Kube
+    kube: FlowRunCluster
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # (key, old phase, new status): for metrics and the HTTP API.
@@ -240,9 +243,11 @@ class FlowRunReconciler:
         for name in self._podless(jobs, pods):
             selector = f"involvedObject.kind=Job,involvedObject.name={name},reason=FailedCreate"
             try:
-                events += await self.kube.list_events(namespace, selector)
-            except ApiException as e:
-                log.info("no events of Job %s/%s: %s", namespace, name, api_error(e))
+                events += (await self.kube.list(EVENTS, namespace, field_selector=selector)).items
+            except KubeError as e:
+                if e.status is None:
+                    raise  # no answer at all: the reconcile is retried
+                log.info("no events of Job %s/%s: %s", namespace, name, e.message)
         return events
 
     async def _failed_logs(self, run: FlowRun, pods: list[Body]) -> dict[str, str]:
@@ -270,8 +275,10 @@ class FlowRunReconciler:
         try:
             chunks = await self.kube.pod_log(namespace, pod, tail_lines=LOG_LINES)
             text = b"".join([c async for c in chunks]).decode(errors="replace")
-        except ApiException as e:
-            log.info("no log of failed pod %s/%s: %s", namespace, pod, api_error(e))
+        except KubeError as e:
+            if e.status is None:
+                raise  # no answer at all: read again when the reconcile is retried
+            log.info("no log of failed pod %s/%s: %s", namespace, pod, e.message)
             return ""
         return text.strip()
 
@@ -289,32 +296,23 @@ class FlowRunReconciler:
         for job in decision.jobs_to_create:
             task = job["metadata"]["labels"][TASK_LABEL]
             try:
-                if await self.kube.create(job):
+                if await self.kube.create(JOBS, job):
                     log.info("created Job %s/%s", ns, job["metadata"]["name"])
-            except ApiException as e:
-                if e.status not in REFUSALS:
-                    raise
-                refused[task] = f"Job {job['metadata']['name']} refused: {api_error(e)}"
+            except (Refused, NotFound) as e:  # the API server refuses this Job: not "again"
+                refused[task] = f"Job {job['metadata']['name']} refused: {e.message}"
         for child in decision.children_to_create:
             task = child["metadata"]["labels"][TASK_LABEL]
             try:
-                await self.kube.create_custom(PLURAL, ns, child)
-                log.info("created child FlowRun %s/%s", ns, child["metadata"]["name"])
-            except ApiException as e:
-                if e.status == 409:
-                    continue
-                if e.status not in REFUSALS:
-                    raise
-                refused[task] = f"child run {child['metadata']['name']} refused: {api_error(e)}"
+                if await self.kube.create(FLOWRUNS, child):
+                    log.info("created child FlowRun %s/%s", ns, child["metadata"]["name"])
+            except (Refused, NotFound) as e:
+                refused[task] = f"child run {child['metadata']['name']} refused: {e.message}"
         for name in decision.jobs_to_delete:
-            await self.kube.delete("Job", ns, name)
+            await self.kube.delete(JOBS, ns, name)
             log.info("deleted Job %s/%s", ns, name)
         for name in decision.children_to_cancel:
-            try:
-                await self.kube.merge_patch_custom(PLURAL, ns, name, {"spec": {"cancel": True}})
-            except ApiException as e:
-                if e.status != 404:
-                    raise
+            with contextlib.suppress(NotFound):
+                await self.kube.merge_patch(FLOWRUNS, ns, name, {"spec": {"cancel": True}})
         if refused:
             self._refused.setdefault(key, {}).update(refused)
         new = decision.status.dump()
@@ -326,7 +324,7 @@ class FlowRunReconciler:
             made, took = None, None
             if write:
                 sent = self.writes.monotonic()
-                made = await self.kube.replace_status(PLURAL, ns, key[1], new, GROUP, VERSION)
+                made = await self.kube.replace_status(FLOWRUNS, ns, key[1], new)
                 took = self.writes.monotonic() - sent
             self.writes.record(key, body, new, None if made is None else made or "", took)
         else:

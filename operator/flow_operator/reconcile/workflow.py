@@ -25,12 +25,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from flow_operator import GROUP, VERSION
 from flow_operator.builders.deployment import (
     desired_deployment,
     desired_service,
@@ -38,10 +36,10 @@ from flow_operator.builders.deployment import (
     spec_hash,
 )
 from flow_operator.builders.naming import COMPONENT_LABEL
-from flow_operator.events import EventSink
-from flow_operator.kube import Kube, api_error
+from flow_operator.errors import KubeError
 from flow_operator.models.common import Condition, ConditionStatus, rfc3339
-from flow_operator.models.workflow import PLURAL, Color, DesiredStatus, Workflow, WorkflowStatus
+from flow_operator.models.workflow import Color, DesiredStatus, Workflow, WorkflowStatus
+from flow_operator.ports import DEPLOYMENTS, SERVICES, WORKFLOWS, EventSink, Writer
 from flow_operator.reconcile.workqueue import Key
 from flow_operator.reconcile.writes import StatusWrites
 from flow_operator.status.aggregate import Observed, aggregate, significant
@@ -50,6 +48,11 @@ log = logging.getLogger(__name__)
 trace = logging.getLogger("flow_operator.trace")  # `run --trace`
 Body = dict[str, Any]
 View = Mapping[Key, Iterable[Body]]
+OWNED = {"Deployment": DEPLOYMENTS, "Service": SERVICES}  # the kinds a Workflow owns
+
+
+class WorkflowCluster(Writer, EventSink, Protocol):
+    """What a Workflow reconcile asks of the cluster (flow_operator.ports)."""
 
 
 @dataclass
@@ -77,10 +80,12 @@ def _first(items: Iterable[Body]) -> Body | None:
 
 
 class WorkflowReconciler:
+    """The Workflow controller's reconcile: owned objects toward the spec, then the status."""
+
     def __init__(
         self,
         view: WorkflowView,
-        kube: Kube,
+        kube: WorkflowCluster,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         detail_interval: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
@@ -167,21 +172,25 @@ class WorkflowReconciler:
                     continue
                 name = obj["metadata"]["name"]
                 try:
-                    await self.kube.delete(kind, wf.metadata.namespace, name)
+                    await self.kube.delete(OWNED[kind], wf.metadata.namespace, name)
                     log.info("deleted %s %s/%s", kind, wf.metadata.namespace, name)
-                except ApiException as e:
-                    errors[cid] = f"deleting {kind} {name}: {api_error(e)}"
+                except KubeError as e:
+                    if e.status is None:
+                        raise  # no answer at all: the reconcile is retried
+                    errors[cid] = f"deleting {kind} {name}: {e.message}"
         return errors
 
     async def _apply(
         self, cid: str, desired: Body, ident: tuple[str, str, str], errors: dict[str, str]
     ) -> None:
         try:
-            await self.kube.apply(desired)
+            await self.kube.apply(OWNED[ident[1]], desired)
             self._applied[ident] = spec_hash(desired) or ""
             log.info("applied %s %s/%s", ident[1], ident[0], ident[2])
-        except ApiException as e:
-            errors[cid] = f"{ident[1]} {ident[2]}: {api_error(e)}"
+        except KubeError as e:
+            if e.status is None:
+                raise  # no answer at all: the reconcile is retried
+            errors[cid] = f"{ident[1]} {ident[2]}: {e.message}"
 
     async def _write_status(
         self, key: Key, body: Body, old: WorkflowStatus | None, new: WorkflowStatus
@@ -200,7 +209,7 @@ class WorkflowReconciler:
         if wait > 0:
             return wait
         sent = self.writes.monotonic()
-        made = await self.kube.replace_status(PLURAL, key[0], key[1], doc, GROUP, VERSION)
+        made = await self.kube.replace_status(WORKFLOWS, key[0], key[1], doc)
         took = self.writes.monotonic() - sent
         self.writes.record(key, body, wanted, made or "", took)
         if trace.isEnabledFor(logging.DEBUG):
@@ -247,7 +256,7 @@ class WorkflowReconciler:
             ],
         }
         if significant(status) != significant(body.get("status")):
-            await self.kube.replace_status(PLURAL, key[0], key[1], status, GROUP, VERSION)
+            await self.kube.replace_status(WORKFLOWS, key[0], key[1], status)
             await self.events.event(body, "InvalidSpec", message, "Warning")
 
 

@@ -31,8 +31,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-import aiohttp
-from kubernetes_asyncio.client.exceptions import ApiException
+from flow_operator.errors import Unavailable
 
 log = logging.getLogger(__name__)
 # `run --trace`: one line per reconcile started, for benchmarks (bench/run.py --trace)
@@ -44,11 +43,9 @@ OTHER_MAX = 60.0
 
 
 def transient(error: BaseException) -> bool:
-    """Does `error` only say that the API server is down, starting, overloaded or slow?"""
-    if isinstance(error, ApiException):
-        return error.status == 429 or (error.status or 0) >= 500
-    return isinstance(error, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError |
-                      TimeoutError | ConnectionError)  # fmt: skip
+    """Does `error` only say that the API server is down, starting, overloaded or slow?
+    (flow_operator.kube raises Unavailable for those: 5xx, 429, connection, timeout.)"""
+    return isinstance(error, Unavailable | TimeoutError | ConnectionError)
 
 
 class WorkQueue:

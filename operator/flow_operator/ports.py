@@ -1,0 +1,127 @@
+"""What the reconcilers and the HTTP API ask of the cluster, as small protocols.
+
+flow_operator.kube.Kube implements them all against the API server; the unit tests' fakes
+implement them in memory. Writes and reads are generic over a `Resource` value (group,
+version, plural), so deleting a FlowRun is the same call as deleting a Job. Failures are
+the project's own errors (flow_operator.errors). Pure: nothing here talks to a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from flow_operator import GROUP, VERSION
+
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A kind of object as the API server addresses it: `group` is "" for the core group."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
+REPLICASETS = Resource("apps", "v1", "replicasets", "ReplicaSet")
+SERVICES = Resource("", "v1", "services", "Service")
+PODS = Resource("", "v1", "pods", "Pod")
+EVENTS = Resource("", "v1", "events", "Event")
+SECRETS = Resource("", "v1", "secrets", "Secret")
+JOBS = Resource("batch", "v1", "jobs", "Job")
+LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
+WORKFLOWS = Resource(GROUP, VERSION, "workflows", "Workflow")
+FLOWRUNS = Resource(GROUP, VERSION, "flowruns", "FlowRun")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list: its items, the token of the next page ("" on the last), and the
+    resourceVersion the list was read at."""
+
+    items: list[Body] = field(default_factory=list)
+    continue_token: str = ""
+    resource_version: str = ""
+
+
+class Writer(Protocol):
+    """Writes of objects (child-object writes share a cap; status writes pass it)."""
+
+    async def apply(self, resource: Resource, body: Body) -> None:
+        """Server-side apply as the operator's field manager, forcing its fields."""
+        ...
+
+    async def create(self, resource: Resource, body: Body) -> bool:
+        """Create; False (not an error) when an object of that name exists already."""
+        ...
+
+    async def delete(self, resource: Resource, namespace: str, name: str) -> None:
+        """Delete in the background; an object already gone is fine."""
+        ...
+
+    async def merge_patch(self, resource: Resource, namespace: str, name: str, patch: Body) -> None:
+        """A JSON merge patch of the object (NotFound when it is gone)."""
+        ...
+
+    async def replace_status(
+        self, resource: Resource, namespace: str, name: str, status: Body
+    ) -> str:
+        """Write the whole status; returns the resourceVersion the write made."""
+        ...
+
+
+class Reader(Protocol):
+    async def get(self, resource: Resource, namespace: str, name: str) -> Body:
+        """One object (NotFound when there is none)."""
+        ...
+
+    async def list(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        limit: int | None = None,
+        continue_token: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> Page:
+        """One page of objects, in one namespace or (None) all of them."""
+        ...
+
+
+class LogReader(Protocol):
+    async def pod_log(
+        self, namespace: str, pod: str, *, follow: bool = False, tail_lines: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """A pod's log, as chunks while it lasts (Refused when there is none yet)."""
+        ...
+
+
+class SecretReader(Protocol):
+    async def read_secret(self, namespace: str, name: str) -> dict[str, str]:
+        """A Secret's `data` (base64 values); NotFound, or Forbidden when not allowed."""
+        ...
+
+
+class EventSink(Protocol):
+    async def event(
+        self,
+        involved: Body,
+        reason: str,
+        message: str,
+        type_: str = "Normal",
+        at: datetime | None = None,
+    ) -> None:
+        """Post a core/v1 Event about `involved`; best effort, never raises."""
+        ...
