@@ -78,8 +78,14 @@ kind-up:  ## with Docker and kind: a kind cluster whose kubeconfig is .cluster/k
 clean: cluster-down  ## stop the cluster and remove local state (keeps the build cache)
 	rm -rf $(CLUSTER_DIR) $(VENV)
 
-bench: venv cluster-build  ## benchmarks S1 then S2 (BENCH_SIZE Workflows, default 100; BENCH_RUNS FlowRuns, default 50)
+bench: venv cluster-build  ## benchmarks S1 then S2 (BENCH_SIZE Workflows, default 100; BENCH_RUNS FlowRuns, default 50), then bench-history
 	$(PY) bench/run.py --scenario all
+	$(MAKE) bench-history
+
+.PHONY: bench-history
+bench-history: venv  ## the run store at scale: HISTORY_RUNS archived runs (default 1,000,000) on SQLite and PostgreSQL; bench/results/history-<stamp>.json
+	@bash tests/unit/history/postgres_deps.sh
+	$(PY) bench/history.py --runs $${HISTORY_RUNS:-1000000} --backend $${HISTORY_BACKEND:-all}
 
 .PHONY: chaos
 chaos: venv cluster-build  ## long reliability runs (50 kill -9 cycles, a 45 s API outage, HA, bad input, security); figures to bench/results/reliability-<stamp>.json

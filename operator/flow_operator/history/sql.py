@@ -159,12 +159,14 @@ runs = Table(
         for column in TRIGRAM
     ),
 )
-# Runs per (namespace, flow, status), kept by triggers on flowruns (migration 0002).
+# Runs per (namespace, flow, configuration or '', status), kept by triggers on flowruns
+# (migration 0002).
 run_counts = Table(
     "flowrun_counts",
     metadata,
     Column("namespace", String, primary_key=True),
     Column("flow_name", String, primary_key=True),
+    Column("configuration", String, primary_key=True),
     Column("status", String, primary_key=True),
     Column("n", BigInteger, nullable=False),
 )
@@ -301,10 +303,7 @@ async def open_store(
 def _conditions(query: RunQuery, *, status: bool = True) -> list[ColumnElement[bool]]:
     c = runs.c
     out: list[ColumnElement[bool]] = []
-
-    def has(col: Any, text: str) -> ColumnElement[bool]:
-        matched: ColumnElement[bool] = col.icontains(text, autoescape=True)
-        return matched
+    has = _has
 
     if query.text:
         fields = (c.name, c.flow_name, c.configuration, c.run_type, c.status)
@@ -334,10 +333,17 @@ def _conditions(query: RunQuery, *, status: bool = True) -> list[ColumnElement[b
     return out
 
 
+def _has(col: Any, text: str) -> ColumnElement[bool]:
+    """A case-insensitive substring, `%` and `_` literal (ILIKE on PostgreSQL)."""
+    matched: ColumnElement[bool] = col.icontains(text, autoescape=True)
+    return matched
+
+
 def _tally(query: RunQuery) -> Select[Any]:
     """Runs per status over the query without its status filter: from `flowrun_counts` when
-    the query filters on namespace and flow alone (a handful of rows), else counted."""
-    searched = query.text or query.name or query.configuration or query.log_contains
+    the query filters on namespace, flow and configuration alone (a few thousand rows at
+    most), else counted over the runs."""
+    searched = query.text or query.name or query.log_contains
     other = (query.run_type, query.level, query.since, query.until)
     if searched or any(v is not None for v in other):
         return (
@@ -345,12 +351,15 @@ def _tally(query: RunQuery) -> Select[Any]:
             .where(*_conditions(query, status=False))
             .group_by(runs.c.status)
         )
-    stmt = select(run_counts.c.status, func.sum(run_counts.c.n))
+    c = run_counts.c
+    stmt = select(c.status, func.sum(c.n))
     if query.namespace is not None:
-        stmt = stmt.where(run_counts.c.namespace == query.namespace)
+        stmt = stmt.where(c.namespace == query.namespace)
     if query.flow is not None:
-        stmt = stmt.where(run_counts.c.flow_name == query.flow)
-    return stmt.group_by(run_counts.c.status)
+        stmt = stmt.where(c.flow_name == query.flow)
+    if query.configuration:
+        stmt = stmt.where(_has(c.configuration, query.configuration))
+    return stmt.group_by(c.status)
 
 
 def _read(uid: str, raw: object) -> RunRecord | None:

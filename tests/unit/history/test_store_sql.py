@@ -405,22 +405,35 @@ async def test_kept_counts_match_the_runs(store: SqlRunStore, clock: Clock) -> N
             rec(f"a{i}", i, phases=4, **({"status": "Failed"} if i == 1 else {}))
         )
     await store.upsert_run(rec("a5", 5, phases=3, flow_name="moved", namespace="ops"))
+    await store.upsert_run(rec("a4", 4, phases=2, flow_name="etl", configuration="etl-dev"))
+    await store.upsert_run(rec("none", 8, phases=2, configuration=None))
     await asyncio.gather(*(store.upsert_run(rec("r", 9, phases=p)) for p in (1, 2, 3, 4, 2, 4)))
     await store.prune(PrunePolicy(keep_per_flow_status=1))
 
     async with store.engine.connect() as conn:
         kept = {
-            (row.namespace, row.flow_name, row.status): row.n
+            (row.namespace, row.flow_name, row.configuration or None, row.status): row.n
             for row in (await conn.execute(select(run_counts))).all()
             if row.n
         }
-        key = (runs.c.namespace, runs.c.flow_name, runs.c.status)
+        key = (runs.c.namespace, runs.c.flow_name, runs.c.configuration, runs.c.status)
         counted = {
-            (ns, flow, status): n
-            for ns, flow, status, n in (
+            (ns, flow, config, status): n
+            for ns, flow, config, status, n in (
                 await conn.execute(select(*key, func.count()).group_by(*key))
             ).all()
         }
-    assert kept == counted and sum(kept.values()) == 4  # one per flow and status
-    page = await store.list_runs(RunQuery(flow="churn"))
-    assert page.counts == {s: n for (_, f, s), n in counted.items() if f == "churn"}
+    assert kept == counted and sum(kept.values()) == 5  # one per flow and status
+    assert (await store.list_runs(RunQuery(flow="churn"))).counts == {
+        "Completed": 1,
+        "Failed": 1,
+        "Queued": 1,
+    }
+    assert (await store.list_runs(RunQuery(configuration="PROD"))).counts == {
+        "Completed": 1,
+        "Failed": 1,
+        "Deployed": 1,
+    }
+    assert (await store.list_runs(RunQuery(configuration="etl-d", flow="etl"))).counts == {
+        "Queued": 1
+    }
