@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import random
 import sqlite3
 import subprocess
@@ -440,6 +441,8 @@ async def run_backend(backend: str, dsn: str, n: int, reps: int, writes: int) ->
             "runs": n, "load_s": round(load_s, 1), "load_rows_per_s": round(rate),
             "analyze_s": round(time.monotonic() - t0, 1),
         }  # fmt: skip
+        # The machine is shared: how busy it was when the reads were timed.
+        result["load_avg_1m_at_queries"] = round(os.getloadavg()[0], 2)
         result["queries"] = await queries(store, flows, n, reps)
         result["goal_p99_ms"] = 100
         result["goal_met"] = all(
@@ -453,8 +456,19 @@ async def run_backend(backend: str, dsn: str, n: int, reps: int, writes: int) ->
         await store.close()
 
 
+def history_code() -> str:
+    """The tree is shared: whether the store's own code (what is measured) is as committed."""
+    lines = subprocess.run(
+        ["git", "status", "--porcelain", "operator/flow_operator/history"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    ).stdout.splitlines()  # fmt: skip
+    changed = [line.split()[-1] for line in lines if line.strip()]
+    return f"modified: {', '.join(changed)}" if changed else "as committed"
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = provenance()
+    results["history_code"] = history_code()
     results |= {"runs": args.runs, "tasks_per_run": len(TASKS), "reps": args.reps,
                 "page": PAGE, "flows": 200, "namespaces": len(NAMESPACES)}  # fmt: skip
     backends = ("sqlite", "postgresql") if args.backend == "all" else (args.backend,)
