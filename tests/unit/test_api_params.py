@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from kubernetes_asyncio.client.exceptions import ApiException
+from flow_operator.api.hosting import track_readiness
+from flow_operator.errors import for_status
 
 from flow_operator.api import openapi
-from flow_operator.api.serve import track_readiness
 from flow_operator.api.server import MAX_TAIL_LINES, READY_REASONS, Readiness, make_app
 from flow_operator.api.workflows import WorkflowDirectory
 from tests.unit.api_support import MemoryFlowRuns, Secrets, View, make_api, validate
@@ -140,10 +140,10 @@ class Steps:
 @pytest.mark.parametrize(
     ("error", "word"),
     [
-        (ApiException(status=403, reason="Forbidden: secret-detail"), "forbidden"),
-        (ApiException(status=401, reason="Unauthorized: secret-detail"), "forbidden"),
+        (for_status(403, "Forbidden", "Forbidden: secret-detail"), "forbidden"),
+        (for_status(401, "Unauthorized", "Unauthorized: secret-detail"), "forbidden"),
         (OSError("connect to 10.1.2.3:6443 refused: secret-detail"), "unreachable"),
-        (ApiException(status=500, reason="etcd secret-detail"), "unreachable"),
+        (for_status(500, "Internal", "etcd secret-detail"), "unreachable"),
     ],
 )
 async def test_a_failed_list_is_one_word_and_the_detail_is_logged(
@@ -160,7 +160,7 @@ async def test_a_failed_list_is_one_word_and_the_detail_is_logged(
         return set(result)
 
     steps = Steps(readiness, view)
-    caplog.set_level(logging.INFO, logger="flow_operator.api.serve")
+    caplog.set_level(logging.INFO, logger="flow_operator.api.hosting")
     directory = WorkflowDirectory(view.workflows, view.pods)
     await asyncio.wait_for(track_readiness(readiness, directory, list_keys, sleep=steps), 5)
     assert steps.seen == [(False, word), (False, "indexing"), (False, "indexing")]

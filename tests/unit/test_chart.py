@@ -203,9 +203,11 @@ def test_rendered_args_are_accepted_by_the_operator(
     assert seen["clusterwide"] is (not namespaces)
     assert list(seen["namespaces"]) == namespaces
     assert seen.get("metrics") == (None if values == "no-metrics" else 9090)
-    assert main.OPTIONS.leader_election is (values in ("ha", "everything"))
-    assert main.OPTIONS.http.port == 8080
-    assert main.OPTIONS.http.token_secret == "flow-system/flow-operator-api"
+    settings = seen["memo"].settings  # the one Operator, handed to kopf as memo
+    assert seen["registry"] is seen["memo"].registry
+    assert settings.leader_election is (values in ("ha", "everything"))
+    assert settings.http.port == 8080
+    assert settings.http.token_secret == "flow-system/flow-operator-api"
 
 
 def test_strategy_follows_leader_election() -> None:

@@ -162,7 +162,7 @@ async def test_an_unreachable_api_is_retried_soon_however_long_it_lasts() -> Non
 
 
 def test_kopf_requests_retry_for_ever() -> None:
-    from flow_operator.main import RetryForever
+    from flow_operator.app import RetryForever
 
     backoffs = RetryForever()
     first = list(itertools.islice(backoffs, 1000))

@@ -1,5 +1,5 @@
-"""Workflow wiring: index the Workflows, enqueue on every change (their children's
-informers are in handlers/children.py).
+"""Workflow wiring: index the Workflows, watch their children, enqueue on every change,
+and build the Workflow reconciler at start.
 
 Every handler is `async def`: kopf runs a plain `def` in a thread pool, which costs a
 thread hop per event and would touch the asyncio work queue from outside its loop.
@@ -15,19 +15,49 @@ from typing import Any
 
 import kopf
 
-from flow_operator import GROUP, VERSION
+from flow_operator import GROUP, VERSION, metrics
+from flow_operator.app import Operator, Started
+from flow_operator.builders.naming import WORKFLOW_LABEL as LABEL
 from flow_operator.handlers import slim
 from flow_operator.models.workflow import PLURAL
-from flow_operator.runtime import RUNTIME
+from flow_operator.observers import WorkflowChanged
+from flow_operator.ports import DEPLOYMENTS, PODS, REPLICASETS, SERVICES
+from flow_operator.reconcile.workflow import WorkflowReconciler, WorkflowView
 
 QUEUE = "workflow"
+INDEX = "workflow_bodies"  # kopf names an index after its function
 
 
-@kopf.index(GROUP, VERSION, PLURAL)
-async def workflow_bodies(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace or "", name): slim.custom_object(body)}
+def setup(app: Operator) -> None:
+    queue = app.queues.declare(QUEUE)
 
+    @kopf.index(GROUP, VERSION, PLURAL, id="workflow_bodies", registry=app.registry)
+    async def workflow_bodies(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+        return {(namespace or "", name): slim.custom_object(body)}
 
-@kopf.on.event(GROUP, VERSION, PLURAL)
-async def workflow_changed(namespace: str | None, name: str, **_: Any) -> None:
-    RUNTIME.enqueue(QUEUE, (namespace or "", name))
+    @kopf.on.event(GROUP, VERSION, PLURAL, id="workflow_changed", registry=app.registry)
+    async def workflow_changed(namespace: str | None, name: str, **_: Any) -> None:
+        queue.enqueue((namespace or "", name))
+
+    app.workflows.subscribe(lambda e: metrics.observe_workflow(e.key, e.status))
+
+    @app.on_build
+    def build(ctx: Started) -> None:
+        view = WorkflowView(
+            workflows=ctx.index(INDEX),
+            deployments=ctx.watch("deployments", DEPLOYMENTS, LABEL, slim.deployment, queue),
+            replicasets=ctx.watch("replicasets", REPLICASETS, LABEL, slim.replicaset, queue),
+            pods=ctx.watch("workflow pods", PODS, LABEL, slim.pod, queue),
+            services=ctx.watch("services", SERVICES, LABEL, slim.service, queue),
+        )  # fmt: skip
+        ctx.provide(view)  # the HTTP API reads it (handlers/http.py)
+        reconciler = WorkflowReconciler(view, ctx.kube, events=ctx.app.recorder)
+        workflows = view.workflows
+
+        def publish(key: tuple[str, str], status: Any) -> None:
+            body = next(iter(workflows.get(key, ())), None) or {}
+            uid = (body.get("metadata") or {}).get("uid", "")
+            app.workflows.publish(WorkflowChanged(key, uid, body, status))
+
+        reconciler.on_status = publish
+        app.queues.bind(queue, reconciler, app.settings.workers)

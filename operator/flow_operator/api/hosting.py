@@ -1,0 +1,142 @@
+"""Hosting the HTTP API in the operator process: built from the operator's parts, started
+and stopped with it (handlers/http.py wires it; api/server.py is the aiohttp app itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from flow_operator.api.auth import SecretKeys
+from flow_operator.api.flowruns import FlowRunBackend
+from flow_operator.api.server import Api, ApiServer, Readiness
+from flow_operator.api.workflows import Key, WorkflowDirectory
+from flow_operator.errors import Forbidden, NotFound
+from flow_operator.ports import WORKFLOWS, Reader, SecretReader
+
+log = logging.getLogger(__name__)
+DEFAULT_TOKEN_SECRET = "flow-operator-api"
+
+
+def token_secret(value: str) -> tuple[str, str]:
+    if "/" in value:
+        ns, _, name = value.partition("/")
+        return ns, name
+    return os.environ.get("POD_NAMESPACE", "default"), value or DEFAULT_TOKEN_SECRET
+
+
+def secret_reader(kube: SecretReader) -> Callable[[str, str], Awaitable[Mapping[str, str] | None]]:
+    async def read(namespace: str, name: str) -> Mapping[str, str] | None:
+        try:
+            return await kube.read_secret(namespace, name)
+        except (NotFound, Forbidden) as e:
+            log.warning("API key Secret %s/%s: %s", namespace, name, e)
+            return None
+
+    return read
+
+
+async def list_workflow_keys(kube: Reader, namespaces: Sequence[str]) -> set[Key]:
+    """The Workflows the API server holds now (names only), for the readiness check."""
+    keys: set[Key] = set()
+    scopes: list[str | None] = list(namespaces) or [None]
+    for ns in scopes:
+        token = ""
+        while True:
+            page = await kube.list(WORKFLOWS, ns, limit=500, continue_token=token)
+            for item in page.items:
+                meta = item.get("metadata") or {}
+                keys.add((meta.get("namespace", ""), meta.get("name", "")))
+            token = page.continue_token
+            if not token:
+                break
+    return keys
+
+
+async def track_readiness(
+    readiness: Readiness,
+    directory: WorkflowDirectory,
+    list_keys: Callable[[], Awaitable[set[Key]]],
+    poll: float = 0.2,
+    relist: float = 5.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Ready once every Workflow the API server listed is in the index (re-listed now and
+    then, so one deleted meanwhile does not hold readiness back). The reason is a word
+    (server.READY_REASONS); what lies behind it is logged."""
+    loop = asyncio.get_running_loop()
+    wanted: set[Key] | None = None
+    listed_at = 0.0
+    while True:
+        if wanted is None or loop.time() - listed_at > relist:
+            try:
+                wanted = await list_keys()
+                listed_at = loop.time()
+            except Exception as e:
+                readiness.set(False, "forbidden" if isinstance(e, Forbidden) else "unreachable")
+                log.warning("not ready: cannot list Workflows: %s", e)
+                await sleep(relist)
+                continue
+        missing = wanted - set(directory.indexed())
+        if not missing:
+            readiness.set(True, "indexed")
+            log.info("ready: %d workflows indexed", len(wanted))
+            return
+        if readiness.reason != "indexing":
+            log.info("not ready: %d of %d workflows not indexed yet", len(missing), len(wanted))
+        readiness.set(False, "indexing")
+        await sleep(poll)
+
+
+class HostCluster(Reader, SecretReader, Protocol):
+    """What the hosted API reads of the cluster itself (the FlowRun backend has its own)."""
+
+
+class HttpHost:
+    """The HTTP server of the operator process: built at start, stopped at cleanup. The
+    directory exists from the start, so it can follow the Workflow statuses (`on_status`)
+    before the server listens."""
+
+    def __init__(
+        self,
+        kube: HostCluster,
+        workflows: Mapping[Key, Any],
+        pods: Mapping[Key, Any],
+        flowruns: FlowRunBackend | None = None,
+    ) -> None:
+        self.kube = kube
+        self.directory = WorkflowDirectory(workflows, pods)
+        self.flowruns = flowruns
+        self.server: ApiServer | None = None
+        self._ready_task: asyncio.Task[None] | None = None
+
+    async def start(
+        self, host: str, port: int, token_secret_name: str, namespaces: Sequence[str]
+    ) -> None:
+        api = Api(
+            directory=self.directory,
+            secrets=SecretKeys(secret_reader(self.kube)),
+            token_secret=token_secret(token_secret_name),
+            flowruns=self.flowruns,
+        )
+        self.server = ApiServer(api, host, port)
+        await self.server.start()
+        self._ready_task = asyncio.create_task(
+            track_readiness(
+                api.readiness, self.directory, lambda: list_workflow_keys(self.kube, namespaces)
+            )
+        )
+
+    async def stop(self) -> None:
+        if self._ready_task is not None:
+            self._ready_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ready_task
+            self._ready_task = None
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
