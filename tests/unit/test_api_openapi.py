@@ -127,7 +127,6 @@ async def test_errors_are_json_and_unknown_paths_404() -> None:
 @virtual_time  # the 5 s relist and the polls take no real time
 async def test_readiness_waits_for_every_listed_workflow() -> None:
     from flow_operator.api.hosting import track_readiness
-
     from flow_operator.api.server import Readiness
 
     view = View()

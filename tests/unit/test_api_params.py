@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from flow_operator.api.hosting import track_readiness
-from flow_operator.errors import for_status
 
 from flow_operator.api import openapi
+from flow_operator.api.hosting import track_readiness
 from flow_operator.api.server import MAX_TAIL_LINES, READY_REASONS, Readiness, make_app
 from flow_operator.api.workflows import WorkflowDirectory
+from flow_operator.errors import for_status
 from tests.unit.api_support import MemoryFlowRuns, Secrets, View, make_api, validate
 
 TOKEN = "operator-token-1"
