@@ -19,9 +19,8 @@ from flow_operator.app import Operator, Started
 from flow_operator.builders.naming import FLOWRUN_LABEL, MANAGED_BY
 from flow_operator.handlers import slim
 from flow_operator.handlers import workflow as workflows
-from flow_operator.models.flowrun import PLURAL, TERMINAL, FlowRunStatus, Phase
+from flow_operator.models.flowrun import PLURAL, TERMINAL, Phase
 from flow_operator.models.workflow import PLURAL as WORKFLOWS
-from flow_operator.observers import RunChanged
 from flow_operator.ports import JOBS, PODS
 from flow_operator.reconcile.flowrun import FlowRunReconciler, FlowRunView
 
@@ -104,11 +103,5 @@ def setup(app: Operator) -> None:
             app.settings.limits,
             events=ctx.app.recorder,
         )  # fmt: skip
-
-        def publish(key: tuple[str, str], old: Phase | None, status: FlowRunStatus) -> None:
-            body = next(iter(runs.get(key, ())), None) or {}
-            uid = (body.get("metadata") or {}).get("uid", "")
-            app.runs.publish(RunChanged(key, uid, body, old, status))
-
-        reconciler.on_status = publish
+        reconciler.publish = app.runs.publish
         app.queues.bind(queue, reconciler, app.settings.workers)

@@ -20,7 +20,6 @@ from flow_operator.app import Operator, Started
 from flow_operator.builders.naming import WORKFLOW_LABEL as LABEL
 from flow_operator.handlers import slim
 from flow_operator.models.workflow import PLURAL
-from flow_operator.observers import WorkflowChanged
 from flow_operator.ports import DEPLOYMENTS, PODS, REPLICASETS, SERVICES
 from flow_operator.reconcile.workflow import WorkflowReconciler, WorkflowView
 
@@ -52,12 +51,5 @@ def setup(app: Operator) -> None:
         )  # fmt: skip
         ctx.provide(view)  # the HTTP API reads it (handlers/http.py)
         reconciler = WorkflowReconciler(view, ctx.kube, events=ctx.app.recorder)
-        workflows = view.workflows
-
-        def publish(key: tuple[str, str], status: Any) -> None:
-            body = next(iter(workflows.get(key, ())), None) or {}
-            uid = (body.get("metadata") or {}).get("uid", "")
-            app.workflows.publish(WorkflowChanged(key, uid, body, status))
-
-        reconciler.on_status = publish
+        reconciler.publish = app.workflows.publish
         app.queues.bind(queue, reconciler, app.settings.workers)

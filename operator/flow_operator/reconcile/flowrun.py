@@ -37,8 +37,9 @@ from flow_operator.flowrun.machine import (
 )
 from flow_operator.flowrun.taskstate import LOG_LINES
 from flow_operator.models.common import parse_time
-from flow_operator.models.flowrun import TERMINAL, FlowRun, FlowRunStatus, Phase, TaskPhase
+from flow_operator.models.flowrun import TERMINAL, FlowRun, Phase, TaskPhase
 from flow_operator.models.workflow import Color, DesiredStatus, PublishingMode
+from flow_operator.observers import RunChanged
 from flow_operator.ports import EVENTS, FLOWRUNS, JOBS, EventSink, LogReader, Reader, Writer
 from flow_operator.reconcile.workqueue import Key
 from flow_operator.reconcile.writes import StatusWrites
@@ -84,8 +85,8 @@ class FlowRunReconciler:
     kube: FlowRunCluster
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    # (key, old phase, new status): for metrics and the HTTP API.
-    on_status: Callable[[Key, Phase | None, FlowRunStatus], None] | None = None
+    # every decision, with the run: to the topic's subscribers (metrics, the run store)
+    publish: Callable[[RunChanged], None] | None = None
     _admitted: set[Key] = field(default_factory=set)
     _refused: dict[Key, dict[str, str]] = field(default_factory=dict)
     _logs: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -334,8 +335,9 @@ class FlowRunReconciler:
         if decision.status.phase in TERMINAL:
             self._refused.pop(key, None)
         old_phase = run.status.phase if run is not None and run.status is not None else None
-        if self.on_status is not None:
-            self.on_status(key, old_phase, decision.status)
+        if self.publish is not None:
+            uid = (body.get("metadata") or {}).get("uid", "")
+            self.publish(RunChanged(key, uid, body, old_phase, decision.status))
         return bool(refused)
 
     def _forget(self, key: Key) -> None:

@@ -39,6 +39,7 @@ from flow_operator.builders.naming import COMPONENT_LABEL
 from flow_operator.errors import KubeError
 from flow_operator.models.common import Condition, ConditionStatus, rfc3339
 from flow_operator.models.workflow import Color, DesiredStatus, Workflow, WorkflowStatus
+from flow_operator.observers import WorkflowChanged
 from flow_operator.ports import DEPLOYMENTS, SERVICES, WORKFLOWS, EventSink, Writer
 from flow_operator.reconcile.workqueue import Key
 from flow_operator.reconcile.writes import StatusWrites
@@ -98,7 +99,8 @@ class WorkflowReconciler:
         self.writes: StatusWrites[Key] = StatusWrites(_headline, detail_interval, monotonic)
         self._applied: dict[tuple[str, str, str], str] = {}  # (ns, kind, name) -> spec hash
         self._failures: dict[Key, int] = defaultdict(int)
-        self.on_status: Callable[[Key, WorkflowStatus | None], None] | None = None
+        # every decision, with the Workflow: to the topic's subscribers (metrics, the API)
+        self.publish: Callable[[WorkflowChanged], None] | None = None
 
     async def __call__(self, key: Key) -> float | None:
         body = _first(self.view.workflows.get(key, ()))
@@ -126,8 +128,9 @@ class WorkflowReconciler:
         )
         status = aggregate(wf, observed, self.clock())
         deferred = await self._write_status(key, body, wf.status, status)
-        if self.on_status is not None:
-            self.on_status(key, status)
+        if self.publish is not None:
+            uid = (body.get("metadata") or {}).get("uid", "")
+            self.publish(WorkflowChanged(key, uid, body, status))
         if errors:
             self._failures[key] += 1
             return float(min(5 * 2 ** (self._failures[key] - 1), 300))
@@ -137,8 +140,8 @@ class WorkflowReconciler:
     def _forget(self, key: Key) -> None:
         self.writes.forget(key)
         self._failures.pop(key, None)
-        if self.on_status is not None:
-            self.on_status(key, None)
+        if self.publish is not None:
+            self.publish(WorkflowChanged(key, "", {}, None))
 
     async def _converge(
         self, wf: Workflow, deployments: dict[str, Body], services: dict[str, Body]
