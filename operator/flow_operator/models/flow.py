@@ -311,6 +311,29 @@ class Schedule(KubeModel):
         return self
 
 
+class History(KubeModel):
+    """How many finished runs of the flow stay in the cluster; older ones are deleted once
+    the run store has archived them (their record and logs stay readable there)."""
+
+    successful_kept: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=10000,
+            description="Completed runs kept, the newest by end time; absent: no limit.",
+        ),
+    ] = None
+    failed_kept: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=10000,
+            description="Failed, Crashed and Cancelled runs kept, the newest by end time; "
+            "absent: no limit.",
+        ),
+    ] = None
+
+
 class FlowSpec(KubeModel):
     """A flow's definition: what each of its runs does, and when runs start by themselves."""
 
@@ -380,6 +403,10 @@ class FlowSpec(KubeModel):
     suspend: Annotated[bool, Field(description="True: no schedule of this flow starts runs.")] = (
         False
     )
+    history: Annotated[
+        History | None,
+        Field(description="How many finished runs stay in the cluster (absent: no limit)."),
+    ] = None
 
     @model_validator(mode="after")
     def _rules(self) -> FlowSpec:

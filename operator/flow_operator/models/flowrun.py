@@ -250,11 +250,29 @@ class Task(TaskBase):
         return self
 
 
+class FlowRef(KubeModel):
+    """The Flow (same namespace) and version a run was made from: a record of where its
+    tasks came from. The run carries its whole definition, so it reads and reruns the same
+    after its Flow changes or is deleted."""
+
+    name: Annotated[
+        FlowName, Field(description="The Flow in the run's namespace this run was made from.")
+    ]
+    version: Annotated[
+        int | None,
+        Field(ge=1, description="The Flow's version (1, 2, 3...) the run's tasks are a copy of."),
+    ] = None
+
+
 class FlowRunSpec(KubeModel):
     """The run: which flow and version, who started it, its tasks and its limits."""
 
     flow_name: Annotated[FlowName, Field(description="The flow this run executes: FLOW column.")]
     version: Annotated[Version, Field(description="The flow's version: the VERSION column.")]
+    flow_ref: Annotated[
+        FlowRef | None,
+        Field(description="The Flow and version this run was made from (absent: an inline run)."),
+    ] = None
     level: Annotated[
         Level, Field(description="Who owns the flow: user (default), organization or platform.")
     ] = Level.USER
