@@ -62,14 +62,28 @@ WORKLOAD = RuleSet(
         Rule(
             GROUP,
             ("flowruns",),
-            ("list", "watch", "create", "patch"),
-            "FlowRuns: watched; created (reruns, sub-flow runs) and patched (cancel requests).",
+            ("list", "watch", "create", "patch", "delete"),
+            "FlowRuns: watched; created (reruns, sub-flow runs, a Flow's ticks and Run action), "
+            "patched (cancel requests), deleted past a Flow's history once archived.",
         ),
         Rule(
             GROUP,
-            ("workflows/status", "flowruns/status"),
+            ("flows",),
+            ("list", "watch"),
+            "Flows: watched into a kopf index (the Flow reconciler, the HTTP API's Run action).",
+        ),
+        Rule(
+            GROUP,
+            ("workflows/status", "flowruns/status", "flows/status"),
             ("patch",),
             "Their status is written by the reconcilers (the status subresource).",
+        ),
+        Rule(
+            "apps",
+            ("controllerrevisions",),
+            ("get", "create", "delete"),
+            "A Flow's versions: one ControllerRevision each, created once, read by the Run "
+            "action for an older version, deleted past revisionHistoryLimit.",
         ),
         Rule(
             "apps",

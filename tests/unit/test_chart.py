@@ -229,9 +229,12 @@ def test_optional_objects() -> None:
 
 WORKLOAD_RULES = {
     ("flowops.io", "workflows"): {"list", "watch"},
-    ("flowops.io", "flowruns"): {"list", "watch", "create", "patch"},
+    ("flowops.io", "flowruns"): {"list", "watch", "create", "patch", "delete"},
+    ("flowops.io", "flows"): {"list", "watch"},
     ("flowops.io", "workflows/status"): {"patch"},
     ("flowops.io", "flowruns/status"): {"patch"},
+    ("flowops.io", "flows/status"): {"patch"},
+    ("apps", "controllerrevisions"): {"get", "create", "delete"},
     ("apps", "deployments"): {"list", "watch", "create", "patch", "delete"},
     ("", "services"): {"list", "watch", "create", "patch", "delete"},
     ("apps", "replicasets"): {"list", "watch"},

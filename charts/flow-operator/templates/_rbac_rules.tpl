@@ -9,14 +9,24 @@ ClusterRole, or by a Role in each watched namespace.
 - apiGroups: [flowops.io]
   resources: [workflows]
   verbs: [list, watch]
-# FlowRuns: watched; created (reruns, sub-flow runs) and patched (cancel requests).
+# FlowRuns: watched; created (reruns, sub-flow runs, a Flow's ticks and Run action),
+# patched (cancel requests), deleted past a Flow's history once archived.
 - apiGroups: [flowops.io]
   resources: [flowruns]
-  verbs: [list, watch, create, patch]
+  verbs: [list, watch, create, patch, delete]
+# Flows: watched into a kopf index (the Flow reconciler, the HTTP API's Run action).
+- apiGroups: [flowops.io]
+  resources: [flows]
+  verbs: [list, watch]
 # Their status is written by the reconcilers (the status subresource).
 - apiGroups: [flowops.io]
-  resources: [workflows/status, flowruns/status]
+  resources: [workflows/status, flowruns/status, flows/status]
   verbs: [patch]
+# A Flow's versions: one ControllerRevision each, created once, read by the Run action for
+# an older version, deleted past revisionHistoryLimit.
+- apiGroups: [apps]
+  resources: [controllerrevisions]
+  verbs: [get, create, delete]
 # A Workflow's services: server-side applied (create + patch), deleted on unpublish.
 - apiGroups: [apps]
   resources: [deployments]
