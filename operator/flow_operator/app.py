@@ -29,8 +29,9 @@ from flow_operator import MANAGER, gcpolicy, metrics
 from flow_operator.builders.naming import MANAGED_BY
 from flow_operator.events import EventRecorder
 from flow_operator.kube import Kube
-from flow_operator.kube.informer import Body, Informer, Key, Merged
+from flow_operator.kube.informer import Informer, Key, Merged
 from flow_operator.kube.leader import LeaderElector
+from flow_operator.objects.body import Body
 from flow_operator.observers import RunChanged, Topic, WorkflowChanged
 from flow_operator.ports import Resource
 from flow_operator.reconcile.workqueue import Reconcile, WorkQueue
@@ -193,6 +194,9 @@ class Operator:
         self.elector: LeaderElector | None = None
         for setup in kinds:
             setup(self)
+        # kopf's default registry logs in through the client library's config (kubeconfig
+        # or the pod's ServiceAccount); a registry of our own has to ask for it.
+        kopf.on.login(registry=self.registry)(kopf.login_via_client)
         kopf.on.startup(registry=self.registry)(self._startup)
         kopf.on.cleanup(registry=self.registry)(self._cleanup)
 
