@@ -17,13 +17,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
+from flow_operator.objects.body import Body
 from flow_operator.ports import EventSink
 
 log = logging.getLogger(__name__)
 __all__ = ["CAPACITY", "LANES", "EventRecorder", "EventSink"]
-Body = dict[str, Any]
 LANES = 8
 CAPACITY = 1000
 

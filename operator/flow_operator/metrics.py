@@ -37,9 +37,9 @@ from prometheus_client import (
     start_http_server,
 )
 
-from flow_operator.models.common import parse_time
 from flow_operator.models.flowrun import TERMINAL, FlowRunStatus, Phase
 from flow_operator.models.workflow import Color, WorkflowStatus
+from flow_operator.objects.times import parse_time
 
 log = logging.getLogger(__name__)
 trace = logging.getLogger("flow_operator.trace")  # `run --trace`

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from flow_operator import GROUP, VERSION
-
-Body = dict[str, Any]
+from flow_operator.objects.body import Body
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,8 @@ JOBS = Resource("batch", "v1", "jobs", "Job")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
 WORKFLOWS = Resource(GROUP, VERSION, "workflows", "Workflow")
 FLOWRUNS = Resource(GROUP, VERSION, "flowruns", "FlowRun")
+FLOWS = Resource(GROUP, VERSION, "flows", "Flow")
+CONTROLLERREVISIONS = Resource("apps", "v1", "controllerrevisions", "ControllerRevision")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from flow_operator.errors import Forbidden, NotFound
-from flow_operator.ports import Body, Page, Resource
+from flow_operator.objects.body import Body
+from flow_operator.ports import Page, Resource
 
 
 class FakeKube:

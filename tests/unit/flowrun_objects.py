@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flow_operator.builders.job import desired_child_run, desired_job
-from flow_operator.models.common import rfc3339
 from flow_operator.models.flowrun import FlowRun
+from flow_operator.objects.times import rfc3339
 
 Body = dict[str, Any]
 T0 = datetime(2024, 2, 12, 9, 0, 0, tzinfo=UTC)

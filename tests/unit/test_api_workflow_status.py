@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from flow_operator.api.server import Api, make_app
 from flow_operator.models.workflow import Color, WorkflowStatus
+from flow_operator.objects.durations import since
 from flow_operator.status.aggregate import Observed
-from flow_operator.status.durations import since
 from tests.unit.api_support import NOW, Clock, Secrets, View, make_api, validate
 from tests.unit.kube_objects import T0, workflow
 from tests.unit.test_golden_workflow_status import SCENARIOS
@@ -82,7 +82,7 @@ async def test_each_reference_example_is_served_field_for_field(name: str, clien
 
 
 def _parse(ts: str) -> Any:
-    from flow_operator.models.common import parse_time
+    from flow_operator.objects.times import parse_time
 
     return parse_time(ts)
 

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from flow_operator.status.durations import go_duration, go_duration_ns, since
+from flow_operator.objects.durations import go_duration, go_duration_ns, since
 
 
 @pytest.mark.parametrize(

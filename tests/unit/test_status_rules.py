@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from flow_operator.models.workflow import Color, PublishingMode, RolloutStatus, Workflow
+from flow_operator.objects.podstate import pod_status
 from flow_operator.status import rollout as r
 from flow_operator.status.aggregate import (
     Observed,
@@ -15,7 +16,6 @@ from flow_operator.status.aggregate import (
     significant,
     workflow_color,
 )
-from flow_operator.status.podstate import pod_status
 from tests.unit.kube_objects import deployment, pod, workflow
 
 NOW = datetime(2024, 2, 12, 10, 20, tzinfo=UTC)

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 from flow_operator.api.flowruns import FlowRunError, rerun_body, row_of, select
 from flow_operator.errors import KubeError, NotFound
 from flow_operator.models.flowrun import TERMINAL
+from flow_operator.objects.body import Body
 from flow_operator.ports import FLOWRUNS, LogReader, Resource
 
-Body = dict[str, Any]
 Key = tuple[str, str]
 
 

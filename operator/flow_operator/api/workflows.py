@@ -18,15 +18,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flow_operator.models.workflow import WorkflowStatus
+from flow_operator.objects.body import Body, first, resource_version
 from flow_operator.views.workflows import live_document, parse_status
 
-Body = dict[str, Any]
 Key = tuple[str, str]
 View = Mapping[Key, Iterable[Body]]
-
-
-def _first(items: Iterable[Body] | None) -> Body | None:
-    return next(iter(items or ()), None)
 
 
 class WorkflowDirectory:
@@ -51,13 +47,13 @@ class WorkflowDirectory:
 
     @staticmethod
     def _version(body: Body | None) -> str:
-        return str(((body or {}).get("metadata") or {}).get("resourceVersion", ""))
+        return resource_version(body)
 
     def indexed(self) -> list[Key]:
         return sorted(k for k in self.workflows if self.body(k) is not None)
 
     def body(self, key: Key) -> Body | None:
-        return _first(self.workflows.get(key))
+        return first(self.workflows.get(key))
 
     def resolve(self, workflow_id: str) -> list[Key]:
         """Every Workflow `workflow_id` may name: qualified `{ns}.{name}`, or a plain name."""

@@ -6,8 +6,6 @@ a managed Deployment (drift) is put back.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flow_operator.builders.naming import (
     COMPONENT_LABEL,
     ROLE_LABEL,
@@ -19,8 +17,7 @@ from flow_operator.builders.naming import (
     short_hash,
 )
 from flow_operator.models.workflow import KIND, Component, Workflow
-
-Body = dict[str, Any]
+from flow_operator.objects.body import Body
 
 
 def component_labels(wf: Workflow, c: Component) -> dict[str, str]:

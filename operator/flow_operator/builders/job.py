@@ -10,8 +10,6 @@ every attempt is a pod whose exit code and log stay readable.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flow_operator import API_VERSION
 from flow_operator.builders.naming import (
     FLOWRUN_LABEL,
@@ -30,8 +28,7 @@ from flow_operator.models.flowrun import (
     Task,
     TaskBase,
 )
-
-Body = dict[str, Any]
+from flow_operator.objects.body import Body
 
 
 def object_name(run: str, task: str) -> str:

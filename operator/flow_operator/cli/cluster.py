@@ -6,14 +6,13 @@ client, kubeconfig credentials); its failures are the project's errors (NotFound
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Protocol
 
 from flow_operator.builders.naming import WORKFLOW_LABEL
 from flow_operator.errors import NotFound
+from flow_operator.models.flowrun import PLURAL as FLOWRUNS
 from flow_operator.models.workflow import PLURAL as WORKFLOWS
-
-Body = dict[str, Any]
-FLOWRUNS = "flowruns"
+from flow_operator.objects.body import Body
 
 
 class ClusterApi(Protocol):

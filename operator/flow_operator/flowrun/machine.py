@@ -43,7 +43,6 @@ from flow_operator.flowrun.taskstate import (
     job_reading,
     refused_reading,
 )
-from flow_operator.models.common import parse_time, rfc3339
 from flow_operator.models.flowrun import (
     TERMINAL,
     FlowRun,
@@ -56,10 +55,11 @@ from flow_operator.models.flowrun import (
     Transition,
 )
 from flow_operator.models.workflow import Color, PublishingMode
-from flow_operator.status.conditions import kstatus
-from flow_operator.status.durations import since
+from flow_operator.objects.body import Body
+from flow_operator.objects.conditions import kstatus
+from flow_operator.objects.durations import since
+from flow_operator.objects.times import parse_time, rfc3339
 
-Body = dict[str, Any]
 USABLE = (Color.GREEN, Color.YELLOW)
 ANNOUNCED = (TaskPhase.RUNNING, TaskPhase.SUCCEEDED, TaskPhase.FAILED, TaskPhase.CRASHED)
 BAD = (Phase.FAILED, Phase.CRASHED, TaskPhase.FAILED, TaskPhase.CRASHED)

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flow_operator.models.common import parse_time, rfc3339
 from flow_operator.models.flowrun import TaskBase, TaskPhase, TaskStatus
-from flow_operator.status.durations import go_duration, since
-from flow_operator.status.podstate import condition, pod_status
+from flow_operator.objects.body import Body, meta
+from flow_operator.objects.durations import go_duration, since
+from flow_operator.objects.podstate import condition, pod_status
+from flow_operator.objects.times import parse_time, rfc3339
 
-Body = dict[str, Any]
 # The lines of a failed pod's log a task's message carries: the reconciler fetches this
 # many (tailLines) and the message keeps the non-blank ones (docs/flowrun.md).
 LOG_LINES = 5
@@ -55,10 +55,6 @@ class Reading:
 class _Signal:
     reason: str
     message: str
-
-
-def _meta(obj: Body) -> Body:
-    return obj.get("metadata") or {}
 
 
 def _first_true(obj: Body, types: Sequence[str]) -> Body | None:
@@ -133,13 +129,13 @@ def _capacity(
             return _Signal("Evicted", f"evicted: {status.get('message') or 'by the kubelet'}"), None
         scheduled = condition(pod, "PodScheduled")
         if (
-            not _meta(pod).get("deletionTimestamp")
+            not meta(pod).get("deletionTimestamp")
             and scheduled
             and scheduled.get("status") == "False"
             and scheduled.get("reason") == "Unschedulable"
         ):
             start = parse_time(scheduled.get("lastTransitionTime")) or parse_time(
-                _meta(pod).get("creationTimestamp")
+                meta(pod).get("creationTimestamp")
             )
             over, wake = _past(start, grace, now)
             if over:
@@ -155,7 +151,7 @@ def _capacity(
                 continue
             first = event.get("eventTime") or event.get("firstTimestamp")
             over, wake = _past(
-                parse_time(first or _meta(event).get("creationTimestamp")), grace, now
+                parse_time(first or meta(event).get("creationTimestamp")), grace, now
             )
             message = str(event.get("message") or "")
             if over:
@@ -176,9 +172,7 @@ def _stuck(
             waiting = (c.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") not in STUCK_WAITING:
                 continue
-            start = (pod.get("status") or {}).get("startTime") or _meta(pod).get(
-                "creationTimestamp"
-            )
+            start = (pod.get("status") or {}).get("startTime") or meta(pod).get("creationTimestamp")
             over, wake = _past(parse_time(start), grace, now)
             if over:
                 detail = f": {waiting['message']}" if waiting.get("message") else ""
@@ -203,7 +197,7 @@ def job_reading(
 ) -> Reading:
     """The task's line from its Job, the Job's pods and the Job's warning events."""
     pods = sorted(
-        pods, key=lambda p: (_meta(p).get("creationTimestamp") or "", _meta(p).get("name", ""))
+        pods, key=lambda p: (meta(p).get("creationTimestamp") or "", meta(p).get("name", ""))
     )
     counts = job.get("status") or {}
     # The Job's counters lag its conditions (a Job can be Complete with succeeded still 0
@@ -216,8 +210,8 @@ def job_reading(
         version=task.version,
         status=TaskPhase.RUNNING,
         start_time=counts.get("startTime"),
-        job_name=_meta(job).get("name"),
-        pod_name=_meta(pods[-1]).get("name") if pods else None,
+        job_name=meta(job).get("name"),
+        pod_name=meta(pods[-1]).get("name") if pods else None,
         attempts=attempts,
     )
     complete = _first_true(job, SUCCEEDED_CONDITIONS)
@@ -281,7 +275,7 @@ def child_reading(task: TaskBase, child: Body) -> Reading:
         start_time=status.get("startTime"),
         end_time=status.get("endTime"),
         runtime=status.get("duration"),
-        child_run=_meta(child).get("name"),
+        child_run=meta(child).get("name"),
         attempts=1,
         message=f"sub-flow {phase}" + (f": {status['message']}" if status.get("message") else ""),
     )

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 
 from flow_operator.flows.concurrency import REPLACING, Action, Decision, RunSlot, decide
 from flow_operator.flows.params import resolve
-from flow_operator.flows.runs import Body, FlowRunRecord, Record, Time, build_run
+from flow_operator.flows.runs import FlowRunRecord, Record, Time, build_run
 from flow_operator.flows.schedule import Cron, run_name, summary
 from flow_operator.flows.schedule import plan as schedule_plan
 from flow_operator.flows.versions import (
@@ -47,7 +47,6 @@ from flow_operator.flows.versions import (
 )
 from flow_operator.history.retention import FinishedRun, RetentionPolicy
 from flow_operator.history.retention import plan as retention_plan
-from flow_operator.models.common import parse_time, rfc3339
 from flow_operator.models.flow import (
     Flow,
     FlowStatus,
@@ -57,7 +56,9 @@ from flow_operator.models.flow import (
     ScheduleStatus,
 )
 from flow_operator.models.flowrun import Phase, RunType
-from flow_operator.status.conditions import kstatus
+from flow_operator.objects.body import Body
+from flow_operator.objects.conditions import kstatus
+from flow_operator.objects.times import parse_time, rfc3339
 
 NORMAL = "Normal"
 WARNING = "Warning"

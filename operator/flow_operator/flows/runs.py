@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -38,7 +38,6 @@ from flow_operator.flows.schedule import (
     parse_stamp,
     tick_labels,
 )
-from flow_operator.models.common import parse_time
 from flow_operator.models.flow import FlowSpec, FlowVersion
 from flow_operator.models.flowrun import (
     KIND,
@@ -49,8 +48,8 @@ from flow_operator.models.flowrun import (
     Phase,
     RunType,
 )
-
-Body = dict[str, Any]
+from flow_operator.objects.body import Body
+from flow_operator.objects.times import parse_time, utc
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 VERSION_LABEL = "flowops.io/flow-version"
@@ -66,13 +65,7 @@ SUFFIX = re.compile(r"^[a-z0-9]{1,16}$")
 KEY_HASH = 10
 
 
-def _utc(t: datetime) -> datetime:
-    if t.tzinfo is None:
-        raise ValueError(f"a naive datetime has no instant: {t.isoformat()}")
-    return t.astimezone(UTC)
-
-
-Time = Annotated[datetime, AfterValidator(_utc)]
+Time = Annotated[datetime, AfterValidator(utc)]
 
 
 class Record(BaseModel):

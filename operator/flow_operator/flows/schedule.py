@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 from cronsim import CronSim
 
 from flow_operator.models.flow import CatchUp, FlowSpec, Schedule, check_cron, check_time_zone
+from flow_operator.objects.times import utc
 
 MAX_CATCH_UP = 100  # catchUp All starts at most this many ticks at once
 COUNT_LIMIT = 1_000  # missed ticks are counted up to this (the scan is bounded), then "or more"
@@ -49,12 +50,6 @@ STAMP = "%Y%m%d%H%M"  # a tick in names and labels: its UTC minute
 FLOW_LABEL = "flowops.io/flow"
 SCHEDULE_LABEL = "flowops.io/schedule"
 SCHEDULED_TIME_LABEL = "flowops.io/scheduled-time"
-
-
-def _utc(t: datetime) -> datetime:
-    if t.tzinfo is None:
-        raise ValueError(f"a naive datetime has no instant: {t.isoformat()}")
-    return t.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -75,7 +70,7 @@ class Cron:
 
     def next_after(self, t: datetime) -> datetime | None:
         """The first tick strictly after `t` (UTC); None if there is none in 50 years."""
-        after = _utc(t)
+        after = utc(t)
         # cronsim can hand back a fixed-time tick from earlier in a repeated hour when it
         # starts in the hour's second pass: such a tick is not after `t`, so look further.
         for local in CronSim(self.fields, after.astimezone(self.zone)):
@@ -90,7 +85,7 @@ class Cron:
         """The ticks in (after, until], oldest first; at most `limit`, and whether there
         were more."""
         found: list[datetime] = []
-        end = _utc(until)
+        end = utc(until)
         t = self.next_after(after)
         while t is not None and t <= end:
             if limit is not None and len(found) == limit:
@@ -102,7 +97,7 @@ class Cron:
     def latest(self, after: datetime, until: datetime, count: int) -> list[datetime]:
         """The newest `count` ticks in (after, until], oldest first: forward scans of a
         window that grows back from `until`, so a long gap costs no more than its end."""
-        start, end = _utc(after), _utc(until)
+        start, end = utc(after), utc(until)
         span = timedelta(hours=1)
         while True:
             begin = max(start, end - span)
@@ -132,7 +127,7 @@ def plan(
     starting_deadline_seconds: int | None = None,
 ) -> Plan:
     """Which due ticks to start and how many were missed (module docstring: catch-up)."""
-    now = _utc(now)
+    now = utc(now)
     due, more = cron.ticks(last, now, COUNT_LIMIT)
     next_time = cron.next_after(now)
     if not due:
@@ -155,7 +150,7 @@ def plan(
 
 def stamp(tick: datetime) -> str:
     """A tick as names and labels carry it: its UTC minute, YYYYMMDDHHMM."""
-    return _utc(tick).strftime(STAMP)
+    return utc(tick).strftime(STAMP)
 
 
 def run_name(flow: str, schedule: str, tick: datetime) -> str:

@@ -17,10 +17,10 @@ import kopf
 from flow_operator import GROUP, MANAGER, VERSION, metrics
 from flow_operator.app import Operator, Started
 from flow_operator.builders.naming import FLOWRUN_LABEL, MANAGED_BY
-from flow_operator.handlers import slim
 from flow_operator.handlers import workflow as workflows
 from flow_operator.models.flowrun import PLURAL, TERMINAL, Phase
 from flow_operator.models.workflow import PLURAL as WORKFLOWS
+from flow_operator.objects import slim
 from flow_operator.ports import JOBS, PODS
 from flow_operator.reconcile.flowrun import FlowRunReconciler, FlowRunView
 

@@ -18,8 +18,8 @@ import kopf
 from flow_operator import GROUP, VERSION, metrics
 from flow_operator.app import Operator, Started
 from flow_operator.builders.naming import WORKFLOW_LABEL as LABEL
-from flow_operator.handlers import slim
 from flow_operator.models.workflow import PLURAL
+from flow_operator.objects import slim
 from flow_operator.ports import DEPLOYMENTS, PODS, REPLICASETS, SERVICES
 from flow_operator.reconcile.workflow import WorkflowReconciler, WorkflowView
 

@@ -10,7 +10,6 @@ creation time. Each task of the spec gets a line, with its status line when ther
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from flow_operator.history.store import (
@@ -20,6 +19,7 @@ from flow_operator.history.store import (
     TransitionRecord,
 )
 from flow_operator.models.flowrun import Phase, TaskPhase
+from flow_operator.objects.times import parse_aware
 
 
 def _map(value: object) -> Mapping[str, Any]:
@@ -44,16 +44,6 @@ def _int(value: object) -> int | None:
     return None
 
 
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
 def _task(spec_task: Mapping[str, Any], line: Mapping[str, Any]) -> TaskRecord:
     depends = spec_task.get("dependsOn")
     return TaskRecord(
@@ -63,8 +53,8 @@ def _task(spec_task: Mapping[str, Any], line: Mapping[str, Any]) -> TaskRecord:
         status=_str(line.get("status")) or TaskPhase.PENDING.value,
         reason=_str(line.get("reason")),
         message=_str(line.get("message")),
-        start_time=_time(line.get("startTime")),
-        end_time=_time(line.get("endTime")),
+        start_time=parse_aware(line.get("startTime")),
+        end_time=parse_aware(line.get("endTime")),
         runtime=_str(line.get("runtime")),
         job_name=_str(line.get("jobName")),
         pod_name=_str(line.get("podName")),
@@ -86,7 +76,7 @@ def _history(status: Mapping[str, Any]) -> tuple[TransitionRecord, ...]:
     return tuple(
         TransitionRecord(
             phase=str(t.get("phase")),
-            time=_time(t.get("time")),
+            time=parse_aware(t.get("time")),
             reason=_str(t.get("reason")) or "",
             message=_str(t.get("message")) or "",
         )
@@ -100,7 +90,7 @@ def record_of(body: Mapping[str, Any]) -> RunRecord:
     meta, spec = _map(body.get("metadata")), _map(body.get("spec"))
     status = _map(body.get("status"))
     missing = [k for k in ("uid", "namespace", "name") if not _str(meta.get(k))]
-    created = _time(meta.get("creationTimestamp"))
+    created = parse_aware(meta.get("creationTimestamp"))
     if created is None:
         missing.append("creationTimestamp")
     if missing or created is None:
@@ -124,8 +114,8 @@ def record_of(body: Mapping[str, Any]) -> RunRecord:
         reason=_str(status.get("reason")),
         message=_str(status.get("message")),
         created=created,
-        start_time=_time(status.get("startTime")),
-        end_time=_time(status.get("endTime")),
+        start_time=parse_aware(status.get("startTime")),
+        end_time=parse_aware(status.get("endTime")),
         duration=_str(status.get("duration")),
         labels=labels,
         tasks=_tasks(spec, status),

@@ -42,7 +42,9 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from flow_operator import MANAGER, metrics
 from flow_operator.errors import KubeError, Unavailable, for_status, status_message
-from flow_operator.ports import EVENTS, PODS, SECRETS, Body, Page, Resource
+from flow_operator.objects.body import Body, resource_version
+from flow_operator.objects.times import rfc3339_micro
+from flow_operator.ports import EVENTS, PODS, SECRETS, Page, Resource
 
 log = logging.getLogger(__name__)
 APPLY = "application/apply-patch+yaml"
@@ -226,7 +228,7 @@ class Kube:
         t0 = time.monotonic()
         written = await self._json("PATCH", url, None, patch, JSON_PATCH)
         metrics.observe_status_write(resource.plural, time.monotonic() - t0)
-        return str(((written or {}).get("metadata") or {}).get("resourceVersion", ""))
+        return resource_version(written)
 
     # --- Reader, SecretReader, LogReader ---------------------------------------------------
     async def get(self, resource: Resource, namespace: str, name: str) -> Body:
@@ -331,7 +333,7 @@ class Kube:
         """Post a core/v1 Event about `involved` (that happened `at`, default now); an
         answer refusing it is logged, never raised."""
         meta = involved.get("metadata") or {}
-        now = (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        now = rfc3339_micro(at or datetime.now(UTC))
         event = {
             "metadata": {
                 "generateName": f"{meta.get('name', 'flow')}.",

@@ -29,10 +29,10 @@ import aiohttp
 
 from flow_operator.errors import Gone, for_status
 from flow_operator.kube.client import read_json
+from flow_operator.objects.body import Body
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
-Body = dict[str, Any]
 Lister = Callable[..., Awaitable[Any]]  # Kube.lister(resource, namespace): list or watch
 PAGE = 500
 BACKOFF_MAX = 5.0

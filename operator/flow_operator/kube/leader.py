@@ -30,12 +30,9 @@ from kubernetes_asyncio import client
 
 from flow_operator.errors import Conflict, NotFound
 from flow_operator.kube.client import edge
+from flow_operator.objects.times import parse_time, rfc3339_micro
 
 log = logging.getLogger(__name__)
-
-
-def _micro(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse(value: Any) -> datetime | None:
@@ -43,7 +40,7 @@ def _parse(value: Any) -> datetime | None:
         return None
     if isinstance(value, datetime):
         return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parse_time(str(value))
 
 
 class Leases(Protocol):
@@ -104,8 +101,8 @@ class LeaderElector:
             "spec": {
                 "holderIdentity": self.identity,
                 "leaseDurationSeconds": int(self.duration),
-                "acquireTime": _micro(acquired),
-                "renewTime": _micro(now),
+                "acquireTime": rfc3339_micro(acquired),
+                "renewTime": rfc3339_micro(now),
                 "leaseTransitions": transitions,
             },
         }

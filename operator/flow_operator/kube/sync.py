@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
 
 from kubernetes import client, config
 
 from flow_operator import GROUP, VERSION
 from flow_operator.errors import KubeError, Unavailable, for_status, status_message
-
-Body = dict[str, Any]
+from flow_operator.objects.body import Body
 
 
 @contextlib.contextmanager

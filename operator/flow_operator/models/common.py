@@ -6,7 +6,6 @@ fields, so a typo in a manifest is an error rather than silently ignored data.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -75,17 +74,6 @@ class Condition(KubeModel):
     observed_generation: Annotated[
         int | None, Field(description="The metadata.generation the condition was set from.")
     ] = None
-
-
-def rfc3339(ts: datetime) -> str:
-    """Kubernetes' timestamp format: UTC, second precision, trailing Z."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class EnvVar(KubeModel):

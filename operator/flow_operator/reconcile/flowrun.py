@@ -36,16 +36,16 @@ from flow_operator.flowrun.machine import (
     step,
 )
 from flow_operator.flowrun.taskstate import LOG_LINES
-from flow_operator.models.common import parse_time
 from flow_operator.models.flowrun import TERMINAL, FlowRun, Phase, TaskPhase
 from flow_operator.models.workflow import Color, DesiredStatus, PublishingMode
+from flow_operator.objects.body import Body
+from flow_operator.objects.times import parse_time
 from flow_operator.observers import RunChanged
 from flow_operator.ports import EVENTS, FLOWRUNS, JOBS, EventSink, LogReader, Reader, Writer
 from flow_operator.reconcile.workqueue import Key
 from flow_operator.reconcile.writes import StatusWrites
 
 log = logging.getLogger(__name__)
-Body = dict[str, Any]
 View = Mapping[Key, Iterable[Body]]
 # A Job without a pod this long is checked for FailedCreate Events, then every RECHECK:
 # nothing that can be watched changes while a quota keeps refusing its pods.

@@ -37,8 +37,10 @@ from flow_operator.builders.deployment import (
 )
 from flow_operator.builders.naming import COMPONENT_LABEL
 from flow_operator.errors import KubeError
-from flow_operator.models.common import Condition, ConditionStatus, rfc3339
+from flow_operator.models.common import Condition, ConditionStatus
 from flow_operator.models.workflow import Color, DesiredStatus, Workflow, WorkflowStatus
+from flow_operator.objects.body import Body, first, labels
+from flow_operator.objects.times import rfc3339
 from flow_operator.observers import WorkflowChanged
 from flow_operator.ports import DEPLOYMENTS, SERVICES, WORKFLOWS, EventSink, Writer
 from flow_operator.reconcile.workqueue import Key
@@ -47,7 +49,6 @@ from flow_operator.status.aggregate import Observed, aggregate, significant
 
 log = logging.getLogger(__name__)
 trace = logging.getLogger("flow_operator.trace")  # `run --trace`
-Body = dict[str, Any]
 View = Mapping[Key, Iterable[Body]]
 OWNED = {"Deployment": DEPLOYMENTS, "Service": SERVICES}  # the kinds a Workflow owns
 
@@ -70,14 +71,8 @@ class WorkflowView:
 def _by_component(items: Iterable[Body]) -> dict[str, list[Body]]:
     out: dict[str, list[Body]] = defaultdict(list)
     for item in items:
-        out[((item.get("metadata") or {}).get("labels") or {}).get(COMPONENT_LABEL, "")].append(
-            item
-        )
+        out[labels(item).get(COMPONENT_LABEL, "")].append(item)
     return out
-
-
-def _first(items: Iterable[Body]) -> Body | None:
-    return next(iter(items), None)
 
 
 class WorkflowReconciler:
@@ -103,7 +98,7 @@ class WorkflowReconciler:
         self.publish: Callable[[WorkflowChanged], None] | None = None
 
     async def __call__(self, key: Key) -> float | None:
-        body = _first(self.view.workflows.get(key, ()))
+        body = first(self.view.workflows.get(key, ()))
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             self._forget(key)
             return None  # deleted: garbage collection removes the owned objects

@@ -34,6 +34,8 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from flow_operator.objects.body import resource_version
+
 K = TypeVar("K", bound=Hashable)
 SLOWDOWN = 10.0  # the interval is at least this many status-write round trips
 SMOOTHING = 0.2  # weight of the newest round trip in the moving average
@@ -48,7 +50,7 @@ class _Record:
 
 
 def version_of(body: Mapping[str, Any]) -> str:
-    return str((body.get("metadata") or {}).get("resourceVersion", ""))
+    return resource_version(body)
 
 
 class StatusWrites(Generic[K]):

@@ -1,1 +1,1 @@
-"""Pure status computation: Kubernetes objects in, the reference status document out."""
+"""The Workflow status: Kubernetes objects in, the reference status document out."""

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flow_operator.models.common import rfc3339
 from flow_operator.models.workflow import (
     Color,
     Component,
@@ -33,12 +32,12 @@ from flow_operator.models.workflow import (
     Workflow,
     WorkflowStatus,
 )
-from flow_operator.status.conditions import kstatus
-from flow_operator.status.podstate import replica_detail
+from flow_operator.objects.body import Body
+from flow_operator.objects.conditions import kstatus
+from flow_operator.objects.podstate import replica_detail
+from flow_operator.objects.times import rfc3339
 from flow_operator.status.rollout import rollout
 
-Body = dict[str, Any]
-COMPONENT_LABEL = "flowops.io/component"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 
 

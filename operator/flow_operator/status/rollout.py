@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flow_operator.models.workflow import RolloutStatus
-from flow_operator.status.podstate import condition
+from flow_operator.objects.podstate import condition
 
 # Every reason this module emits (Complete carries none).
 CREATING_DEPLOYMENT = "CreatingDeployment"

@@ -15,9 +15,9 @@ from pydantic import BaseModel, ConfigDict
 
 from flow_operator import GROUP, VERSION
 from flow_operator.models.flowrun import KIND, Phase
+from flow_operator.objects.body import Body
 from flow_operator.views.paging import Page, SortKey, paginate
 
-Body = dict[str, Any]
 RERUN_OF = f"{GROUP}/rerun-of"
 RUN_STATES = tuple(p.value for p in Phase)
 NOT_STARTED = "9999"  # sorts a run without a start time before every started one

@@ -14,11 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from flow_operator.models.common import parse_time
 from flow_operator.models.workflow import WorkflowStatus
-from flow_operator.status.durations import since
-
-Body = dict[str, Any]
+from flow_operator.objects.body import Body
+from flow_operator.objects.durations import since
+from flow_operator.objects.times import parse_time
 
 
 def parse_status(raw: Mapping[str, Any] | None) -> WorkflowStatus | None:

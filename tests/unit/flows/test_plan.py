@@ -17,9 +17,9 @@ from flow_operator.flows.runs import (
     manual_run_name,
 )
 from flow_operator.flows.schedule import FLOW_LABEL
-from flow_operator.models.common import rfc3339
 from flow_operator.models.flow import Flow, FlowStatus, FlowVersion
 from flow_operator.models.flowrun import RunType
+from flow_operator.objects.times import rfc3339
 from tests.unit.flows.conftest import Clock, flow_spec, utc
 
 Body = dict[str, Any]

@@ -9,13 +9,11 @@ a pending pod the scheduler rejected reads `Unschedulable`, and the scheduler's 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
-from flow_operator.models.common import parse_time
 from flow_operator.models.workflow import ReplicaDetail
-from flow_operator.status.durations import since
-
-Body = dict[str, Any]
+from flow_operator.objects.body import Body
+from flow_operator.objects.durations import since
+from flow_operator.objects.times import parse_time
 
 
 def condition(obj: Body, type_: str) -> Body | None:

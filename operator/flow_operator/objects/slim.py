@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-Body = dict[str, Any]
+from flow_operator.objects.body import Body
 
 
 def _pick(src: Mapping[str, Any] | None, *keys: str) -> Body:
