@@ -2,7 +2,7 @@
 waits for a notification.
 
 An Event is a POST to the API server like any write; posted inline it held the reconcile,
-its key and a worker for one more round trip (on a saturated API server, 0.2-1 s), so the
+its key and a worker for one more round trip (a long one on a saturated API server), so the
 next change of the same object waited for a message about the previous one (a FlowRun's
 next Job was created only after the Events of the task before it). `EventRecorder.event`
 queues the Event, stamped with the moment it happened, and returns; LANES tasks post them.

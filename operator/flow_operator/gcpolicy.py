@@ -4,8 +4,8 @@ The informers keep every watched child (slim JSON: dicts and lists) for as long 
 exists: with 1,000 Workflows, millions of container objects. CPython's full collection
 walks all of them, and it runs each time that population has grown by a quarter; the
 event loop, and every watch event, API answer and reconcile with it, stands still
-meanwhile. At N = 1,000 in S1 that was a dozen full collections of 0.3-1 s each
-(`flowops_gc_pause_seconds`), the tail of the status lag (docs/performance.md).
+meanwhile: at scale these pauses (`flowops_gc_pause_seconds`) were the tail of the
+status lag (docs/performance.md).
 
 So what survives a full collection is frozen (`gc.freeze`): later collections skip it,
 and each full collection walks only what is newer. Reference counting still frees a

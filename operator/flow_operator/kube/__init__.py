@@ -5,7 +5,7 @@ for the operator, the official sync client for flowctl).
 raises the project's own errors (flow_operator.errors); the informers (informer.py) list
 and watch the operator's children through it; leader.py elects a leader on a Lease;
 sync.py is flowctl's client. The names below load client.py on first use, so flowctl,
-which needs only sync.py, does not import kubernetes_asyncio (~1 s).
+which needs only sync.py, does not pay for importing kubernetes_asyncio.
 """
 
 from __future__ import annotations

@@ -4,12 +4,11 @@ changed.
 
 kopf watches the operator's own resources (Workflows, FlowRuns). The children
 (Deployments, ReplicaSets, Pods, Services, Jobs) are many more, and for them two of
-kopf's costs dominate at scale (docs/performance.md): every event goes through kopf's
-per-object machinery (a worker task, causes, diff bases, deep copies: ~37% of the
-operator's CPU in S1 at N = 1,000), and on a restart its index pre-population is quadratic
-in the number of objects (each object's worker waits on one condition that every other
-object's arrival notifies: with 12,000 children a restarted operator did not reconcile
-within 60 s). An informer costs a JSON decode, a projection and a dict update per event.
+kopf's costs dominate at scale: every event goes through kopf's per-object machinery (a
+worker task, causes, diff bases, deep copies), and on a restart its index pre-population
+is quadratic in the number of objects (each object's worker waits on one condition that
+every other object's arrival notifies). An informer costs a JSON decode, a projection and
+a dict update per event. The measurements are in docs/performance.md.
 
 Like client-go's reflector: the list is paginated; the watch resumes from the last
 resourceVersion it saw (bookmarks included), relists only when that version has expired

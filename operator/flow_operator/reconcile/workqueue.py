@@ -11,8 +11,8 @@ retry), and a waiting key enqueued urgent again moves up. A reconcile's follow-u
 asks to run again after a delay, or failed) keeps the level it was taken from: a status
 write put off for a second is still the status following the cluster. A burst of new
 objects, each reconcile a few writes to the API server, then no longer holds back the
-status of objects whose pods just became ready (docs/performance.md: S1's status lag
-p99 fell from 24 s to 2.8 s at N = 1,000). Urgent reconciles are mostly cheap (no write,
+status of objects whose pods just became ready (S1's status lag, docs/performance.md).
+Urgent reconciles are mostly cheap (no write,
 or one status write), so the others are not starved. A quarter of the workers take urgent
 keys only, so an urgent key does not wait for a worker either while all the others are
 in slow reconciles (a new object's applies on a busy API server).
@@ -49,6 +49,8 @@ def transient(error: BaseException) -> bool:
 
 
 class WorkQueue:
+    """Coalesced keys, two levels (urgent first), run by workers with delays and backoff."""
+
     def __init__(
         self,
         name: str,

@@ -107,6 +107,7 @@ def service_status(c: Component, observed: Observed, now: datetime) -> ServiceSt
 
 
 def aggregate(wf: Workflow, observed: Observed, now: datetime) -> WorkflowStatus:
+    """The Workflow's status document from its spec and the children observed, at `now`."""
     spec = wf.spec
     generation = wf.metadata.generation
     error = "; ".join(f"{k}: {v}" if k else v for k, v in sorted(observed.errors.items()))
