@@ -140,6 +140,29 @@ RECONCILE_ERRORS = Counter(
     ["queue"],
     registry=REGISTRY,
 )
+HISTORY_PENDING = Gauge(
+    f"{PREFIX}_history_pending",
+    "Run records and task logs waiting to be written to the run store (by what)",
+    ["what"],
+    registry=REGISTRY,
+)
+HISTORY_WRITE_ERRORS = Counter(
+    f"{PREFIX}_history_write_errors",
+    "Writes to the run store that failed (retried while the database is down), by what",
+    ["what"],
+    registry=REGISTRY,
+)
+HISTORY_LOGS_LOST = Counter(
+    f"{PREFIX}_history_logs_lost",
+    "Task attempts whose pod was deleted before its log was captured",
+    registry=REGISTRY,
+)
+HISTORY_RUNS_DELETED = Counter(
+    f"{PREFIX}_history_runs_deleted",
+    "Finished FlowRuns deleted from the cluster once archived, by why (ttl)",
+    ["why"],
+    registry=REGISTRY,
+)
 
 _lock = threading.Lock()
 _services: dict[Key, set[str]] = {}  # the service series each Workflow has, to drop stale ones
@@ -207,6 +230,23 @@ def observe_flowrun(key: Key, old: Phase | None, status: FlowRunStatus) -> None:
 def track_queue(name: str, queue: Sized) -> None:
     """Export `len(queue)` as the queue's depth, read at scrape time."""
     QUEUE_DEPTH.labels(name).set_function(lambda: len(queue))
+
+
+def track_history(what: str, pending: Sized) -> None:
+    """Export `len(pending)` as the records (or logs) waiting for the run store."""
+    HISTORY_PENDING.labels(what).set_function(lambda: len(pending))
+
+
+def history_write_error(what: str) -> None:
+    HISTORY_WRITE_ERRORS.labels(what).inc()
+
+
+def history_log_lost() -> None:
+    HISTORY_LOGS_LOST.inc()
+
+
+def history_run_deleted(why: str) -> None:
+    HISTORY_RUNS_DELETED.labels(why).inc()
 
 
 def wait_observer(queue: str) -> Callable[[float, bool], None]:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from flow_operator import metrics
+from flow_operator.history.store import DEFAULT_LOG_CAP
 from flow_operator.reconcile.flowrun import Limits
 
 
@@ -28,6 +31,60 @@ class HttpSettings:
     namespaces: Sequence[str] = ()  # what the operator watches; empty = all
 
 
+NO_HISTORY = "none"
+DEFAULT_DATA_DIR = ".flow-operator"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_NEVER = ("", "never", "none", "off")
+
+
+def duration(text: str) -> timedelta | None:
+    """ "90d", "1h30m", "45s", "300" (seconds), "0"; "never" (or "none", "off", ""): None."""
+    text = text.strip().lower()
+    if text in _NEVER:
+        return None
+    if text.isdigit():
+        return timedelta(seconds=int(text))
+    parts = re.fullmatch(r"(?:\d+[smhdw])+", text)
+    if parts is None:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (e.g. 90d, 12h, 30m, 45s, 0 or never)"
+        )
+    seconds = sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([smhdw])", text))
+    return timedelta(seconds=seconds)
+
+
+def size(text: str) -> int:
+    """ "2MiB", "512KiB", "1048576" (bytes): a positive number of bytes."""
+    units = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2}
+    match = re.fullmatch(r"(\d+)\s*([a-z]*)", text.strip().lower())
+    if match is None or match.group(2) not in units or int(match.group(1)) < 1:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 2MiB, 512KiB, 65536)")
+    return int(match.group(1)) * units[match.group(2)]
+
+
+@dataclass(frozen=True)
+class HistorySettings:
+    """Where run history goes and how long runs stay (docs/history.md).
+
+    The dataclass default is history off (`none`), what tests building `Settings()` want;
+    `flow-operator run` defaults to a SQLite file in the data directory."""
+
+    db: str = NO_HISTORY  # a DSN: sqlite:///PATH, postgresql://USER@HOST/DB; "none": off
+    # A finished run leaves the cluster this long after it ended, once archived (None: never)
+    finished_run_ttl: timedelta | None = timedelta(hours=1)
+    retention: timedelta | None = timedelta(days=90)  # the store's runs, by age (None: all)
+    keep_per_flow_status: int | None = None  # and the newest N per flow and status
+    log_cap: int = DEFAULT_LOG_CAP  # bytes of log kept per task attempt (the tail)
+
+    @property
+    def enabled(self) -> bool:
+        return self.db != NO_HISTORY
+
+
+def default_history_db(data_dir: str) -> str:
+    return f"sqlite:///{Path(data_dir).absolute() / 'history.db'}"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything `flow-operator run` was told, in one value."""
@@ -39,6 +96,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     limits: Limits = field(default_factory=Limits)
     workers: int = 32
+    history: HistorySettings = field(default_factory=HistorySettings)
     metrics_port: int = metrics.DEFAULT_PORT  # 0: not served
     verbose: bool = False
     trace: bool = False
@@ -63,6 +121,13 @@ class Settings:
                 grace=timedelta(seconds=args.crash_grace_seconds),
             ),
             workers=max(1, args.workers),
+            history=HistorySettings(
+                db=args.history_db or default_history_db(args.data_dir),
+                finished_run_ttl=args.finished_run_ttl,
+                retention=args.history_retention,
+                keep_per_flow_status=args.history_keep_per_flow_status or None,
+                log_cap=args.log_cap,
+            ),
             metrics_port=args.metrics_port,
             verbose=args.verbose,
             trace=args.trace,
@@ -146,5 +211,44 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         type=int,
         default=int(env.get("FLOW_WORKERS", "32")),
         help="concurrent reconciles per kind (default 32; async, so cheap)",
+    )
+    history = run.add_argument_group("run history (docs/history.md)")
+    history.add_argument(
+        "--data-dir",
+        default=env.get("FLOW_DATA_DIR", DEFAULT_DATA_DIR),
+        help=f"where the default SQLite history lives (default ./{DEFAULT_DATA_DIR})",
+    )
+    history.add_argument(
+        "--history-db",
+        default=env.get("FLOW_HISTORY_DB", ""),
+        help="the run store: sqlite:///PATH, postgresql://USER:PASSWORD@HOST:PORT/DB, or "
+        f"{NO_HISTORY} (history off: nothing recorded, no finished run deleted); default "
+        "sqlite:///DATA_DIR/history.db",
+    )
+    history.add_argument(
+        "--finished-run-ttl",
+        type=duration,
+        default=duration(env.get("FLOW_FINISHED_RUN_TTL", "1h")),
+        help="a finished FlowRun (with its Jobs and pods) is deleted this long after it "
+        "ended, once the store holds its final record and logs; a run's "
+        "spec.ttlSecondsAfterFinished wins (default 1h; never: keep them)",
+    )
+    history.add_argument(
+        "--history-retention",
+        type=duration,
+        default=duration(env.get("FLOW_HISTORY_RETENTION", "90d")),
+        help="runs older than this leave the store (default 90d; never: keep all)",
+    )
+    history.add_argument(
+        "--history-keep-per-flow-status",
+        type=int,
+        default=int(env.get("FLOW_HISTORY_KEEP_PER_FLOW_STATUS", "0")),
+        help="and beyond the newest N runs per flow and status (default 0: no count limit)",
+    )
+    history.add_argument(
+        "--log-cap",
+        type=size,
+        default=size(env.get("FLOW_LOG_CAP", "2MiB")),
+        help="bytes of each task attempt's log the store keeps, the tail (default 2MiB)",
     )
     return top

@@ -23,6 +23,7 @@ from flow_operator.models.workflow import PLURAL as WORKFLOWS
 from flow_operator.objects import slim
 from flow_operator.ports import JOBS, PODS
 from flow_operator.reconcile.flowrun import FlowRunReconciler, FlowRunView
+from flow_operator.reconcile.history import History
 
 QUEUE = "flowrun"
 INDEX = "flowrun_bodies"
@@ -104,4 +105,7 @@ def setup(app: Operator) -> None:
             events=ctx.app.recorder,
         )  # fmt: skip
         reconciler.publish = app.runs.publish
+        # run history (handlers/history.py): logs captured, finished runs deleted once archived
+        history = reconciler.history = ctx.need(History)
+        history.recorder.on_final = history.capture.on_final = queue.enqueue
         app.queues.bind(queue, reconciler, app.settings.workers)

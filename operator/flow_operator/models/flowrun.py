@@ -328,6 +328,15 @@ class FlowRunSpec(KubeModel):
     cancel: Annotated[
         bool, Field(description="true: cancel the run (its Jobs are deleted); default false.")
     ] = False
+    ttl_seconds_after_finished: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            description="Seconds after the run finished when it (with its Jobs and pods) is "
+            "deleted from the cluster, once the run store holds its final record and logs; "
+            "absent: the operator's --finished-run-ttl (history off: never deleted).",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _rules(self) -> FlowRunSpec:

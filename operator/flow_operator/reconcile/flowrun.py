@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from flow_operator import metrics
 from flow_operator.builders.naming import TASK_LABEL
 from flow_operator.errors import KubeError, NotFound, Refused
 from flow_operator.flowrun.machine import (
@@ -36,12 +37,13 @@ from flow_operator.flowrun.machine import (
     step,
 )
 from flow_operator.flowrun.taskstate import LOG_LINES
-from flow_operator.models.flowrun import TERMINAL, FlowRun, Phase, TaskPhase
+from flow_operator.models.flowrun import TERMINAL, FlowRun, FlowRunStatus, Phase, TaskPhase
 from flow_operator.models.workflow import Color, DesiredStatus, PublishingMode
 from flow_operator.objects.body import Body
 from flow_operator.objects.times import parse_time
 from flow_operator.observers import RunChanged
 from flow_operator.ports import EVENTS, FLOWRUNS, JOBS, EventSink, LogReader, Reader, Writer
+from flow_operator.reconcile.history import History
 from flow_operator.reconcile.workqueue import Key
 from flow_operator.reconcile.writes import StatusWrites
 
@@ -51,6 +53,9 @@ View = Mapping[Key, Iterable[Body]]
 # nothing that can be watched changes while a quota keeps refusing its pods.
 PODLESS_AFTER = timedelta(seconds=3)
 RECHECK = 5.0
+# A finished run due for deletion whose archive is not confirmed is looked at again this
+# often, besides the recorder's wake-up when its record or last log is stored.
+ARCHIVE_RECHECK = 30.0
 
 
 class FlowRunCluster(Writer, Reader, LogReader, EventSink, Protocol):
@@ -97,6 +102,9 @@ class FlowRunReconciler:
     _deferred: dict[Key, float] = field(default_factory=dict)
     # where Events go: flow_operator.events (posted in the background); else posted inline
     events: EventSink | None = None
+    # run history: task logs captured as attempts end; finished runs deleted at their TTL
+    # once archived (None: no history, nothing deleted)
+    history: History | None = None
 
     def __post_init__(self) -> None:
         # our status writes until the watch shows them; the detail rate limit
@@ -119,7 +127,7 @@ class FlowRunReconciler:
         not written, and the step that waits or acts writes it)."""
         body = next(iter(self.view.runs.get(key, ())), None)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
-            self._forget(key)
+            self._forget(key, str(((body or {}).get("metadata") or {}).get("uid") or ""))
             return None, False  # deleted: garbage collection takes its Jobs and child runs
         body = self._current(key, body)
         ctx = Context(now=self.clock(), grace=self.limits.grace)
@@ -138,9 +146,20 @@ class FlowRunReconciler:
             and not decision.jobs_to_create
             and not decision.children_to_create
         )
+        uid = str((body.get("metadata") or {}).get("uid") or "")
+        if self.history is not None and decision.jobs_to_delete:
+            await self.history.before_deleting(
+                uid, key, decision.status, observed.pods, decision.jobs_to_delete
+            )
         if await self._carry_out(key, body, run, decision, write=not onwards):
             return 0.05, False
         again = decision.requeue_after
+        if self.history is not None:
+            self.history.attempts(uid, key, decision.status, observed.pods)
+            if decision.status.phase in TERMINAL:
+                expiry = await self._expire(key, uid, run, decision.status)
+                if expiry is not None:
+                    again = min(again, expiry) if again is not None else expiry
         if decision.status.phase is Phase.DEPLOYED and self._podless(
             list(observed.jobs), list(observed.pods), older_than=timedelta(0)
         ):
@@ -149,6 +168,31 @@ class FlowRunReconciler:
         if deferred is not None:  # details kept, not yet written: come back to write them
             again = min(again, deferred) if again is not None else deferred
         return again, onwards
+
+    async def _expire(
+        self, key: Key, uid: str, run: FlowRun, status: FlowRunStatus
+    ) -> float | None:
+        """A finished run's TTL: seconds until it is due; when due and archived, the run
+        is deleted (its Jobs and pods go by owner references) and None returned. Due but
+        not archived yet: the recorder enqueues the run when its final record or last log
+        is stored; ARCHIVE_RECHECK is the fallback."""
+        assert self.history is not None
+        given = run.spec.ttl_seconds_after_finished
+        ttl = timedelta(seconds=given) if given is not None else self.history.ttl
+        end = parse_time(status.end_time)
+        if ttl is None or end is None or not uid:
+            return None
+        wait = (end + ttl - self.clock()).total_seconds()
+        if wait > 0:
+            return wait
+        if not await self.history.archived(uid):
+            return ARCHIVE_RECHECK
+        with contextlib.suppress(NotFound):
+            await self.kube.delete(FLOWRUNS, key[0], key[1])
+        log.info("deleted finished FlowRun %s/%s (archived, ttl %ss)", key[0], key[1],
+                 int(ttl.total_seconds()))  # fmt: skip
+        metrics.history_run_deleted("ttl")
+        return None
 
     # --- reading -------------------------------------------------------------------------
     def _current(self, key: Key, body: Body) -> Body:
@@ -340,7 +384,9 @@ class FlowRunReconciler:
             self.publish(RunChanged(key, uid, body, old_phase, decision.status))
         return bool(refused)
 
-    def _forget(self, key: Key) -> None:
+    def _forget(self, key: Key, uid: str = "") -> None:
+        if self.history is not None and uid:
+            self.history.forget(uid)
         self.writes.forget(key)
         self._deferred.pop(key, None)
         self._admitted.discard(key)

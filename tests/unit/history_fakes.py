@@ -1,0 +1,112 @@
+"""An in-memory RunStore for the operator's history tests: `down` makes every call
+StoreUnavailable (the database gone), `runs` and `logs` show what was stored."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+from flow_operator.errors import NotFound
+from flow_operator.history.store import (
+    LogRecord,
+    Page,
+    PrunePolicy,
+    PruneReport,
+    RunQuery,
+    RunRecord,
+    StoreUnavailable,
+    cap_log,
+)
+from tests.unit.fake_kube import FakeKube
+from tests.unit.flowrun_objects import T0
+
+
+class MemoryStore:
+    def __init__(self, clock: Callable[[], datetime] = lambda: T0) -> None:
+        self.down = False
+        self.runs: dict[str, RunRecord] = {}
+        self.logs: dict[tuple[str, str, int], LogRecord] = {}
+        self.upserts = 0
+        self.clock = clock
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable("history database: connection refused")
+
+    async def upsert_run(self, record: RunRecord) -> bool:
+        self._check()
+        self.upserts += 1
+        old = self.runs.get(record.uid)
+        if old is not None and old.revision > record.revision:
+            return False
+        self.runs[record.uid] = record
+        return True
+
+    async def get_run(self, ref: str) -> RunRecord | None:
+        self._check()
+        return self.runs.get(ref)
+
+    async def list_runs(
+        self, query: RunQuery, limit: int | None = None, cursor: str | None = None
+    ) -> Page:
+        self._check()
+        items = sorted(self.runs.values(), key=lambda r: (r.sort_time, r.uid), reverse=True)
+        return Page(items=tuple(items), total=len(items))
+
+    async def put_log(
+        self,
+        uid: str,
+        task: str,
+        attempt: int,
+        text: str,
+        *,
+        truncated: bool = False,
+        lost_reason: str | None = None,
+    ) -> LogRecord:
+        self._check()
+        old = self.logs.get((uid, task, attempt))
+        if lost_reason is not None and old is not None and old.lost_reason is None:
+            return old
+        kept, cut, size = cap_log(text)
+        record = LogRecord(uid=uid, task=task, attempt=attempt, text=kept,
+                           truncated=truncated or cut, size=size, lost_reason=lost_reason,
+                           captured_at=self.clock())  # fmt: skip
+        self.logs[(uid, task, attempt)] = record
+        return record
+
+    async def get_log(self, uid: str, task: str, attempt: int | None = None) -> LogRecord | None:
+        self._check()
+        if attempt is None:
+            mine = [k for k in self.logs if k[:2] == (uid, task)]
+            return self.logs[max(mine)] if mine else None
+        return self.logs.get((uid, task, attempt))
+
+    async def prune(self, policy: PrunePolicy, *, dry_run: bool = False) -> PruneReport:
+        self._check()
+        return PruneReport(dry_run=dry_run)
+
+    async def close(self) -> None:
+        return None
+
+
+class LogKube(FakeKube):
+    """FakeKube whose pods have logs: `logs` by pod name; a pod not in it is gone (404)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logs: dict[str, bytes] = {}
+        self.reads: list[str] = []
+
+    async def pod_log(
+        self, namespace: str, pod: str, *, follow: bool = False, tail_lines: int | None = None
+    ) -> AsyncIterator[bytes]:
+        self.reads.append(pod)
+        if pod not in self.logs:
+            raise NotFound(f'pods "{pod}" not found', status=404, reason="NotFound")
+        text = self.logs[pod]
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for i in range(0, len(text), 7):
+                yield text[i : i + 7]
+
+        return chunks()
