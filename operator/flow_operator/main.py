@@ -15,11 +15,11 @@ import kopf
 
 from flow_operator import metrics
 from flow_operator.app import Operator
-from flow_operator.handlers import flowrun, history, http, workflow
+from flow_operator.handlers import flow, flowrun, history, http, workflow
 from flow_operator.settings import Settings
 
 # The kinds, in build order: a later one may read what an earlier one provides.
-KINDS = (workflow.setup, history.setup, flowrun.setup, http.setup)
+KINDS = (workflow.setup, history.setup, flowrun.setup, flow.setup, http.setup)
 
 
 def build(settings: Settings) -> Operator:

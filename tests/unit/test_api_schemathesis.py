@@ -22,6 +22,7 @@ from flow_operator.api.auth import FailureLimiter
 from flow_operator.api.openapi import document
 from flow_operator.api.server import make_app
 from tests.unit.api_support import MemoryFlowRuns, Secrets, demo_view, make_api
+from tests.unit.test_flow_api import World as FlowWorld
 
 TOKEN = "schemathesis-token"
 KEY = "schemathesis-key"
@@ -41,6 +42,7 @@ def base_url() -> Iterator[str]:
     for ns in ("live", "batch"):
         secrets.put(ns, "keys", k=KEY)
     api = make_api(demo_view(), secrets, flowruns=MemoryFlowRuns())
+    api.flows = FlowWorld().backend  # two Flows, the Run action on an in-memory cluster
     api.limiter = FailureLimiter(burst=1_000_000)  # generated requests fail auth on purpose
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(make_app(api))

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from flow_operator.api.auth import SecretKeys
 from flow_operator.api.flowruns import FlowRunBackend
+from flow_operator.api.flows import FlowBackend
 from flow_operator.api.server import Api, ApiServer, Readiness
 from flow_operator.api.workflows import Key, WorkflowDirectory
 from flow_operator.errors import Forbidden, NotFound
@@ -107,10 +108,12 @@ class HttpHost:
         workflows: Mapping[Key, Any],
         pods: Mapping[Key, Any],
         flowruns: FlowRunBackend | None = None,
+        flows: FlowBackend | None = None,
     ) -> None:
         self.kube = kube
         self.directory = WorkflowDirectory(workflows, pods)
         self.flowruns = flowruns
+        self.flows = flows
         self.server: ApiServer | None = None
         self._ready_task: asyncio.Task[None] | None = None
 
@@ -122,6 +125,7 @@ class HttpHost:
             secrets=SecretKeys(secret_reader(self.kube)),
             token_secret=token_secret(token_secret_name),
             flowruns=self.flowruns,
+            flows=self.flows,
         )
         self.server = ApiServer(api, host, port)
         await self.server.start()

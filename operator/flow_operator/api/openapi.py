@@ -47,6 +47,18 @@ GO_DURATION: S = {
     "examples": ["512.171355ms", "1m56.138865794s"],
 }
 
+FLOW_FIELDS: dict[str, S] = {
+    "version": {"type": ["integer", "null"], "description": "the current version"},
+    "level": STR,
+    "flowType": STR,
+    "concurrency": {"type": "string", "enum": ["Allow", "Forbid", "Replace", "Queue"]},
+    "nextRun": {"type": ["string", "null"], "description": "the earliest next tick"},
+    "lastRun": {"type": ["object", "null"], "description": "the newest run and its phase"},
+    "suspended": BOOL,
+    "problem": {"type": ["string", "null"], "description": "why it is Stalled"},
+    "created": {"type": ["string", "null"]},
+}
+
 SCHEMAS: dict[str, S] = {
     "WorkflowStatus": _obj(
         {
@@ -152,6 +164,57 @@ SCHEMAS: dict[str, S] = {
             }
         },
     ),
+    "FlowSummary": _obj(
+        {"namespace": STR, "name": STR},
+        {
+            **FLOW_FIELDS,
+            "schedules": {**STR, "description": "the schedules' names (the SCHEDULES column)"},
+        },
+        description="One Flow: the columns of `kubectl get flows`.",
+    ),
+    "FlowList": _obj({"items": {"type": "array", "items": _ref("FlowSummary")}}),
+    "Flow": _obj(
+        {"namespace": STR, "name": STR},
+        {
+            **FLOW_FIELDS,
+            "schedules": {
+                "type": "array",
+                "items": {"type": "object", "description": "spec fields and their state"},
+            },
+            "scheduleSummary": STR,
+            "versions": {"type": "array", "items": {"type": "object"}},
+            "parameters": {"type": "array", "items": {"type": "object"}},
+            "configurations": {"type": "array", "items": {"type": "object"}},
+            "runs": {"type": "array", "items": {"type": "object"}, "description": "newest first"},
+        },
+        description="One Flow with what a Run form needs (parameters, configurations), "
+        "its versions, each schedule (spec and state) and its newest runs.",
+    ),
+    "RunRequest": {
+        "type": "object",
+        "properties": {
+            "version": {"type": "integer", "minimum": 1, "description": "absent: the current"},
+            "configuration": {**STR, "description": "one of the flow's configurations"},
+            "parameters": {"type": "object", "additionalProperties": STR},
+            "runType": {"type": "string", "enum": ["API", "Manual"], "default": "API"},
+            "idempotencyKey": {
+                **STR,
+                "description": "the same key and request answer the run it made (200)",
+            },
+        },
+        "additionalProperties": False,
+    },
+    "FieldErrors": _obj(
+        {
+            "error": STR,
+            "message": STR,
+            "errors": {
+                "type": "array",
+                "items": _obj({"path": STR, "message": STR}),
+                "description": "each field at fault (`parameters.region`) and what fixes it",
+            },
+        }
+    ),
     "Error": _obj({"error": STR, "message": STR}),
     "Health": _obj({"status": STR}, {"reason": READY_REASON}),
 }
@@ -199,6 +262,69 @@ def _action(verb: str, ok: str) -> S:
             operationId=f"{verb}FlowRun",
         )
     }
+
+
+def _flows_op(summary: str, ok: S, **more: Any) -> S:
+    return {
+        "summary": summary,
+        **BEARER_OP,
+        "responses": {
+            **ok,
+            "401": UNAUTHORIZED,
+            "429": LIMITED,
+            "503": _response("Flows are not served by this operator", ERR),
+            **more.pop("responses", {}),
+        },
+        **more,
+    }
+
+
+FLOW_PATHS: dict[str, S] = {
+    "/api/v1/flows": {
+        "get": _flows_op(
+            "List Flows with their version, schedules, next run and last run",
+            {"200": _response("The Flows", "FlowList")},
+            operationId="listFlows",
+            parameters=[{"name": "namespace", "in": "query", "schema": STR}],
+        )
+    },
+    "/api/v1/flows/{namespace}/{name}": {
+        "get": _flows_op(
+            "One Flow: versions, parameters, configurations, schedules, recent runs",
+            {"200": _response("The Flow", "Flow")},
+            operationId="getFlow",
+            parameters=[NAMESPACE, NAME],
+            responses={"404": _response("No such flow", ERR)},
+        )
+    },
+    "/api/v1/flows/{namespace}/{name}/runs": {
+        "post": _flows_op(
+            "Run the flow: a FlowRun of the version asked for (the current one by default)",
+            {
+                "201": _response("The new run", "FlowRun"),
+                "200": _response("The run this idempotency key made before", "FlowRun"),
+            },
+            operationId="runFlow",
+            parameters=[NAMESPACE, NAME],
+            requestBody={
+                "required": False,
+                "content": {"application/json": {"schema": _ref("RunRequest")}},
+            },
+            responses={
+                "400": _response("The body is not what it takes (fields named)", "FieldErrors"),
+                "404": _response("No such flow", ERR),
+                "409": _response(
+                    "Not started: concurrency Forbid skipped it, or the flow is invalid", ERR
+                ),
+                "422": _response(
+                    "The version, configuration or parameters are refused (fields named); "
+                    "nothing was created",
+                    "FieldErrors",
+                ),
+            },
+        )
+    },
+}
 
 
 PATHS: dict[str, S] = {
@@ -353,6 +479,7 @@ PATHS: dict[str, S] = {
     },
     "/api/v1/flowruns/{namespace}/{name}/cancel": _action("cancel", "200"),
     "/api/v1/flowruns/{namespace}/{name}/rerun": _action("rerun", "201"),
+    **FLOW_PATHS,
 }
 
 DOCUMENT: S = {

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from flow_operator.api.auth import FailureLimiter, SecretKeys, matches
 from flow_operator.api.flowruns import FlowRunBackend, FlowRunError
+from flow_operator.api.flows import FlowBackend, FlowError
 from flow_operator.api.openapi import document as openapi_document
 from flow_operator.api.workflows import Key, WorkflowDirectory
 from flow_operator.views.paging import BadCursor
@@ -73,6 +74,7 @@ class Api:
     # The operator-wide token Secret (namespace, name), for Bearer authentication.
     token_secret: tuple[str, str] | None = None
     flowruns: FlowRunBackend | None = None
+    flows: FlowBackend | None = None
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
     readiness: Readiness = field(default_factory=Readiness)
 
@@ -287,6 +289,61 @@ def _action(verb: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
     return bearer(handler)
 
 
+def _flows(request: web.Request) -> FlowBackend:
+    backend = request.app[API].flows
+    if backend is None:
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": "Unavailable", "message": "flows are not served"}),
+            content_type="application/json",
+        )
+    return backend
+
+
+def _flow_error(e: FlowError) -> web.Response:
+    body: dict[str, Any] = {"error": e.code, "message": str(e)}
+    if e.status in (400, 422):
+        body["errors"] = e.errors or [{"path": "body", "message": str(e)}]
+    return web.json_response(body, status=e.status)
+
+
+@bearer
+async def list_flows(request: web.Request) -> web.StreamResponse:
+    return _json({"items": _flows(request).list(request.query.get("namespace") or None)})
+
+
+@bearer
+async def get_flow(request: web.Request) -> web.StreamResponse:
+    ns, name = request.match_info["namespace"], request.match_info["name"]
+    flow = _flows(request).get(ns, name)
+    if flow is None:
+        return error(404, "NotFound", f"no flow {ns}/{name}")
+    return _json(flow)
+
+
+@bearer
+async def run_flow(request: web.Request) -> web.StreamResponse:
+    """The Run action: 201 with the new run, 200 with the one an idempotency key made."""
+    backend = _flows(request)
+    ns, name = request.match_info["namespace"], request.match_info["name"]
+    raw = await request.read()
+    try:
+        asked = json.loads(raw) if raw.strip() else {}
+    except ValueError as e:
+        return _flow_error(
+            FlowError(
+                400,
+                "BadRequest",
+                f"the body is not JSON ({e}); send an object such as "
+                '{"parameters": {"region": "eu"}}',
+            )
+        )
+    try:
+        created, run = await backend.run(ns, name, asked)
+    except FlowError as e:
+        return _flow_error(e)
+    return _json(run, status=201 if created else 200)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -364,6 +421,9 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamRespons
     ("GET", "/api/v1/flowruns/{namespace}/{name}/tasks/{task}/logs", task_logs),
     ("POST", "/api/v1/flowruns/{namespace}/{name}/cancel", _action("cancel")),
     ("POST", "/api/v1/flowruns/{namespace}/{name}/rerun", _action("rerun")),
+    ("GET", "/api/v1/flows", list_flows),
+    ("GET", "/api/v1/flows/{namespace}/{name}", get_flow),
+    ("POST", "/api/v1/flows/{namespace}/{name}/runs", run_flow),
 ]
 
 

@@ -1,0 +1,76 @@
+"""Flow wiring: index the Flows and, by the `flowops.io/flow` label, their runs; enqueue
+the Flow on a change of itself or of one of its runs (a run's end frees a concurrency slot
+and changes the last run); build the Flow reconciler.
+
+The reconciler's answer (seconds to the next tick) is the work queue's timer: nothing
+polls. No API call happens here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from flow_operator import GROUP, VERSION
+from flow_operator.app import Operator, Started
+from flow_operator.flows.schedule import FLOW_LABEL
+from flow_operator.models.flow import PLURAL
+from flow_operator.models.flowrun import PLURAL as FLOWRUNS
+from flow_operator.objects import slim
+from flow_operator.objects.body import Body
+from flow_operator.reconcile.flow import FlowReconciler, FlowView
+
+QUEUE = "flow"
+INDEX = "flow_bodies"
+RUNS = "flowruns_by_flow"
+OF_A_FLOW: Mapping[str, Any] = {FLOW_LABEL: kopf.PRESENT}
+
+
+def run_projection(body: Mapping[str, Any]) -> Body:
+    """What the planner and the Flow list read of a run (flows/runs.FlowRunRecord): its
+    metadata, run type, version and cancel request, phase, reason and times."""
+    full = slim.custom_object(body)
+    spec, status = full["spec"], full["status"]
+    return {
+        "metadata": full["metadata"],
+        "spec": {k: spec[k] for k in ("runType", "version", "cancel") if k in spec},
+        "status": {
+            k: status[k] for k in ("phase", "reason", "startTime", "endTime") if k in status
+        },
+    }
+
+
+def setup(app: Operator) -> None:
+    queue = app.queues.declare(QUEUE)
+    registry = app.registry
+
+    @kopf.index(GROUP, VERSION, PLURAL, id="flow_bodies", registry=registry)
+    async def flow_bodies(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+        return {(namespace or "", name): slim.custom_object(body)}
+
+    @kopf.index(GROUP, VERSION, FLOWRUNS, labels=OF_A_FLOW, id="flowruns_by_flow",
+                registry=registry)  # fmt: skip
+    async def flowruns_by_flow(
+        namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+    ) -> Any:
+        return {(namespace or "", labels[FLOW_LABEL]): run_projection(body)}
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, id="flow_changed", registry=registry)
+    async def flow_changed(namespace: str | None, name: str, **_: Any) -> None:
+        queue.enqueue((namespace or "", name))
+
+    @kopf.on.event(GROUP, VERSION, FLOWRUNS, labels=OF_A_FLOW, id="run_of_flow_changed",
+                   registry=registry)  # fmt: skip
+    async def run_of_flow_changed(
+        namespace: str | None, labels: Mapping[str, str], **_: Any
+    ) -> None:
+        queue.enqueue((namespace or "", labels[FLOW_LABEL]))
+
+    @app.on_build
+    def build(ctx: Started) -> None:
+        view = FlowView(flows=ctx.index(INDEX), runs=ctx.index(RUNS))
+        ctx.provide(view)  # the HTTP API's Run action reads it (handlers/http.py)
+        reconciler = FlowReconciler(view, ctx.kube, events=ctx.app.recorder)
+        app.queues.bind(queue, reconciler, app.settings.workers)
