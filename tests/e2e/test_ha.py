@@ -33,7 +33,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from flow_operator.leader import LeaderElector
+from flow_operator.kube.leader import LeaderElector
 from tests.e2e import results
 from tests.e2e.conftest import _OPERATORS, ClusterHandle, OperatorProcess, localcluster, wait_for
 
