@@ -13,7 +13,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from flow_operator.cli import render
+from flow_operator.cli import flows, render
 from flow_operator.cli.cluster import (
     FLOWRUNS,
     WORKFLOWS,
@@ -266,6 +266,9 @@ def rerun(c: Context, name: str, namespace: str | None) -> None:
     ns = c.namespace(namespace)
     created = c.cluster.create(FLOWRUNS, ns, rerun_body(_get_run(c, ns, name)))
     click.echo(f"flow run {ns}/{created['metadata']['name']} created (rerun of {name})")
+
+
+flows.register(flowctl, pass_ctx, namespaced, output)
 
 
 def main() -> None:

@@ -1,0 +1,193 @@
+"""flowctl's Flow commands: `flows`, `flow NAME`, `start FLOW`.
+
+flowctl talks to the API server directly, as its other commands do (no operator HTTP API
+or token needed): `start` decides the run with the same pure Run action the HTTP API uses
+(flows/manual.py: version, parameters, idempotency key, concurrency) over the Flow and its
+runs as listed, and creates the FlowRun itself, with run type Manual. Its one limit: it
+reads no ControllerRevision, so it starts the current version (or an older one only while
+the Flow's spec still is that version); the HTTP API starts any kept version.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from flow_operator.cli import render
+from flow_operator.flows.manual import RunRequest, plan_run
+from flow_operator.flows.objects import with_flow_ref
+from flow_operator.flows.runs import FlowRunRecord
+from flow_operator.flows.schedule import FLOW_LABEL
+from flow_operator.models.flow import PLURAL as FLOWS
+from flow_operator.models.flow import Flow
+from flow_operator.models.flowrun import PLURAL as FLOWRUNS
+from flow_operator.models.flowrun import RunType
+from flow_operator.views.flows import flow_detail, flow_row
+
+Body = dict[str, Any]
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+ALPHABET = string.ascii_lowercase + string.digits
+
+
+def _runs_of(items: list[Body], name: str) -> list[Body]:
+    return [b for b in items if (b["metadata"].get("labels") or {}).get(FLOW_LABEL) == name]
+
+
+def flows_table(rows: list[Body], all_namespaces: bool = False) -> str:
+    headers = ["NAME", "VERSION", "LEVEL", "SCHEDULES", "LAST RUN", "LAST STATUS", "NEXT RUN"]
+    if all_namespaces:
+        headers.insert(0, "NAMESPACE")
+    out = []
+    for r in rows:
+        last = r.get("lastRun") or {}
+        cells: list[render.Cell] = [
+            r["name"],
+            str(r["version"] or ""),
+            r["level"],
+            r["schedules"] or "-",
+            last.get("name", ""),
+            render.colored(last.get("phase")),
+            r["nextRun"] or "",
+        ]
+        if r.get("problem"):
+            cells[1] = ("Stalled", "red")
+        out.append([r["namespace"], *cells] if all_namespaces else cells)
+    return render.table(headers, out)
+
+
+def flow_text(d: Body) -> str:
+    lines = [f"Flow {d['namespace']}/{d['name']}: version {d['version'] or '-'}, level "
+             f"{d['level']}, concurrency {d['concurrency']}"]  # fmt: skip
+    if d.get("problem"):
+        lines.append(f"Stalled: {d['problem']}")
+    if d["parameters"]:
+        lines += ["", "Parameters:"]
+        for p in d["parameters"]:
+            rule = ("one of " + ", ".join(p["enum"])) if p.get("enum") else p.get("pattern", "")
+            need = "required" if p.get("required") else f"default {p.get('default', '')!r}"
+            lines.append(f"  {p['name']}: {need}{'; ' + rule if rule else ''}")
+    if d["configurations"]:
+        lines += ["", "Configurations:"]
+        lines += [f"  {c['name']}: {c['parameters']}" for c in d["configurations"]]
+    if d["schedules"]:
+        lines += ["", render.table(
+            ["SCHEDULE", "CRON", "TIME ZONE", "SUSPENDED", "LAST", "NEXT", "MISSED"],
+            [[s["name"], s["cron"], s["timeZone"], "yes" if s["suspend"] else "no",
+              s.get("lastScheduleTime", ""), s.get("nextScheduleTime", ""),
+              str(s.get("missed", 0))] for s in d["schedules"]],
+        )]  # fmt: skip
+    if d["versions"]:
+        lines += ["", render.table(
+            ["VERSION", "REVISION", "CREATED"],
+            [[str(v["version"]), v["revision"], v.get("creationTime", "")] for v in d["versions"]],
+        )]  # fmt: skip
+    if d["runs"]:
+        lines += ["", render.table(
+            ["RUN", "VERSION", "RUN TYPE", "STATUS", "CREATED"],
+            [[r["name"], str(r["version"] or ""), r["runType"] or "",
+              render.colored(r["status"]), r["created"] or ""] for r in d["runs"]],
+        )]  # fmt: skip
+    return "\n".join(lines)
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-p/--param")
+        out[key] = value
+    return out
+
+
+def register(
+    flowctl: click.Group, pass_ctx: Decorator, namespaced: Decorator, output: Decorator
+) -> None:
+    """Add the Flow commands to flowctl (cli/main.py calls this)."""
+    from flow_operator.cli.main import emit, fail
+
+    @flowctl.command()
+    @namespaced
+    @click.option("-A", "--all-namespaces", is_flag=True, help="every namespace")
+    @output
+    @pass_ctx
+    def flows(c: Any, namespace: str | None, all_namespaces: bool, output: str) -> None:
+        """List Flows: version, level, schedules, last run and next run."""
+        items = c.cluster.items(FLOWS, None if all_namespaces else c.namespace(namespace))
+        rows = sorted((flow_row(b) for b in items), key=lambda r: (r["namespace"], r["name"]))
+        emit(rows, output, lambda: flows_table(rows, all_namespaces))
+
+    @flowctl.command()
+    @click.argument("name")
+    @namespaced
+    @output
+    @pass_ctx
+    def flow(c: Any, name: str, namespace: str | None, output: str) -> None:
+        """One Flow: parameters, configurations, schedules, versions and recent runs."""
+        ns = c.namespace(namespace)
+        from flow_operator.cli.cluster import NotFound
+
+        try:
+            body = c.cluster.get(FLOWS, ns, name)
+        except NotFound:
+            fail(f"flow {ns}/{name} not found")
+        detail = flow_detail(body, _runs_of(c.cluster.items(FLOWRUNS, ns), name))
+        emit(detail, output, lambda: flow_text(detail))
+
+    @flowctl.command()
+    @click.argument("flow_name", metavar="FLOW")
+    @namespaced
+    @click.option("--version", "version", type=click.IntRange(min=1), help="a kept version")
+    @click.option("--configuration", help="one of the flow's configurations")
+    @click.option("-p", "--param", "params", multiple=True, help="KEY=VALUE (repeatable)")
+    @click.option("--idempotency-key", help="the same key and request start one run only")
+    @pass_ctx
+    def start(
+        c: Any,
+        flow_name: str,
+        namespace: str | None,
+        version: int | None,
+        configuration: str | None,
+        params: tuple[str, ...],
+        idempotency_key: str | None,
+    ) -> None:
+        """Run a Flow: a new FlowRun of its current (or given) version."""
+        from flow_operator.cli.cluster import NotFound
+
+        ns = c.namespace(namespace)
+        try:
+            body = c.cluster.get(FLOWS, ns, flow_name)
+        except NotFound:
+            fail(f"flow {ns}/{flow_name} not found")
+        try:
+            parsed = Flow.from_body(body)
+        except ValueError as e:
+            fail(f"flow {ns}/{flow_name} has an invalid spec (see its Stalled condition): {e}")
+        runs = [r for b in _runs_of(c.cluster.items(FLOWRUNS, ns), flow_name)
+                if (r := FlowRunRecord.from_body(b)) is not None]  # fmt: skip
+        request = RunRequest(
+            version=version,
+            configuration=configuration,
+            parameters=parse_params(params) or None,
+            run_type=RunType.MANUAL,
+            idempotency_key=idempotency_key,
+        )
+        suffix = "".join(secrets.choice(ALPHABET) for _ in range(5))
+        decided = plan_run(parsed, request, definitions={}, runs=runs, now=c.now(), suffix=suffix)
+        if decided.errors:
+            fail("; ".join(f"{e.path}: {e.message}" for e in decided.errors), 2)
+        if decided.existing is not None:
+            click.echo(f"flow run {ns}/{decided.existing} exists (same idempotency key)")
+            return
+        if decided.skipped is not None or decided.create is None:
+            fail(f"not started: {decided.skipped}", 3)
+        for cancel in decided.cancel:
+            patch = {"metadata": {"uid": cancel.uid}, "spec": {"cancel": True}}
+            c.cluster.patch(FLOWRUNS, ns, cancel.name, patch)
+        created = c.cluster.create(FLOWRUNS, ns, with_flow_ref(decided.create.body))
+        v = created["spec"].get("version")
+        click.echo(f"flow run {ns}/{created['metadata']['name']} created (flow {flow_name} v{v})")
