@@ -3,5 +3,5 @@
 `store` is the port (the `RunStore` protocol, its value types, the project's own errors and
 `NullRunStore`), `sql` the one SQL implementation (SQLite or PostgreSQL, migrated by
 Alembic), `record` maps a FlowRun body to a `RunRecord` and `retention` decides which
-finished runs may leave the cluster. Nothing here is wired into the operator yet.
+finished runs may leave the cluster. The operator uses it through reconcile/history.py.
 """
