@@ -14,7 +14,7 @@ rate-limited):
 
 The operator here is this module's own process, confined to the test's namespace.
 Constant-time comparison, the 401 matrix and Schemathesis fuzzing are unit tests
-(tests/unit/test_api_*.py).
+(tests/unit/api/).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The flow-run API's contract, one check run against both backends: the in-memory fake of
-the unit tests (tests/unit/test_api_contract.py) and the operator's own on the local
+the unit tests (tests/unit/api/test_api_contract.py) and the operator's own on the local
 cluster (tests/e2e/test_api.py). If the fake drifts from what the operator does, the unit
 run or the e2e run of this same function fails.
 

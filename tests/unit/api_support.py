@@ -261,7 +261,7 @@ class MemoryFlowRuns:
 
 def demo_view() -> View:
     """The six reference examples as six Workflows in two namespaces (dashboard, screenshots)."""
-    from tests.unit.test_golden_workflow_status import SCENARIOS
+    from tests.unit.status.test_golden_workflow_status import SCENARIOS
 
     names = {
         "sync-published-green": ("live", "live-scoring"),

@@ -2,7 +2,7 @@
 
 Written by hand so that the Workflow status schemas say exactly what the reference
 document shows (required fields, optional fields that are omitted rather than null, no
-extra fields). tests/unit/test_api_openapi.py keeps it true: every route is documented
+extra fields). tests/unit/api/test_api_openapi.py keeps it true: every route is documented
 and every documented path is routed, the six reference examples validate, and responses
 in the tests are validated against these schemas.
 """

@@ -9,7 +9,7 @@ from pathlib import Path
 from flow_operator.flowrun import taskstate
 from flow_operator.reconcile import flowrun as reconcile_flowrun
 
-DOC = Path(__file__).parents[2] / "docs" / "flowrun.md"
+DOC = Path(__file__).parents[3] / "docs" / "flowrun.md"
 WORDS = {"three": 3, "four": 4, "five": 5, "six": 6, "eight": 8, "ten": 10, "twenty": 20}
 
 

@@ -22,9 +22,9 @@ from flow_operator.objects.durations import since
 from flow_operator.status.aggregate import Observed
 from tests.unit.api_support import NOW, Clock, Secrets, View, make_api, validate
 from tests.unit.kube_objects import T0, workflow
-from tests.unit.test_golden_workflow_status import SCENARIOS
+from tests.unit.status.test_golden_workflow_status import SCENARIOS
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "workflow"
+GOLDEN = Path(__file__).parents[2] / "golden" / "workflow"
 PATH = "/api/v1/runtime/workflow/{workflowId}/action/status"
 KEY = "s3cr3t-key-for-wf"
 

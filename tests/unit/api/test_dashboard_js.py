@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-AGE_JS = Path(__file__).parents[2] / "operator" / "flow_operator" / "api" / "static" / "age.js"
+AGE_JS = Path(__file__).parents[3] / "operator" / "flow_operator" / "api" / "static" / "age.js"
 NODE = shutil.which("node")
 
 CASES = {

@@ -17,10 +17,10 @@ from flow_operator.api.flowrun_backend import IndexedFlowRuns
 from flow_operator.api.flowruns import RERUN_OF, FlowRunError, rerun_body, row_of
 from flow_operator.models.flowrun import FlowRun
 from flow_operator.ports import Resource
-from tests.unit.test_cli_workflows import FakeCluster, invoke
+from tests.unit.cli.test_cli_workflows import FakeCluster, invoke
 
 Body = dict[str, Any]
-EXAMPLE = yaml.safe_load((Path(__file__).parents[2] / "examples" / "flowrun-dag.yaml").read_text())
+EXAMPLE = yaml.safe_load((Path(__file__).parents[3] / "examples" / "flowrun-dag.yaml").read_text())
 
 
 def run_body(name: str, phase: str | None, **spec: Any) -> Body:

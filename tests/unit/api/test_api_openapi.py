@@ -18,7 +18,7 @@ from flow_operator.api.workflows import WorkflowDirectory
 from tests.unit.api_support import Secrets, View, make_api, schema_of, validate
 from tests.unit.virtual_time import virtual_time
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "workflow"
+GOLDEN = Path(__file__).parents[2] / "golden" / "workflow"
 
 
 def test_every_route_is_documented_and_every_documented_path_is_routed() -> None:

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from flow_operator.cli import render
-from tests.unit.test_cli_flowruns import fake_with_runs, ok
-from tests.unit.test_cli_workflows import FakeCluster, invoke
+from tests.unit.cli.test_cli_flowruns import fake_with_runs, ok
+from tests.unit.cli.test_cli_workflows import FakeCluster, invoke
 
 HOSTILE = "ok\x1b]0;pwned\x07\x1b[2J\rgone\x08\x7f\x9b31m\u202eevil\u2028x"
 ESCAPED = "ok^[]0;pwned\\x07^[[2J\\rgone\\x08\\x7f\\x9b31m\\u202eevil\\u2028x"

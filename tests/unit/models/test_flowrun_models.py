@@ -24,7 +24,7 @@ from flow_operator.models.flowrun import (
 )
 from tests.unit.flowrun_objects import run_body, task
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "flowrun-dag.yaml"
+EXAMPLE = Path(__file__).parents[3] / "examples" / "flowrun-dag.yaml"
 
 
 def refusal(body: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 Each scenario is a run (tests/golden/flowrun/<name>.json holds what the builder must
 produce for it). After an intended change, regenerate them with
-`UPDATE_GOLDEN=1 pytest tests/unit/test_golden_flowrun_jobs.py` and review the diff.
+`UPDATE_GOLDEN=1 pytest tests/unit/builders/test_golden_flowrun_jobs.py` and review the diff.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from flow_operator.builders.job import desired_child_run, desired_job
 from flow_operator.models.flowrun import FlowRun
 from tests.unit.flowrun_objects import run_body, task
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "flowrun"
-EXAMPLE = Path(__file__).parents[2] / "examples" / "flowrun-dag.yaml"
+GOLDEN = Path(__file__).parents[2] / "golden" / "flowrun"
+EXAMPLE = Path(__file__).parents[3] / "examples" / "flowrun-dag.yaml"
 Body = dict[str, Any]
 
 

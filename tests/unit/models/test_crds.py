@@ -13,7 +13,7 @@ from flow_operator.api.flowruns import RUN_STATES
 from flow_operator.crds import files
 from flow_operator.models import flow, flowrun, workflow
 
-CRDS = Path(__file__).parents[2] / "crds"
+CRDS = Path(__file__).parents[3] / "crds"
 
 
 def test_checked_in_crds_match_the_models() -> None:

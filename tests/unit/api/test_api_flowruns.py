@@ -21,7 +21,7 @@ from tests.unit.api_support import (
     validate,
 )
 from tests.unit.kube_objects import workflow
-from tests.unit.test_golden_workflow_status import SCENARIOS
+from tests.unit.status.test_golden_workflow_status import SCENARIOS
 
 TOKEN = "operator-token-1"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -21,8 +21,8 @@ from schemathesis import checks
 from flow_operator.api.auth import FailureLimiter
 from flow_operator.api.openapi import document
 from flow_operator.api.server import make_app
+from tests.unit.api.test_flow_api import World as FlowWorld
 from tests.unit.api_support import MemoryFlowRuns, Secrets, demo_view, make_api
-from tests.unit.test_flow_api import World as FlowWorld
 
 TOKEN = "schemathesis-token"
 KEY = "schemathesis-key"

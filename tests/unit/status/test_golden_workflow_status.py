@@ -20,7 +20,7 @@ from flow_operator.models.workflow import Workflow
 from flow_operator.status.aggregate import Observed, aggregate
 from tests.unit.kube_objects import deployment, pod, replicaset, workflow
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "workflow"
+GOLDEN = Path(__file__).parents[2] / "golden" / "workflow"
 NOW = datetime(2024, 2, 12, 10, 14, 53, tzinfo=UTC)
 GO_DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+(\.\d+)?(ns|µs|ms|s))$")
 KM = "knowledge-m-f252bb2b"
@@ -122,7 +122,7 @@ def test_seed_example_reproduced(name: str) -> None:
 
 
 def test_golden_copies_match_the_shared_seeds() -> None:
-    shared = Path(__file__).parents[3] / "shared" / "seeds" / "workflow-status-examples"
+    shared = Path(__file__).parents[4] / "shared" / "seeds" / "workflow-status-examples"
     if not shared.is_dir():
         pytest.skip("shared/ is not beside this checkout")
     for path in shared.glob("*.json"):

@@ -19,9 +19,9 @@ from flow_operator.cli.main import Context, flowctl
 from flow_operator.models.workflow import Workflow
 from flow_operator.status.aggregate import aggregate
 from tests.unit.api_support import NOW
-from tests.unit.test_golden_workflow_status import SCENARIOS
+from tests.unit.status.test_golden_workflow_status import SCENARIOS
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "workflow"
+GOLDEN = Path(__file__).parents[2] / "golden" / "workflow"
 Body = dict[str, Any]
 
 

@@ -17,7 +17,7 @@ from flow_operator.views.runs import list_runs, page_of, run_key, select
 from flow_operator.views.workflows import live_document, parse_status, workflow_row
 from tests.unit.api_support import NOW, sample_runs
 
-GOLDEN = Path(__file__).parent.parent / "golden" / "workflow"
+GOLDEN = Path(__file__).parents[2] / "golden" / "workflow"
 SEEDS = sorted(p.stem for p in GOLDEN.glob("*.json"))
 
 

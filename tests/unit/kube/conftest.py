@@ -1,0 +1,1 @@
+"""Tests of the client package (flow_operator.kube) against fake API servers and Leases."""

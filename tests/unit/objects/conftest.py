@@ -1,0 +1,1 @@
+"""Tests of the readers of Kubernetes bodies (flow_operator.objects)."""
