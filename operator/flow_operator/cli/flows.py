@@ -26,9 +26,9 @@ from flow_operator.models.flow import PLURAL as FLOWS
 from flow_operator.models.flow import Flow
 from flow_operator.models.flowrun import PLURAL as FLOWRUNS
 from flow_operator.models.flowrun import RunType
+from flow_operator.objects.body import Body
 from flow_operator.views.flows import flow_detail, flow_row
 
-Body = dict[str, Any]
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 ALPHABET = string.ascii_lowercase + string.digits
 

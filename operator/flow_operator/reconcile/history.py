@@ -51,7 +51,6 @@ from flow_operator.observers import RunChanged
 from flow_operator.ports import EventSink, LogReader
 
 log = logging.getLogger(__name__)
-Body = dict[str, Any]
 Key = tuple[str, str]
 Sleep = Callable[[float], Awaitable[None]]
 # Backoff of the writers while the database is down: 0.5 s doubling to MAX_BACKOFF.
