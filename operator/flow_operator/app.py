@@ -194,6 +194,9 @@ class Operator:
         self.elector: LeaderElector | None = None
         for setup in kinds:
             setup(self)
+        # kopf's default registry logs in through the client library's config (kubeconfig
+        # or the pod's ServiceAccount); a registry of our own has to ask for it.
+        kopf.on.login(registry=self.registry)(kopf.login_via_client)
         kopf.on.startup(registry=self.registry)(self._startup)
         kopf.on.cleanup(registry=self.registry)(self._cleanup)
 

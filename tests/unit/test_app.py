@@ -21,8 +21,16 @@ def test_the_kinds_register_their_indexes_and_queues() -> None:
         "flowrun_bodies",
         "flowrun_children",
         "flowruns_by_workflow",
+        "flow_bodies",
+        "flowruns_by_flow",
     }
-    assert app.queues.unbound() == ["flowrun", "workflow"]  # bound at start, not before
+    logins = [
+        h
+        for h in app.registry._activities.get_all_handlers()
+        if h.activity.value == "authentication"
+    ]
+    assert logins, "kopf needs a login handler on a registry of our own, or it cannot connect"
+    assert app.queues.unbound() == ["flow", "flowrun", "workflow"]  # bound at start, not before
     assert len(app.workflows) == len(app.runs) == 1  # metrics; the HTTP API joins at build
 
 
