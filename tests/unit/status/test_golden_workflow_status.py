@@ -1,7 +1,8 @@
 """The six examples of the reference document, rebuilt from Kubernetes objects.
 
-Each scenario builds what the cluster would hold (Deployments, ReplicaSets, Pods) and
-checks that aggregation reproduces the example field for field; `age` depends on the
+Each scenario's input is what the cluster would hold (Deployments, ReplicaSets, Pods),
+stored as JSON beside the example it must reproduce; aggregation reproduces the example
+field for field; `age` depends on the
 clock and is checked for Go duration syntax, then normalised.
 """
 
@@ -18,86 +19,33 @@ import pytest
 
 from flow_operator.models.workflow import Workflow
 from flow_operator.status.aggregate import Observed, aggregate
-from tests.unit.kube_objects import deployment, pod, replicaset, workflow
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "workflow"
 NOW = datetime(2024, 2, 12, 10, 14, 53, tzinfo=UTC)
 GO_DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+(\.\d+)?(ns|µs|ms|s))$")
-KM = "knowledge-m-f252bb2b"
-OUT = "outprod-4b54ca80"
-SYNC_POD = "depl-knowledge-m-f252bb2b-c1a6414e-4973-45fb-9c6b-c767e2ffvh6zw"
-ASYNC_KM_POD = "depl-knowledge-m-f252bb2b-dcc4a58f-050b-4d9c-a19e-8012275bnc22f"
-ASYNC_OUT_POD = "depl-outprod-4b54ca80-e150d837-532b-4448-ae11-e6c646bd4707rn6c4"
-UNSCHEDULABLE = (
-    "0/2 nodes are available: 1 Insufficient memory, 1 node(s) had untolerated taint "
-    "{CriticalAddonsOnly: true}. preemption: 0/2 nodes are available: 1 No preemption "
-    "victims found for incoming pod, 1 Preemption is not helpful for scheduling.."
-)
-SYNC_START = "2024-02-12T10:12:57Z"
-ASYNC_START = "2024-02-12T10:35:23Z"
-
 Scenario = tuple[dict[str, Any], Observed]
 
 
-def _sync(km_pod: dict[str, Any], km_available: int) -> Scenario:
-    wf = workflow(mode="SYNC", services=[(KM, 1)], stream=("benthos", 1))
-    return wf, Observed(
-        deployments={
-            "benthos": deployment("benthos", available=1),
-            KM: deployment(KM, available=km_available),
-        },
-        replicasets={KM: [replicaset(KM, "c767e2ff")]},
-        pods={KM: [km_pod]},
-    )
+def _load(name: str) -> Callable[[], Scenario]:
+    """The scenario `name`: what the cluster holds, read from `<name>.in.json` (the
+    Workflow, and its Deployments, ReplicaSets and Pods by component id)."""
+
+    def scenario() -> Scenario:
+        doc = json.loads((GOLDEN / f"{name}.in.json").read_text())
+        observed = doc["observed"]
+        return doc["workflow"], Observed(
+            deployments=observed["deployments"],
+            replicasets=observed["replicasets"],
+            pods=observed["pods"],
+        )
+
+    return scenario
 
 
-def sync_unschedulable() -> Scenario:
-    return _sync(
-        pod(SYNC_POD, KM, "c767e2ff", scheduled=("False", "Unschedulable", UNSCHEDULABLE)), 0
-    )
-
-
-def sync_container_creating() -> Scenario:
-    creating = pod(SYNC_POD, KM, "c767e2ff", started=SYNC_START, waiting=("ContainerCreating", ""))
-    return _sync(creating, 0)
-
-
-def sync_green() -> Scenario:
-    running = pod(
-        SYNC_POD, KM, "c767e2ff", phase="Running", started=SYNC_START, running=True, ready=True
-    )
-    return _sync(running, 1)
-
-
-def _async(ready: bool) -> Scenario:
-    wf = workflow(mode="ASYNC", services=[(KM, 1), (OUT, 1)])
-    pods = {}
-    for cid, name, h in ((KM, ASYNC_KM_POD, "8012275b"), (OUT, ASYNC_OUT_POD, "e6c646bd")):
-        if ready:
-            p = pod(name, cid, h, phase="Running", started=ASYNC_START, running=True, ready=True)
-        else:
-            p = pod(name, cid, h, started=ASYNC_START, waiting=("ContainerCreating", ""))
-        pods[cid] = [p]
-    return wf, Observed(
-        deployments={c: deployment(c, available=int(ready)) for c in (KM, OUT)},
-        replicasets={KM: [replicaset(KM, "8012275b")], OUT: [replicaset(OUT, "e6c646bd")]},
-        pods=pods,
-    )
-
-
-def unpublished() -> Scenario:
-    previous = {"desiredStatus": "PUBLISHED", "actualStatus": "GREEN", "publishingMode": "ASYNC"}
-    wf = workflow(desired="UNPUBLISHED", mode="ASYNC", status=previous, generation=2)
-    return wf, Observed()
-
-
+# Seed JSON in (`<name>.in.json`), seed JSON out (`<name>.json`, the reference document's).
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
-    "sync-publishing-unschedulable": sync_unschedulable,
-    "sync-publishing-container-creating": sync_container_creating,
-    "sync-published-green": sync_green,
-    "unpublished-after-publish": unpublished,
-    "async-publishing-orange": lambda: _async(ready=False),
-    "async-published-green": lambda: _async(ready=True),
+    p.name.removesuffix(".in.json"): _load(p.name.removesuffix(".in.json"))
+    for p in sorted(GOLDEN.glob("*.in.json"))
 }
 
 
@@ -110,7 +58,8 @@ def _normalise_ages(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_every_seed_example_has_a_scenario() -> None:
-    assert sorted(p.stem for p in GOLDEN.glob("*.json")) == sorted(SCENARIOS)
+    outputs = [p.stem for p in GOLDEN.glob("*.json") if not p.name.endswith(".in.json")]
+    assert sorted(outputs) == sorted(SCENARIOS) and len(SCENARIOS) == 6
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
