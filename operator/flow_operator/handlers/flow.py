@@ -21,6 +21,7 @@ from flow_operator.models.flowrun import PLURAL as FLOWRUNS
 from flow_operator.objects import slim
 from flow_operator.objects.body import Body
 from flow_operator.reconcile.flow import FlowReconciler, FlowView
+from flow_operator.reconcile.history import History
 
 QUEUE = "flow"
 INDEX = "flow_bodies"
@@ -72,5 +73,7 @@ def setup(app: Operator) -> None:
     def build(ctx: Started) -> None:
         view = FlowView(flows=ctx.index(INDEX), runs=ctx.index(RUNS))
         ctx.provide(view)  # the HTTP API's Run action reads it (handlers/http.py)
-        reconciler = FlowReconciler(view, ctx.kube, events=ctx.app.recorder)
+        # deletes past the flow's history wait for the run store's confirmation
+        archived = ctx.need(History).archived
+        reconciler = FlowReconciler(view, ctx.kube, events=ctx.app.recorder, archived=archived)
         app.queues.bind(queue, reconciler, app.settings.workers)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -59,8 +59,8 @@ class FlowView:
     runs: View  # FlowRuns labelled flowops.io/flow=<flow>
 
 
-def never_archived(uid: str) -> bool:
-    """The default until the run store is wired: no run counts as archived, none is deleted."""
+async def never_archived(uid: str) -> bool:
+    """The default without a run store: no run counts as archived, none is deleted."""
     return False
 
 
@@ -81,7 +81,7 @@ class FlowReconciler:
     kube: FlowCluster
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     # whether the run store has a run's final record and logs; until helper wiring: never
-    archived: Callable[[str], bool] = never_archived
+    archived: Callable[[str], Awaitable[bool]] = never_archived
     # where Events go: flow_operator.events (posted in the background); else posted inline
     events: EventSink | None = None
     writes: StatusWrites[Key] = field(
@@ -135,7 +135,7 @@ class FlowReconciler:
                 await self.kube.merge_patch(FLOWRUNS, ns, k.name, patch)
                 await emit.event(body, RUN_CANCELLED, f"{k.name}: {k.message}")
         for d in decided.delete:
-            if d.requires_archive and not self.archived(d.uid):
+            if d.requires_archive and not await self.archived(d.uid):
                 continue  # kept until the run store confirms its record and logs
             with contextlib.suppress(NotFound):
                 current = await self.kube.get(FLOWRUNS, ns, d.name)

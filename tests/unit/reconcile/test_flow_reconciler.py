@@ -37,6 +37,12 @@ class StoreKube(FakeKube):
         self.created.append(body)
         return True
 
+    async def get(self, resource: Resource, namespace: str, name: str) -> Body:
+        body = self.store.get((resource.plural, namespace, name))
+        if body is None:
+            return await super().get(resource, namespace, name)
+        return {**body, "metadata": {**body["metadata"], "uid": f"uid-{name}"}}
+
     def of(self, plural: str) -> list[Body]:
         return [b for (p, _, _), b in self.store.items() if p == plural]
 
@@ -205,6 +211,14 @@ def test_finished_runs_past_the_history_are_not_deleted_until_archived() -> None
     w.clock.set(T0.replace(minute=1, second=20))
     w.reconcile()
     assert w.kube.deleted == []  # the default: nothing counts as archived
-    w.reconciler.archived = lambda uid: True
-    w.reconcile()  # the fake's get answers NotFound: a run already gone is fine
-    assert w.kube.deleted == []
+    asked: list[str] = []
+
+    async def archived(uid: str) -> bool:
+        asked.append(uid)
+        return True
+
+    w.reconciler.archived = archived
+    w.reconcile()
+    (run,) = w.runs[KEY]
+    assert asked == [run["metadata"]["uid"]]
+    assert w.kube.deleted == [("FlowRun", run["metadata"]["namespace"], run["metadata"]["name"])]
