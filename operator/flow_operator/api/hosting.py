@@ -15,6 +15,7 @@ from flow_operator.api.auth import SecretKeys
 from flow_operator.api.flowruns import FlowRunBackend
 from flow_operator.api.flows import FlowBackend
 from flow_operator.api.server import Api, ApiServer, Readiness
+from flow_operator.api.stream import StreamHub
 from flow_operator.api.workflows import Key, WorkflowDirectory
 from flow_operator.errors import Forbidden, NotFound
 from flow_operator.ports import WORKFLOWS, Reader, SecretReader
@@ -112,6 +113,7 @@ class HttpHost:
     ) -> None:
         self.kube = kube
         self.directory = WorkflowDirectory(workflows, pods)
+        self.stream = StreamHub()  # fed by the topics from the start, like the directory
         self.flowruns = flowruns
         self.flows = flows
         self.server: ApiServer | None = None
@@ -126,6 +128,7 @@ class HttpHost:
             token_secret=token_secret(token_secret_name),
             flowruns=self.flowruns,
             flows=self.flows,
+            stream=self.stream,
         )
         self.server = ApiServer(api, host, port)
         await self.server.start()

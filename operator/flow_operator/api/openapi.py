@@ -123,7 +123,16 @@ SCHEMAS: dict[str, S] = {
             "runtime": STR,
             "message": STR,
             "pod": STR,
+            "dependsOn": {"type": "array", "items": STR, "description": "spec.tasks[].dependsOn"},
+            "attempts": {**INT, "description": "pods its Job has started (absent: none)"},
+            "reason": STR,
+            "childRun": {**STR, "description": "the child FlowRun of a subFlow task"},
         },
+    ),
+    "Transition": _obj(
+        {"phase": {"type": "string", "enum": list(RUN_STATES)}, "time": STR},
+        {"reason": STR, "message": STR},
+        description="One phase change of the run (status.history).",
     ),
     "FlowRun": _obj(
         {
@@ -142,9 +151,16 @@ SCHEMAS: dict[str, S] = {
             "endTime": STR,
             "duration": STR,
             "message": STR,
+            "reason": STR,
             "tasks": {"type": "array", "items": _ref("Task")},
+            "history": {
+                "type": "array",
+                "items": _ref("Transition"),
+                "description": "the phase changes, oldest first (one run, not the list)",
+            },
         },
-        description="One run: the columns of the Flow Run Status table, and its tasks.",
+        description="One run: the columns of the Flow Run Status table, its tasks and "
+        "(one run) its phase history.",
     ),
     "FlowRunList": _obj(
         {
@@ -361,7 +377,7 @@ PATHS: dict[str, S] = {
     },
     "/static/{filename}": {
         "get": {
-            "summary": "The dashboard's script, style sheet and icon",
+            "summary": "The dashboard's scripts, style sheet, icon and vendored libraries",
             "operationId": "static",
             "parameters": [{"name": "filename", "in": "path", "required": True, "schema": STR}],
             "responses": {
@@ -480,6 +496,48 @@ PATHS: dict[str, S] = {
     "/api/v1/flowruns/{namespace}/{name}/cancel": _action("cancel", "200"),
     "/api/v1/flowruns/{namespace}/{name}/rerun": _action("rerun", "201"),
     **FLOW_PATHS,
+    "/api/v1/stream": {
+        "get": {
+            "summary": "Live updates: Server-Sent Events of run and Workflow changes",
+            "description": "Events `run` (data: kind, namespace, name, run: a FlowRun with its "
+            "tasks and history) and `workflow` (data: kind, namespace, name, actualStatus, gone), "
+            "each with a sequence `id`; `ready` first on a fresh connection; `reset` when a "
+            "`Last-Event-ID` is older than the server's ring (fetch again). See docs/api.md.",
+            "operationId": "stream",
+            **BEARER_OP,
+            "parameters": [
+                {"name": "namespace", "in": "query", "schema": STR},
+                {
+                    "name": "run",
+                    "in": "query",
+                    "description": "one run's events (needs namespace)",
+                    "schema": STR,
+                },
+                {
+                    "name": "kinds",
+                    "in": "query",
+                    "description": "runs, workflows or both (comma-separated; default both)",
+                    "schema": STR,
+                },
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "description": "resume after this event",
+                    "schema": STR,
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "The event stream (open until the client leaves)",
+                    "content": {"text/event-stream": {"schema": STR}},
+                },
+                "400": _response("A query parameter is not what it takes", ERR),
+                "401": UNAUTHORIZED,
+                "429": _response("Too many failed authentications, or too many streams", ERR),
+                "503": _response("Live updates are not served by this operator", ERR),
+            },
+        }
+    },
 }
 
 DOCUMENT: S = {

@@ -26,6 +26,8 @@ from flow_operator.api.auth import FailureLimiter, SecretKeys, matches
 from flow_operator.api.flowruns import FlowRunBackend, FlowRunError
 from flow_operator.api.flows import FlowBackend, FlowError
 from flow_operator.api.openapi import document as openapi_document
+from flow_operator.api.stream import BadScope, StreamHub, TooManyClients, scope_of
+from flow_operator.api.stream import serve as serve_stream
 from flow_operator.api.workflows import Key, WorkflowDirectory
 from flow_operator.views.paging import BadCursor
 from flow_operator.views.runs import page_of
@@ -35,6 +37,10 @@ log = logging.getLogger(__name__)
 STATIC_FILES = {
     "age.js": "text/javascript",
     "app.js": "text/javascript",
+    "stream.js": "text/javascript",
+    "run.js": "text/javascript",
+    # vendored libraries (api/static/vendor/MANIFEST.json, docs/dashboard.md)
+    "vendor/dagre.min.js": "text/javascript",
     "style.css": "text/css",
     "favicon.svg": "image/svg+xml",
 }
@@ -75,6 +81,8 @@ class Api:
     token_secret: tuple[str, str] | None = None
     flowruns: FlowRunBackend | None = None
     flows: FlowBackend | None = None
+    # The live updates (GET /api/v1/stream), fed by the operator's topics.
+    stream: StreamHub | None = None
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
     readiness: Readiness = field(default_factory=Readiness)
 
@@ -344,6 +352,22 @@ async def run_flow(request: web.Request) -> web.StreamResponse:
     return _json(run, status=201 if created else 200)
 
 
+@bearer
+async def stream(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events of the runs and Workflows in the asked scope (api/stream.py)."""
+    hub = request.app[API].stream
+    if hub is None:
+        return error(503, "Unavailable", "live updates are not served")
+    try:
+        scope = scope_of(request.query)
+    except BadScope as e:
+        return error(400, "BadRequest", str(e))
+    try:
+        return await serve_stream(request, hub, scope)
+    except TooManyClients as e:
+        return error(429, "TooManyRequests", f"{e}; retry later", **{"Retry-After": "5"})
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -413,7 +437,7 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamRespons
     ("GET", "/readyz", readyz),
     ("GET", "/openapi.json", openapi),
     ("GET", "/", dashboard),
-    ("GET", "/static/{filename}", static),
+    ("GET", "/static/{filename:[A-Za-z0-9._/-]+}", static),
     ("GET", "/api/v1/runtime/workflow/{workflowId}/action/status", workflow_status),
     ("GET", "/api/v1/workflows", list_workflows),
     ("GET", "/api/v1/flowruns", list_flowruns),
@@ -424,6 +448,7 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamRespons
     ("GET", "/api/v1/flows", list_flows),
     ("GET", "/api/v1/flows/{namespace}/{name}", get_flow),
     ("POST", "/api/v1/flows/{namespace}/{name}/runs", run_flow),
+    ("GET", "/api/v1/stream", stream),
 ]
 
 
@@ -432,7 +457,19 @@ def make_app(api: Api) -> web.Application:
     app[API] = api
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
+    app.on_shutdown.append(_close_streams)
     return app
+
+
+async def _close_streams(app: web.Application) -> None:
+    hub = app[API].stream
+    if hub is not None:
+        hub.close()
+
+
+# A handler whose client has gone is cancelled at once (an open stream costs nothing
+# after its tab closes).
+RUNNER_OPTIONS: dict[str, Any] = {"handler_cancellation": True}
 
 
 class ApiServer:
@@ -444,7 +481,9 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(make_app(self.api), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            make_app(self.api), access_log=None, handle_signals=False, **RUNNER_OPTIONS
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         try:

@@ -1,7 +1,8 @@
 """HTTP API wiring: the status API, flow runs and the dashboard, hosted in the operator
 process (flow_operator.api, docs/api.md). It reads the Workflow kind's view, the
 FlowRun index and the Flow kind's view (the Run action), follows the Workflow statuses
-through the topic, and listens once the queues run."""
+through the topic, feeds the live-update stream (api/stream.py) from both topics, and
+listens once the queues run."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ def setup(app: Operator) -> None:
             IndexedFlows(flows.flows, flows.runs, ctx.kube),
         )
         app.workflows.subscribe(lambda e: host.directory.on_status(e.key, e.status))
+        # after the directory: a page that refetches on an event reads the new status
+        app.workflows.subscribe(host.stream.on_workflow)
+        app.runs.subscribe(host.stream.on_run)
         hosts.append(host)
 
     @app.on_serve

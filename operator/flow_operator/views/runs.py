@@ -39,6 +39,20 @@ class TaskRow(Row):
     runtime: str | None = None
     message: str | None = None
     pod: str | None = None
+    # The run page's detail (the graph, the timeline): what the table does not show.
+    dependsOn: list[str] | None = None
+    attempts: int | None = None
+    reason: str | None = None
+    childRun: str | None = None
+
+
+class Transition(Row):
+    """One phase change of the run (status.history), for the run page."""
+
+    phase: str
+    time: str
+    reason: str | None = None
+    message: str | None = None
 
 
 class FlowRunRow(Row):
@@ -55,7 +69,9 @@ class FlowRunRow(Row):
     duration: str | None = None
     status: str
     message: str | None = None
+    reason: str | None = None
     tasks: list[TaskRow] | None = None
+    history: list[Transition] | None = None
 
 
 def _fold(value: str | None) -> str:
@@ -88,8 +104,12 @@ def run_key(row: Mapping[str, Any]) -> SortKey:
 
 
 def select(rows: Iterable[FlowRunRow], filters: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Matching rows, newest first, without their tasks (the list view)."""
-    chosen = [r.model_copy(update={"tasks": None}).dump() for r in rows if matches(r, filters)]
+    """Matching rows, newest first, without their tasks and history (the list view)."""
+    chosen = [
+        r.model_copy(update={"tasks": None, "history": None}).dump()
+        for r in rows
+        if matches(r, filters)
+    ]
     chosen.sort(key=run_key, reverse=True)
     return chosen
 
@@ -132,6 +152,10 @@ def row_of(body: Mapping[str, Any]) -> FlowRunRow:
                 runtime=line.get("runtime"),
                 message=line.get("message"),
                 pod=line.get("podName"),
+                dependsOn=list(task.get("dependsOn") or []) or None,
+                attempts=line.get("attempts") or None,
+                reason=line.get("reason"),
+                childRun=line.get("childRun"),
             )
         )
     return FlowRunRow(
@@ -148,7 +172,18 @@ def row_of(body: Mapping[str, Any]) -> FlowRunRow:
         duration=status.get("duration"),
         status=str(status.get("phase") or Phase.SUBMITTED.value),
         message=status.get("message"),
+        reason=status.get("reason"),
         tasks=tasks,
+        history=[
+            Transition(
+                phase=str(h.get("phase")),
+                time=str(h.get("time")),
+                reason=h.get("reason"),
+                message=h.get("message") or None,
+            )
+            for h in status.get("history") or []
+        ]
+        or None,
     )
 
 

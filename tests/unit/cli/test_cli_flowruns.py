@@ -70,7 +70,12 @@ def test_row_of_maps_spec_and_status_to_the_seed_columns() -> None:
     assert (
         tasks["extract"]["runtime"] == "3m8s" and tasks["extract"]["pod"] == "churn-001-extract-x1"
     )
-    assert tasks["publish"] == {"name": "publish", "version": "1.0", "status": "Pending"}
+    assert tasks["publish"] == {
+        "name": "publish",
+        "version": "1.0",
+        "status": "Pending",
+        "dependsOn": ["train"],
+    }
 
 
 def test_a_run_without_status_reads_submitted() -> None:
