@@ -163,6 +163,13 @@ HISTORY_RUNS_DELETED = Counter(
     ["why"],
     registry=REGISTRY,
 )
+AUTH_FAILURES = Counter(
+    f"{PREFIX}_api_auth_failures",
+    "Failed authentications at the HTTP API, by credential (api_key, bearer) and whether "
+    "the address had a bucket of its own or shared the global one (full table)",
+    ["credential", "bucket"],
+    registry=REGISTRY,
+)
 
 _lock = threading.Lock()
 _services: dict[Key, set[str]] = {}  # the service series each Workflow has, to drop stale ones
@@ -239,6 +246,10 @@ def track_history(what: str, pending: Sized) -> None:
 
 def history_write_error(what: str) -> None:
     HISTORY_WRITE_ERRORS.labels(what).inc()
+
+
+def auth_failed(credential: str, shared: bool) -> None:
+    AUTH_FAILURES.labels(credential, "global" if shared else "address").inc()
 
 
 def history_log_lost() -> None:

@@ -44,6 +44,12 @@ WORKFLOWS = Resource(GROUP, VERSION, "workflows", "Workflow")
 FLOWRUNS = Resource(GROUP, VERSION, "flowruns", "FlowRun")
 FLOWS = Resource(GROUP, VERSION, "flows", "Flow")
 CONTROLLERREVISIONS = Resource("apps", "v1", "controllerrevisions", "ControllerRevision")
+TOKENREVIEWS = Resource(
+    "authentication.k8s.io", "v1", "tokenreviews", "TokenReview", namespaced=False
+)
+SUBJECTACCESSREVIEWS = Resource(
+    "authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", namespaced=False
+)
 
 
 @dataclass(frozen=True)
@@ -125,4 +131,50 @@ class EventSink(Protocol):
         at: datetime | None = None,
     ) -> None:
         """Post a core/v1 Event about `involved`; best effort, never raises."""
+        ...
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a credential belongs to, as the API server's TokenReview says (or, in token
+    mode, the name of the token's key): user name, groups, uid, extra attributes."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+    uid: str = ""
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One thing a request does, as RBAC names it: a verb on a resource (and subresource)
+    of an API group, in a namespace (None: in every namespace, cluster-wide)."""
+
+    verb: str
+    resource: Resource
+    namespace: str | None
+    subresource: str = ""
+
+    @property
+    def what(self) -> str:
+        """`pods/log`, `flowruns`: the resource as RBAC rules write it."""
+        name = self.resource.plural
+        return f"{name}/{self.subresource}" if self.subresource else name
+
+    def refusal(self) -> str:
+        """`cannot patch flowruns in team-b` (or `... cluster-wide`)."""
+        where = f"in {self.namespace}" if self.namespace else "cluster-wide"
+        return f"cannot {self.verb} {self.what} {where}"
+
+
+class Authenticator(Protocol):
+    async def review_token(self, token: str) -> Identity | None:
+        """The identity of a bearer token (a TokenReview); None when it is not valid.
+        Raises the project's errors when the review itself could not be made."""
+        ...
+
+
+class Authorizer(Protocol):
+    async def can(self, who: Identity, permission: Permission) -> bool:
+        """May `who` do it? (a SubjectAccessReview). Raises when it could not be asked."""
         ...

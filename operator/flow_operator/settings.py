@@ -29,8 +29,13 @@ class HttpSettings:
     # "namespace/name" of the operator-wide token Secret ("" = $POD_NAMESPACE or default).
     token_secret: str = ""
     namespaces: Sequence[str] = ()  # what the operator watches; empty = all
+    # "kubernetes": bearer tokens are Kubernetes tokens, each request authorized by a
+    # SubjectAccessReview; "token": the values of `token_secret` (docs/security.md).
+    auth_mode: str = "token"
+    read_only: bool = False  # every action (cancel, rerun, Run) refused
 
 
+AUTH_MODES = ("kubernetes", "token")  # api/identity.py's MODES (a unit test keeps them equal)
 NO_HISTORY = "none"
 DEFAULT_DATA_DIR = ".flow-operator"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -114,7 +119,14 @@ class Settings:
             leader_election=args.leader_election,
             leader_namespace=args.leader_namespace,
             identity=env.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}",
-            http=HttpSettings(args.http_host, args.http_port, args.api_token_secret, namespaces),
+            http=HttpSettings(
+                args.http_host,
+                args.http_port,
+                args.api_token_secret,
+                namespaces,
+                auth_mode=args.auth_mode,
+                read_only=args.read_only,
+            ),
             limits=Limits(
                 running=args.max_running_runs or None,  # 0: no limit
                 per_namespace=args.max_running_runs_per_namespace or None,
@@ -180,6 +192,20 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="[NAMESPACE/]NAME of the Secret whose values are the bearer tokens "
         "of the operator-wide API (default: flow-operator-api in $POD_NAMESPACE "
         "or default)",
+    )
+    run.add_argument(
+        "--auth-mode",
+        choices=AUTH_MODES,
+        default=env.get("FLOW_AUTH_MODE", "token"),
+        help="who may call the operator-wide API: kubernetes (a Kubernetes bearer token, "
+        "verified by TokenReview, each request authorized by SubjectAccessReview; the "
+        "chart's default) or token (a value of --api-token-secret; the default here)",
+    )
+    run.add_argument(
+        "--read-only",
+        action="store_true",
+        default=env.get("FLOW_READ_ONLY", "").lower() in ("1", "true", "yes"),
+        help="refuse every action of the API (cancel, rerun, Run): 403 read-only",
     )
     run.add_argument(
         "--metrics-port",

@@ -44,7 +44,17 @@ from flow_operator import MANAGER, metrics
 from flow_operator.errors import KubeError, Unavailable, for_status, status_message
 from flow_operator.objects.body import Body, resource_version
 from flow_operator.objects.times import rfc3339_micro
-from flow_operator.ports import EVENTS, PODS, SECRETS, Page, Resource
+from flow_operator.ports import (
+    EVENTS,
+    PODS,
+    SECRETS,
+    SUBJECTACCESSREVIEWS,
+    TOKENREVIEWS,
+    Identity,
+    Page,
+    Permission,
+    Resource,
+)
 
 log = logging.getLogger(__name__)
 APPLY = "application/apply-patch+yaml"
@@ -115,7 +125,8 @@ def edge() -> Iterator[None]:
 
 class Kube:
     """A thin async facade over the API calls the operator makes; implements the ports
-    (flow_operator.ports: Writer, Reader, LogReader, SecretReader, EventSink)."""
+    (flow_operator.ports: Writer, Reader, LogReader, SecretReader, EventSink, Authenticator,
+    Authorizer)."""
 
     def __init__(self, api: client.ApiClient, object_writes: int = OBJECT_WRITES) -> None:
         self.api = api
@@ -321,6 +332,25 @@ class Kube:
 
         return call
 
+    # --- Authenticator, Authorizer ----------------------------------------------------------
+    async def review_token(self, token: str) -> Identity | None:
+        """A TokenReview of a bearer token: who it is, or None when the API server does
+        not accept it (the token is sent, never logged)."""
+        review = {
+            "apiVersion": TOKENREVIEWS.api_version,
+            "kind": TOKENREVIEWS.kind,
+            "spec": {"token": token},
+        }
+        answer = await self._json("POST", path(TOKENREVIEWS), None, review)
+        return identity_of(answer)
+
+    async def can(self, who: Identity, permission: Permission) -> bool:
+        """A SubjectAccessReview: may `who` do `permission`?"""
+        answer = await self._json(
+            "POST", path(SUBJECTACCESSREVIEWS), None, access_review(who, permission)
+        )
+        return bool((answer.get("status") or {}).get("allowed"))
+
     # --- EventSink -----------------------------------------------------------------------
     async def event(
         self,
@@ -366,6 +396,48 @@ class Kube:
             level = logging.DEBUG if "being terminated" in e.message else logging.WARNING
             log.log(level, "could not post event %s on %s: %s %s: %s",
                     reason, meta.get("name"), e.status, e.reason, e.message)  # fmt: skip
+
+
+def identity_of(review: Body) -> Identity | None:
+    """The user of a TokenReview's answer; None unless it says `authenticated`."""
+    status = review.get("status") or {}
+    user = status.get("user") or {}
+    if not status.get("authenticated") or not user.get("username"):
+        return None
+    extra = tuple(
+        sorted(
+            (str(k), tuple(str(x) for x in v or ())) for k, v in (user.get("extra") or {}).items()
+        )
+    )
+    return Identity(
+        user=str(user["username"]),
+        groups=tuple(str(g) for g in user.get("groups") or ()),
+        uid=str(user.get("uid") or ""),
+        extra=extra,
+    )
+
+
+def access_review(who: Identity, permission: Permission) -> Body:
+    """The SubjectAccessReview asking whether `who` may do `permission`."""
+    attributes: Body = {
+        "verb": permission.verb,
+        "group": permission.resource.group,
+        "resource": permission.resource.plural,
+    }
+    if permission.subresource:
+        attributes["subresource"] = permission.subresource
+    if permission.namespace:
+        attributes["namespace"] = permission.namespace
+    spec: Body = {"user": who.user, "groups": list(who.groups), "resourceAttributes": attributes}
+    if who.uid:
+        spec["uid"] = who.uid
+    if who.extra:
+        spec["extra"] = {k: list(v) for k, v in who.extra}
+    return {
+        "apiVersion": SUBJECTACCESSREVIEWS.api_version,
+        "kind": SUBJECTACCESSREVIEWS.kind,
+        "spec": spec,
+    }
 
 
 def direct(api: client.ApiClient) -> None:
@@ -417,4 +489,14 @@ async def read_json(response: Any, body: bool = True) -> Any:
         await _release(response)
 
 
-__all__ = ["OBJECT_WRITES", "Kube", "ListWatch", "direct", "edge", "path", "read_json"]
+__all__ = [
+    "OBJECT_WRITES",
+    "Kube",
+    "ListWatch",
+    "access_review",
+    "direct",
+    "edge",
+    "identity_of",
+    "path",
+    "read_json",
+]
