@@ -86,6 +86,8 @@ class Capacity:
     namespace_running: int = 0
     namespace_limit: int | None = None
     holds_slot: bool = False
+    # (reason, message): the run's flow holds it back (flows/admission.py: Queue, Replace)
+    flow_hold: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,8 @@ class _Step:
                     return _Hold(True, "WorkflowUnavailable", message)
                 message = f"waiting for Workflow {name} (ASYNC, {state}) to be YELLOW or GREEN"
                 return _Hold(False, "WaitingForWorkflow", message)
+        if cap.flow_hold is not None and not cap.holds_slot:
+            return _Hold(False, *cap.flow_hold)
         if spec.flow_type is FlowType.SUB_FLOW or cap.holds_slot:
             return None
         full = []

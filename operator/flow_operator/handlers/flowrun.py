@@ -17,6 +17,7 @@ import kopf
 from flow_operator import GROUP, MANAGER, VERSION, metrics
 from flow_operator.app import Operator, Started
 from flow_operator.builders.naming import FLOWRUN_LABEL, MANAGED_BY
+from flow_operator.handlers import flow as flow_kind
 from flow_operator.handlers import workflow as workflows
 from flow_operator.models.flowrun import PLURAL, TERMINAL, Phase
 from flow_operator.models.workflow import PLURAL as WORKFLOWS
@@ -99,6 +100,9 @@ def setup(app: Operator) -> None:
                 pods=ctx.watch("flow run pods", PODS, FLOWRUN_LABEL, slim.pod, queue),
                 children=ctx.index(CHILDREN),
                 workflows=ctx.index(workflows.INDEX),
+                # a run made under its flow's Queue or Replace waits for the flow's say
+                flows=ctx.index(flow_kind.INDEX),
+                flow_runs=ctx.index(flow_kind.RUNS),
             ),
             ctx.kube,
             app.settings.limits,

@@ -37,9 +37,12 @@ from flow_operator.flowrun.machine import (
     step,
 )
 from flow_operator.flowrun.taskstate import LOG_LINES
+from flow_operator.flows.admission import Hold, admission
+from flow_operator.flows.schedule import FLOW_LABEL
+from flow_operator.models.flow import Flow
 from flow_operator.models.flowrun import TERMINAL, FlowRun, FlowRunStatus, Phase, TaskPhase
 from flow_operator.models.workflow import Color, DesiredStatus, PublishingMode
-from flow_operator.objects.body import Body
+from flow_operator.objects.body import Body, first
 from flow_operator.objects.times import parse_time
 from flow_operator.observers import RunChanged
 from flow_operator.ports import EVENTS, FLOWRUNS, JOBS, EventSink, LogReader, Reader, Writer
@@ -71,6 +74,8 @@ class FlowRunView:
     pods: View  # their pods
     children: View  # child FlowRuns, by their parent
     workflows: View  # Workflows, by (namespace, name)
+    flows: View | None = None  # Flows, by (namespace, name)
+    flow_runs: View | None = None  # runs of a flow (flowops.io/flow), by (namespace, flow)
 
 
 @dataclass
@@ -251,7 +256,8 @@ class FlowRunReconciler:
         )
         phase = run.status.phase if run.status is not None else None
         holds = phase is Phase.DEPLOYED or key in self._admitted
-        if not holds and free and phase is Phase.QUEUED:
+        flow_hold = None if holds else self._flow_hold(key)
+        if not holds and free and phase is Phase.QUEUED and flow_hold is None:
             self._admitted.add(key)
             holds = True
         return Capacity(
@@ -260,7 +266,21 @@ class FlowRunReconciler:
             namespace_running=in_namespace,
             namespace_limit=self.limits.per_namespace,
             holds_slot=holds,
+            flow_hold=None if flow_hold is None else (flow_hold.reason, flow_hold.message),
         )
+
+    def _flow_hold(self, key: Key) -> Hold | None:
+        """Whether the run's flow holds it back (a run made under Queue or Replace)."""
+        mine = first(self.view.runs.get(key, ()))
+        flow = ((mine or {}).get("metadata") or {}).get("labels", {}).get(FLOW_LABEL)
+        if mine is None or not flow or self.view.flows is None or self.view.flow_runs is None:
+            return None
+        body = first(self.view.flows.get((key[0], flow), ()))
+        try:
+            concurrency = None if body is None else Flow.from_body(body).spec.concurrency
+        except ValidationError:
+            concurrency = None  # the Flow reconciler reports its spec; nothing to keep here
+        return admission(concurrency, mine, self.view.flow_runs.get((key[0], flow), ()))
 
     def _podless(
         self, jobs: list[Body], pods: list[Body], older_than: timedelta = PODLESS_AFTER

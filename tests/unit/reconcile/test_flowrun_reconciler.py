@@ -334,3 +334,42 @@ async def test_a_failed_tasks_message_has_the_last_attempts_log(listed: str) -> 
     assert (line["status"], line["attempts"], line["podName"]) == ("Failed", 2, "r0-extract-aaaaa")
     assert line["message"].startswith("exit code 1 (Error) after 2 attempts\n"), line
     assert line["message"].endswith("\ndone: r0-extract-aaaaa"), line
+
+
+def of_flow(body: Body, decision: str | None = None) -> Body:
+    body["metadata"].setdefault("labels", {})["flowops.io/flow"] = "nightly"
+    body["metadata"]["creationTimestamp"] = "2024-02-12T09:00:00Z"
+    if decision:
+        body["metadata"]["annotations"] = {"flowops.io/concurrency": decision}
+    return body
+
+
+async def test_a_run_made_under_queue_waits_for_its_flow_then_deploys() -> None:
+    flow = {
+        "apiVersion": "flowops.io/v1alpha1",
+        "kind": "Flow",
+        "metadata": {"name": "nightly", "namespace": "ml", "uid": "f"},
+        "spec": {
+            "tasks": [{"name": "extract", "image": "busybox:1.36"}],
+            "concurrency": {"policy": "Queue"},
+        },
+    }
+    running = of_flow(queued("first"))
+    running["status"]["phase"] = "Deployed"
+    waiting = of_flow(submitted("second"), "Queue")
+    waiting["metadata"]["creationTimestamp"] = "2024-02-12T09:01:00Z"
+    runs = {("ml", "first"): [running], ("ml", "second"): [waiting]}
+    by_flow = {("ml", "nightly"): [running, waiting]}
+    kube = Kube()
+    view = FlowRunView(runs=runs, jobs={}, pods={}, children={}, workflows={},
+                       flows={("ml", "nightly"): [flow]}, flow_runs=by_flow)  # fmt: skip
+    rec = FlowRunReconciler(view, kube, Limits(), clock=lambda: T0)
+    await rec(("ml", "second"))
+    status = last_status(kube, "second")
+    assert status["phase"] == "Queued" and status["reason"] == "WaitingForFlowConcurrency"
+    assert kube.created == []
+    running["status"]["phase"] = "Completed"  # the flow's slot frees
+    waiting["status"] = status  # the watch shows the Queued write
+    await rec(("ml", "second"))
+    assert last_status(kube, "second")["phase"] == "Deployed"
+    assert kube.created == ["second-extract"]
