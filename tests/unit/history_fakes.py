@@ -3,7 +3,7 @@ StoreUnavailable (the database gone), `runs` and `logs` show what was stored."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from datetime import datetime
 
 from flow_operator.errors import NotFound
@@ -80,6 +80,14 @@ class MemoryStore:
             mine = [k for k in self.logs if k[:2] == (uid, task)]
             return self.logs[max(mine)] if mine else None
         return self.logs.get((uid, task, attempt))
+
+    async def statuses(self, uids: Collection[str]) -> dict[str, str]:
+        self._check()
+        return {u: self.runs[u].status for u in uids if u in self.runs}
+
+    async def namespaces(self) -> list[str]:
+        self._check()
+        return sorted({r.namespace for r in self.runs.values()})
 
     async def prune(self, policy: PrunePolicy, *, dry_run: bool = False) -> PruneReport:
         self._check()

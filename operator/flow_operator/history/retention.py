@@ -14,6 +14,7 @@ the caller sets one timer instead of polling; runs that are not finished are nev
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -24,6 +25,24 @@ from pydantic import AfterValidator, Field
 
 from flow_operator.history.store import TERMINAL_STATES, Time, Value
 from flow_operator.models.flowrun import Phase
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_NEVER = ("", "never", "none", "off")
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """ "90d", "1h30m", "45s", "300" (seconds); "never" (or "none", "off", ""): None.
+    ValueError otherwise (the same forms as the operator's flags, settings.duration)."""
+    text = text.strip().lower()
+    if text in _NEVER:
+        return None
+    if text.isascii() and text.isdigit():
+        return timedelta(seconds=int(text))
+    if re.fullmatch(r"(?:\d+[smhdw])+", text) is None:
+        raise ValueError(f"not a duration: {text!r} (e.g. 90d, 12h, 30m, 45s, 0 or never)")
+    return timedelta(
+        seconds=sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([smhdw])", text))
+    )
 
 
 class Why(StrEnum):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,6 +92,8 @@ MIGRATION_LOCK = 0x666C6F77
 Clock = Callable[[], datetime]
 # The columns with a trigram index on PostgreSQL; SQLite has none (its searches scan).
 TRIGRAM = ("name", "flow_name", "configuration")
+# uids per statement of `statuses` (SQLite allows 32,766 bound parameters)
+STATUS_BATCH = 500
 
 
 def _now() -> datetime:
@@ -320,6 +322,8 @@ def _conditions(query: RunQuery, *, status: bool = True) -> list[ColumnElement[b
         (c.level, query.level),
     )
     out += [col == value for col, value in exact if value is not None]
+    if query.namespaces is not None:
+        out.append(c.namespace.in_(query.namespaces))
     if query.since is not None:
         out.append(c.sort_time >= query.since)
     if query.until is not None:
@@ -355,6 +359,8 @@ def _tally(query: RunQuery) -> Select[Any]:
     stmt = select(c.status, func.sum(c.n))
     if query.namespace is not None:
         stmt = stmt.where(c.namespace == query.namespace)
+    if query.namespaces is not None:
+        stmt = stmt.where(c.namespace.in_(query.namespaces))
     if query.flow is not None:
         stmt = stmt.where(c.flow_name == query.flow)
     if query.configuration:
@@ -554,6 +560,23 @@ class SqlRunStore:
         async with self._connection("read a log", write=False) as conn:
             row = (await conn.execute(stmt)).first()
         return None if row is None else _log_of(row)
+
+    async def statuses(self, uids: Collection[str]) -> dict[str, str]:
+        wanted = sorted(set(uids))
+        found: dict[str, str] = {}
+        async with self._connection("read statuses", write=False) as conn:
+            for at in range(0, len(wanted), STATUS_BATCH):
+                stmt = select(runs.c.uid, runs.c.status).where(
+                    runs.c.uid.in_(wanted[at : at + STATUS_BATCH])
+                )
+                found.update((row.uid, row.status) for row in (await conn.execute(stmt)).all())
+        return found
+
+    async def namespaces(self) -> list[str]:
+        c = run_counts.c
+        stmt = select(c.namespace).where(c.n > 0).distinct().order_by(c.namespace)
+        async with self._connection("read namespaces", write=False) as conn:
+            return [str(row.namespace) for row in (await conn.execute(stmt)).all()]
 
     def _over_count(self, policy: PrunePolicy) -> Select[Any] | None:
         """The runs past the newest `keepPerFlowStatus` of their namespace, flow and status."""

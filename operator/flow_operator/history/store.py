@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Protocol
@@ -163,6 +163,8 @@ class RunQuery(Value):
     since: Time | None = None
     until: Time | None = None
     log_contains: str | None = None
+    # Only these namespaces (what the caller may list); None: every one.
+    namespaces: tuple[str, ...] | None = None
 
     @field_validator("run_type", "status", "level")
     @classmethod
@@ -295,6 +297,14 @@ class RunStore(Protocol):
         """An attempt's log; the latest attempt's when `attempt` is None."""
         ...
 
+    async def statuses(self, uids: Collection[str]) -> dict[str, str]:
+        """The stored status of each of these runs that is stored (one read)."""
+        ...
+
+    async def namespaces(self) -> list[str]:
+        """The namespaces that hold stored runs, sorted."""
+        ...
+
     async def prune(self, policy: PrunePolicy, *, dry_run: bool = False) -> PruneReport: ...
 
     async def close(self) -> None: ...
@@ -340,6 +350,12 @@ class NullRunStore:
 
     async def get_log(self, uid: str, task: str, attempt: int | None = None) -> LogRecord | None:
         return None
+
+    async def statuses(self, uids: Collection[str]) -> dict[str, str]:
+        return {}
+
+    async def namespaces(self) -> list[str]:
+        return []
 
     async def prune(self, policy: PrunePolicy, *, dry_run: bool = False) -> PruneReport:
         return PruneReport(dry_run=dry_run)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -516,6 +516,12 @@ class OpeningStore:
 
     async def get_log(self, uid: str, task: str, attempt: int | None = None) -> LogRecord | None:
         return await (await self._get()).get_log(uid, task, attempt)
+
+    async def statuses(self, uids: Collection[str]) -> dict[str, str]:
+        return await (await self._get()).statuses(uids)
+
+    async def namespaces(self) -> list[str]:
+        return await (await self._get()).namespaces()
 
     async def prune(self, policy: PrunePolicy, *, dry_run: bool = False) -> PruneReport:
         return await (await self._get()).prune(policy, dry_run=dry_run)

@@ -123,3 +123,17 @@ def test_a_negative_ttl_or_limit_is_refused() -> None:
         RetentionPolicy(successful_kept=-1)
     with pytest.raises(ValidationError):
         run("a", HOUR, ttl=-HOUR)
+
+
+def test_parse_duration_takes_the_flags_forms() -> None:
+    from datetime import timedelta
+
+    from flow_operator.history.retention import parse_duration
+
+    assert parse_duration("90d") == timedelta(days=90)
+    assert parse_duration("1d12h") == timedelta(hours=36)
+    assert parse_duration("300") == timedelta(seconds=300)
+    assert parse_duration("never") is None and parse_duration("") is None
+    for bad in ("90x", "-1", "d", "\uff11"):
+        with pytest.raises(ValueError, match="not a duration"):
+            parse_duration(bad)

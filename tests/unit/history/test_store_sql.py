@@ -187,6 +187,21 @@ async def test_counts_per_status_ignore_the_status_filter(store: SqlRunStore) ->
     assert quiet.counts == {} and len(quiet.items) == 5
 
 
+async def test_namespaces_filter_statuses_and_the_namespaces_held(store: SqlRunStore) -> None:
+    await store.upsert_run(rec("a", 1))
+    await store.upsert_run(rec("b", 2, namespace="etl", status="Failed"))
+    await store.upsert_run(rec("c", 3, namespace="ops"))
+    page = await store.list_runs(RunQuery(namespaces=("ml", "etl")))
+    assert [r.uid for r in page.items] == ["b", "a"]
+    assert page.counts == {"Completed": 1, "Failed": 1}
+    searched = await store.list_runs(RunQuery(text="run", namespaces=("ops",)))
+    assert [r.uid for r in searched.items] == ["c"] and searched.counts == {"Completed": 1}
+    assert (await store.list_runs(RunQuery(namespaces=()))).items == ()
+    assert await store.namespaces() == ["etl", "ml", "ops"]
+    assert await store.statuses(["a", "b", "gone"]) == {"a": "Completed", "b": "Failed"}
+    assert await store.statuses([]) == {}
+
+
 async def test_a_foreign_cursor_is_refused(store: SqlRunStore) -> None:
     with pytest.raises(InvalidCursor):
         await store.list_runs(RunQuery(), cursor="not-a-cursor")
