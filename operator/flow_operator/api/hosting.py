@@ -11,14 +11,23 @@ import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from flow_operator.api.audit import Audit, Lookup
 from flow_operator.api.auth import SecretKeys
 from flow_operator.api.flowruns import FlowRunBackend
 from flow_operator.api.flows import FlowBackend
+from flow_operator.api.identity import KUBERNETES, Access, KubernetesAccess, TokenAccess
 from flow_operator.api.server import Api, ApiServer, Readiness
 from flow_operator.api.stream import StreamHub
 from flow_operator.api.workflows import Key, WorkflowDirectory
 from flow_operator.errors import Forbidden, NotFound
-from flow_operator.ports import WORKFLOWS, Reader, SecretReader
+from flow_operator.ports import (
+    WORKFLOWS,
+    Authenticator,
+    Authorizer,
+    EventSink,
+    Reader,
+    SecretReader,
+)
 
 log = logging.getLogger(__name__)
 DEFAULT_TOKEN_SECRET = "flow-operator-api"
@@ -94,8 +103,9 @@ async def track_readiness(
         await sleep(poll)
 
 
-class HostCluster(Reader, SecretReader, Protocol):
-    """What the hosted API reads of the cluster itself (the FlowRun backend has its own)."""
+class HostCluster(Reader, SecretReader, Authenticator, Authorizer, Protocol):
+    """What the hosted API asks of the cluster itself (the FlowRun backend has its own):
+    Workflows and Secrets, and in kubernetes auth mode the token and access reviews."""
 
 
 class HttpHost:
@@ -110,8 +120,11 @@ class HttpHost:
         pods: Mapping[Key, Any],
         flowruns: FlowRunBackend | None = None,
         flows: FlowBackend | None = None,
+        events: EventSink | None = None,
+        lookup: Lookup | None = None,
     ) -> None:
         self.kube = kube
+        self.events, self.lookup = events, lookup
         self.directory = WorkflowDirectory(workflows, pods)
         self.stream = StreamHub()  # fed by the topics from the start, like the directory
         self.flowruns = flowruns
@@ -120,7 +133,14 @@ class HttpHost:
         self._ready_task: asyncio.Task[None] | None = None
 
     async def start(
-        self, host: str, port: int, token_secret_name: str, namespaces: Sequence[str]
+        self,
+        host: str,
+        port: int,
+        token_secret_name: str,
+        namespaces: Sequence[str],
+        *,
+        auth_mode: str = "token",
+        read_only: bool = False,
     ) -> None:
         api = Api(
             directory=self.directory,
@@ -128,8 +148,17 @@ class HttpHost:
             token_secret=token_secret(token_secret_name),
             flowruns=self.flowruns,
             flows=self.flows,
+            namespaces=namespaces,
+            audit=Audit(self.events, self.lookup),
             stream=self.stream,
         )
+        access: Access = (
+            KubernetesAccess(self.kube, self.kube, read_only=read_only)
+            if auth_mode == KUBERNETES
+            else TokenAccess(api.token_keys, read_only=read_only)
+        )
+        api.access = access
+        log.info("HTTP API auth mode: %s%s", auth_mode, " (read-only)" if read_only else "")
         self.server = ApiServer(api, host, port)
         await self.server.start()
         self._ready_task = asyncio.create_task(

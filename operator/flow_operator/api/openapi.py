@@ -232,6 +232,45 @@ SCHEMAS: dict[str, S] = {
         }
     ),
     "Error": _obj({"error": STR, "message": STR}),
+    "Me": _obj(
+        {
+            "user": STR,
+            "groups": {"type": "array", "items": STR},
+            "authMode": {"type": "string", "enum": ["kubernetes", "token"]},
+            "readOnly": BOOL,
+            "clusterWide": {
+                "type": "array",
+                "items": {"type": "string", "enum": ["flowruns", "workflows", "flows"]},
+                "description": "what the caller may list in every namespace",
+            },
+            "namespaces": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "namespace": STR,
+                        "actions": {
+                            "type": "array",
+                            "items": {
+                                "type": "string",
+                                "enum": [
+                                    "flowruns",
+                                    "workflows",
+                                    "flows",
+                                    "logs",
+                                    "cancel",
+                                    "rerun",
+                                    "run",
+                                ],
+                            },
+                        },
+                    }
+                ),
+                "description": "each namespace the operator serves where the caller may do "
+                "something, and what (lists, logs, actions; none of the actions when read-only)",
+            },
+        },
+        description="The caller of GET /api/v1/me and what they may do (docs/security.md).",
+    ),
     "Health": _obj({"status": STR}, {"reason": READY_REASON}),
 }
 
@@ -561,12 +600,46 @@ DOCUMENT: S = {
             "operatorToken": {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "A value of the operator's token Secret",
+                "description": "--auth-mode kubernetes: a Kubernetes token (`kubectl create "
+                "token`, or OIDC); --auth-mode token: a value of the operator's token Secret",
             },
         },
     },
 }
 
 
+FORBIDDEN = _response(
+    "Authenticated, but not allowed: the message names the missing permission "
+    "(`cannot patch flowruns in team-b`), or says the API is read-only",
+    ERR,
+)
+VERIFY_FAILED = _response(
+    "The token or the permission could not be checked now (kubernetes auth mode)", ERR
+)
+PATHS["/api/v1/me"] = {
+    "get": {
+        "summary": "Who the bearer token is, and per namespace what they may see and do",
+        "operationId": "me",
+        **BEARER_OP,
+        "responses": {
+            "200": _response("The caller", "Me"),
+            "401": UNAUTHORIZED,
+            "429": LIMITED,
+            "503": VERIFY_FAILED,
+        },
+    }
+}
+
+
+def _with_403(doc: S) -> S:
+    """Every bearer operation may answer 403 (a permission missing, or read-only)."""
+    for item in doc["paths"].values():
+        for op in item.values():
+            if op.get("security") == BEARER_OP["security"]:
+                op["responses"].setdefault("403", FORBIDDEN)
+                op["responses"].setdefault("503", VERIFY_FAILED)
+    return doc
+
+
 def document() -> S:
-    return copy.deepcopy(DOCUMENT)
+    return _with_403(copy.deepcopy(DOCUMENT))

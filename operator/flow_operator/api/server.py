@@ -5,30 +5,49 @@ Two kinds of callers, two credentials (docs/api.md):
 * the Workflow status endpoint takes `X-API-KEY`, one of the values of the Secret the
   Workflow names in `spec.apiKeySecretRef` (the reference API's contract);
 * everything operator-wide (the Workflow list, flow runs, the dashboard's data) takes
-  `Authorization: Bearer <token>`, a value of the operator's own token Secret.
+  `Authorization: Bearer <token>`: a Kubernetes token (`--auth-mode kubernetes`), each
+  request authorized by SubjectAccessReviews for what it does, lists filtered to the
+  namespaces the caller may list; or a value of the operator's own token Secret
+  (`--auth-mode token`). api/identity.py holds both modes, api/audit.py the audit.
 
 A missing or wrong credential is always 401, checked before the Workflow's existence is
-revealed; repeated failures from one address are answered 429.
+revealed; a missing permission is 403 naming it; repeated failures from one address are
+answered 429. `--read-only` refuses every action (403).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
+from flow_operator.api.audit import Audit, requesting
 from flow_operator.api.auth import FailureLimiter, SecretKeys, matches
 from flow_operator.api.flowruns import FlowRunBackend, FlowRunError
 from flow_operator.api.flows import FlowBackend, FlowError
+from flow_operator.api.identity import (
+    ACTIONS,
+    KUBERNETES,
+    Access,
+    TokenAccess,
+    Unauthenticated,
+    Unverifiable,
+    describe,
+    first_missing,
+    permissions,
+    visible,
+)
 from flow_operator.api.openapi import document as openapi_document
 from flow_operator.api.stream import BadScope, StreamHub, TooManyClients, scope_of
 from flow_operator.api.stream import serve as serve_stream
 from flow_operator.api.workflows import Key, WorkflowDirectory
+from flow_operator.ports import FLOWRUNS, FLOWS, WORKFLOWS, Identity, Resource
 from flow_operator.views.paging import BadCursor
 from flow_operator.views.runs import page_of
 from flow_operator.views.workflows import workflow_row
@@ -85,6 +104,23 @@ class Api:
     stream: StreamHub | None = None
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
     readiness: Readiness = field(default_factory=Readiness)
+    # Who the bearer token is and what they may do (api/identity.py); None: token mode
+    # over `token_secret`, as before.
+    access: Access | None = None
+    audit: Audit = field(default_factory=Audit)
+    namespaces: Sequence[str] = ()  # the watched ones (empty: all; `me` asks about each seen)
+
+    def __post_init__(self) -> None:
+        if self.access is None:
+            self.access = TokenAccess(self.token_keys)
+
+    async def token_keys(self) -> Mapping[str, bytes]:
+        return await self.secrets.named(*self.token_secret) if self.token_secret else {}
+
+    @property
+    def auth(self) -> Access:
+        assert self.access is not None  # __post_init__ sets it
+        return self.access
 
 
 API = web.AppKey("api", Api)
@@ -135,7 +171,7 @@ async def workflow_status(request: web.Request) -> web.Response:
     ]
     if not authorized:
         matches(given, ())  # an unknown workflow costs a compare too: timing tells nothing
-        api.limiter.failed(_client(request))
+        api.limiter.failed(_client(request), "api_key")
         what = "missing" if not given else "not valid for this workflow"
         return error(401, "Unauthorized", f"X-API-KEY {what}")
     if len(authorized) > 1:
@@ -151,41 +187,148 @@ async def workflow_status(request: web.Request) -> web.Response:
     return _json(api.directory.document(authorized[0], status))
 
 
-def bearer(
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """Require the operator-wide token (a value of the operator's token Secret)."""
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CALLER = web.RequestKey("caller", Identity)  # the authenticated caller
+CREATED = web.RequestKey("created", str)  # the name of the run an action created
 
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        api = request.app[API]
-        limited = _too_many(api, request)
-        if limited is not None:
-            return limited
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        token = token.strip() if scheme.lower() == "bearer" else ""
-        keys = await api.secrets.keys(*api.token_secret) if api.token_secret else frozenset()
-        if not matches(token, keys):
-            api.limiter.failed(_client(request))
-            return error(
-                401,
-                "Unauthorized",
-                "a bearer token from the operator's token Secret is required",
-                **{"WWW-Authenticate": 'Bearer realm="flow-operator"'},
-            )
+
+def caller(request: web.Request) -> Identity:
+    return request[CALLER]
+
+
+def secured(
+    action: str | None = None, *, lists: Resource | None = None, anyone: bool = False
+) -> Callable[[Handler], Handler]:
+    """Authenticate the bearer token, then authorize what the handler does:
+
+    - `action` (identity.NEEDS): the permissions it takes in the path's namespace, all
+      checked first (403 naming the missing one); an action (cancel, rerun, run) is
+      refused under --read-only and audited, done or not;
+    - `lists`: the handler lists `lists` and filters its answer (`visible_namespaces`);
+    - `anyone`: any authenticated caller (`me`).
+
+    In kubernetes mode a handler with none of these is refused (403): the API answers
+    from the operator's caches, so an endpoint nobody wrote an access rule for must not
+    answer with the operator's rights."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            api = request.app[API]
+            limited = _too_many(api, request)
+            if limited is not None:
+                return limited
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            token = token.strip() if scheme.lower() == "bearer" else ""
+            try:
+                who = await api.auth.authenticate(token)
+            except Unauthenticated as e:
+                api.limiter.failed(_client(request), "bearer")
+                return error(
+                    401,
+                    "Unauthorized",
+                    str(e),
+                    **{"WWW-Authenticate": 'Bearer realm="flow-operator"'},
+                )
+            except Unverifiable as e:
+                return error(503, "Unavailable", str(e))
+            request[CALLER] = who
+            if action is None and lists is None and not anyone and api.auth.mode == KUBERNETES:
+                log.error("%s %s has no access rule: refused in kubernetes auth mode",
+                          request.method, request.match_info.route.resource)  # fmt: skip
+                return error(403, "Forbidden", "this endpoint has no access rule in kubernetes "
+                             "auth mode (docs/security.md)")  # fmt: skip
+            if action is None:
+                return await handler(request)
+            return await _authorized(api, request, who, action, handler)
+
+        wrapped.__name__ = handler.__name__
+        wrapped.__doc__ = handler.__doc__
+        return wrapped
+
+    return wrap
+
+
+async def _authorized(
+    api: Api, request: web.Request, who: Identity, action: str, handler: Handler
+) -> web.StreamResponse:
+    ns, name = request.match_info["namespace"], request.match_info["name"]
+    audited = action in ACTIONS
+    refusal: web.Response | None = None
+    if audited and api.auth.read_only:
+        refusal = error(403, "ReadOnly", f"the API is read-only (--read-only): {action} is refused")
+    else:
+        try:
+            missing = await first_missing(api.auth, who, permissions(action, ns))
+        except Unverifiable as e:
+            return error(503, "Unavailable", str(e))
+        if missing is not None:
+            refusal = error(403, "Forbidden", f"{who.user} {missing.refusal()}")
+    if refusal is not None:
+        if audited:
+            detail = json.loads(refusal.text or "{}").get("message", "")
+            await api.audit.record(who, action, ns, name, refusal.status, detail=detail)
+        return refusal
+    if not audited:
         return await handler(request)
+    with requesting(who.user):
+        response = await handler(request)
+    detail = ""
+    if response.status >= 300 and isinstance(response, web.Response) and response.text:
+        with contextlib.suppress(ValueError, AttributeError):
+            detail = str(json.loads(response.text).get("message", ""))
+    created = request.get(CREATED)
+    await api.audit.record(who, action, ns, name, response.status, created=created, detail=detail)
+    return response
 
-    wrapped.__name__ = handler.__name__
-    wrapped.__doc__ = handler.__doc__
-    return wrapped
+
+bearer = secured()  # authentication only: refused in kubernetes mode (no access rule)
 
 
-@bearer
+async def visible_namespaces(
+    request: web.Request, resource: Resource, namespaces: Iterable[str]
+) -> set[str] | None:
+    """The namespaces among `namespaces` the caller may list `resource` in (None: all)."""
+    api = request.app[API]
+    try:
+        return await visible(api.auth, caller(request), resource, namespaces)
+    except Unverifiable as e:
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": "Unavailable", "message": str(e)}),
+            content_type="application/json",
+        ) from None
+
+
+def _seen_namespaces(api: Api) -> set[str]:
+    """The namespaces `me` asks about: the watched ones, or every one the indexes hold."""
+    if api.namespaces:
+        return set(api.namespaces)
+    seen = {key[0] for key in api.directory.indexed()}
+    if api.flowruns is not None:
+        seen |= {str(r["namespace"]) for r in api.flowruns.list()}
+    if api.flows is not None:
+        seen |= {str(r["namespace"]) for r in api.flows.list()}
+    return seen
+
+
+@secured(anyone=True)
+async def me(request: web.Request) -> web.StreamResponse:
+    """Who the token is, and per namespace what they may see and do."""
+    api = request.app[API]
+    try:
+        return _json(await describe(api.auth, caller(request), _seen_namespaces(api)))
+    except Unverifiable as e:
+        return error(503, "Unavailable", str(e))
+
+
+@secured(lists=WORKFLOWS)
 async def list_workflows(request: web.Request) -> web.StreamResponse:
     api = request.app[API]
     namespace = request.query.get("namespace")
+    keys = [k for k in api.directory.indexed() if not namespace or k[0] == namespace]
+    allowed = await visible_namespaces(request, WORKFLOWS, (k[0] for k in keys))
     items = []
-    for key in api.directory.indexed():
-        if namespace and key[0] != namespace:
+    for key in keys:
+        if allowed is not None and key[0] not in allowed:
             continue
         status = api.directory.status(key)
         document = api.directory.document(key, status) if status is not None else None
@@ -209,19 +352,23 @@ FILTERS = ("search", "name", "configuration", "runType", "status", "namespace")
 MAX_LIMIT = 1000
 
 
-@bearer
+@secured(lists=FLOWRUNS)
 async def list_flowruns(request: web.Request) -> web.StreamResponse:
     backend = _backend(request)
     filters = {k: request.query[k] for k in FILTERS if request.query.get(k)}
     limit = int_query(request, "limit", 1, MAX_LIMIT)
+    rows = backend.list(**filters)
+    allowed = await visible_namespaces(request, FLOWRUNS, (str(r["namespace"]) for r in rows))
+    if allowed is not None:
+        rows = [r for r in rows if r["namespace"] in allowed]
     try:
-        page = page_of(backend.list(**filters), limit=limit, cursor=request.query.get("continue"))
+        page = page_of(rows, limit=limit, cursor=request.query.get("continue"))
     except BadCursor as e:
         return error(400, "BadRequest", str(e))
     return _json(page.dump(lambda row: row))
 
 
-@bearer
+@secured("getFlowRun")
 async def get_flowrun(request: web.Request) -> web.StreamResponse:
     ns, name = request.match_info["namespace"], request.match_info["name"]
     run = _backend(request).get(ns, name)
@@ -259,7 +406,7 @@ def int_query(request: web.Request, name: str, minimum: int, maximum: int) -> in
     )
 
 
-@bearer
+@secured("logs")
 async def task_logs(request: web.Request) -> web.StreamResponse:
     backend = _backend(request)
     ns, name = request.match_info["namespace"], request.match_info["name"]
@@ -291,10 +438,12 @@ def _action(verb: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
             run = await (backend.cancel(ns, name) if verb == "cancel" else backend.rerun(ns, name))
         except FlowRunError as e:
             return error(e.status, e.code, str(e))
+        if verb == "rerun":
+            request[CREATED] = str(run.get("name"))
         return _json(run, status=200 if verb == "cancel" else 201)
 
     handler.__name__ = f"{verb}_flowrun"
-    return bearer(handler)
+    return secured(verb)(handler)
 
 
 def _flows(request: web.Request) -> FlowBackend:
@@ -314,12 +463,16 @@ def _flow_error(e: FlowError) -> web.Response:
     return web.json_response(body, status=e.status)
 
 
-@bearer
+@secured(lists=FLOWS)
 async def list_flows(request: web.Request) -> web.StreamResponse:
-    return _json({"items": _flows(request).list(request.query.get("namespace") or None)})
+    rows = _flows(request).list(request.query.get("namespace") or None)
+    allowed = await visible_namespaces(request, FLOWS, (str(r["namespace"]) for r in rows))
+    if allowed is not None:
+        rows = [r for r in rows if r["namespace"] in allowed]
+    return _json({"items": rows})
 
 
-@bearer
+@secured("getFlow")
 async def get_flow(request: web.Request) -> web.StreamResponse:
     ns, name = request.match_info["namespace"], request.match_info["name"]
     flow = _flows(request).get(ns, name)
@@ -328,7 +481,7 @@ async def get_flow(request: web.Request) -> web.StreamResponse:
     return _json(flow)
 
 
-@bearer
+@secured("run")
 async def run_flow(request: web.Request) -> web.StreamResponse:
     """The Run action: 201 with the new run, 200 with the one an idempotency key made."""
     backend = _flows(request)
@@ -349,6 +502,8 @@ async def run_flow(request: web.Request) -> web.StreamResponse:
         created, run = await backend.run(ns, name, asked)
     except FlowError as e:
         return _flow_error(e)
+    if created:
+        request[CREATED] = str(run.get("name"))
     return _json(run, status=201 if created else 200)
 
 
@@ -439,6 +594,7 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamRespons
     ("GET", "/", dashboard),
     ("GET", "/static/{filename:[A-Za-z0-9._/-]+}", static),
     ("GET", "/api/v1/runtime/workflow/{workflowId}/action/status", workflow_status),
+    ("GET", "/api/v1/me", me),
     ("GET", "/api/v1/workflows", list_workflows),
     ("GET", "/api/v1/flowruns", list_flowruns),
     ("GET", "/api/v1/flowruns/{namespace}/{name}", get_flowrun),

@@ -6,11 +6,14 @@ listens once the queues run."""
 
 from __future__ import annotations
 
+from flow_operator.api.audit import Stamped
 from flow_operator.api.flow_backend import IndexedFlows
 from flow_operator.api.flowrun_backend import IndexedFlowRuns
 from flow_operator.api.hosting import HttpHost
 from flow_operator.app import Operator, Started
 from flow_operator.handlers import flowrun
+from flow_operator.objects.body import Body, first
+from flow_operator.ports import FLOWRUNS, Resource
 from flow_operator.reconcile.flow import FlowView
 from flow_operator.reconcile.workflow import WorkflowView
 
@@ -22,12 +25,21 @@ def setup(app: Operator) -> None:
     def build(ctx: Started) -> None:
         view = ctx.need(WorkflowView)
         flows = ctx.need(FlowView)
+        runs = ctx.index(flowrun.INDEX)
+
+        def lookup(resource: Resource, namespace: str, name: str) -> Body | None:
+            """An audited action's object, from the index (api/audit.py's Event names it)."""
+            return first((runs if resource == FLOWRUNS else flows.flows).get((namespace, name)))
+
         host = HttpHost(
             ctx.kube,
             view.workflows,
             view.pods,
-            IndexedFlowRuns(ctx.index(flowrun.INDEX), ctx.kube),
-            IndexedFlows(flows.flows, flows.runs, ctx.kube),
+            # runs created for a request carry who asked (api/audit.py)
+            IndexedFlowRuns(runs, Stamped(ctx.kube)),
+            IndexedFlows(flows.flows, flows.runs, Stamped(ctx.kube)),
+            events=app.recorder,
+            lookup=lookup,
         )
         app.workflows.subscribe(lambda e: host.directory.on_status(e.key, e.status))
         # after the directory: a page that refetches on an event reads the new status
@@ -39,7 +51,14 @@ def setup(app: Operator) -> None:
     async def serve(_: Started) -> None:
         http = app.settings.http
         for host in hosts:
-            await host.start(http.host, http.port, http.token_secret, http.namespaces)
+            await host.start(
+                http.host,
+                http.port,
+                http.token_secret,
+                http.namespaces,
+                auth_mode=http.auth_mode,
+                read_only=http.read_only,
+            )
 
     @app.on_stop
     async def stop() -> None:
