@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import base64
 import itertools
-from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Collection, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
 
 from flow_operator.api.auth import FailureLimiter, SecretKeys
-from flow_operator.api.flowruns import FlowRunBackend, FlowRunError
+from flow_operator.api.flowrun_backend import matches
+from flow_operator.api.flowruns import FlowRunBackend, FlowRunError, run_query
 from flow_operator.api.openapi import document
 from flow_operator.api.server import Api, Readiness
 from flow_operator.api.workflows import WorkflowDirectory
+from flow_operator.history.store import PrunePolicy, PruneReport, RunRecord, TaskRecord
 from flow_operator.models.workflow import Workflow
+from flow_operator.objects.times import parse_aware
 from flow_operator.status.aggregate import Observed, aggregate
-from flow_operator.views.runs import FlowRunRow, TaskRow, select
+from flow_operator.views.paging import Page
+from flow_operator.views.runs import FlowRunRow, TaskRow, page_of, select
 
 Body = dict[str, Any]
 FINISHED = frozenset({"Completed", "Failed", "Crashed", "Cancelled"})
@@ -155,6 +159,23 @@ def sample_runs() -> list[FlowRunRow]:
     ]  # fmt: skip
 
 
+def _record(row: FlowRunRow) -> RunRecord:
+    """A row as the store would hold it, for the operator's query semantics."""
+    return RunRecord(
+        uid=f"{row.namespace}/{row.name}",
+        namespace=row.namespace,
+        name=row.name,
+        flow_name=row.flowName,
+        level=row.level,
+        run_type=row.runType,
+        configuration=row.configuration,
+        status=row.status,
+        created=NOW,
+        start_time=parse_aware(row.startTime),
+        tasks=tuple(TaskRecord(name=t.name, status=t.status) for t in row.tasks or []),
+    )
+
+
 class MemoryFlowRuns:
     """A FlowRunBackend over rows in memory that answers as the operator's does
     (api/flowrun_backend.py; tests/unit/api_contract.py holds both to one contract):
@@ -172,6 +193,7 @@ class MemoryFlowRuns:
         self.logs_text: dict[str, str] = {}
         self.actions: list[tuple[str, str, str]] = []
         self.cancel_requested: set[tuple[str, str]] = set()
+        self.pruned: list[PrunePolicy] = []
         self._names = itertools.count()
 
     def list(self, **filters: str) -> list[dict[str, Any]]:
@@ -181,6 +203,48 @@ class MemoryFlowRuns:
         row = self.rows.get((namespace, name))
         return row.dump() if row else None
 
+    async def namespaces(self) -> set[str]:
+        return {ns for ns, _ in self.rows}
+
+    async def page(
+        self,
+        filters: Mapping[str, str],
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        namespaces: Collection[str] | None = None,
+    ) -> Page[dict[str, Any]]:
+        """The operator's query semantics (flowrun_backend.matches) over the rows."""
+        query = run_query(filters)
+        chosen = [
+            r
+            for r in self.rows.values()
+            if matches(_record(r), query) and (namespaces is None or r.namespace in namespaces)
+        ]
+        unfiltered = [
+            r
+            for r in self.rows.values()
+            if matches(_record(r), query, status=False)
+            and (namespaces is None or r.namespace in namespaces)
+        ]
+        page = page_of(select(chosen, {}), limit=limit, cursor=cursor)
+        counts: dict[str, int] = {}
+        for r in unfiltered:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return Page(items=page.items, next=page.next, total=page.total, counts=counts)
+
+    async def detail(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.get(namespace, name)
+
+    @property
+    def retention(self) -> PrunePolicy:
+        return PrunePolicy(max_age=timedelta(days=90))
+
+    async def prune(self, policy: PrunePolicy, *, dry_run: bool) -> PruneReport:
+        self.pruned.append(policy)
+        self.actions.append(("prune-dry-run" if dry_run else "prune", "", ""))
+        return PruneReport(dry_run=dry_run)
+
     def _row(self, namespace: str, name: str) -> FlowRunRow:
         row = self.rows.get((namespace, name))
         if row is None:
@@ -188,7 +252,14 @@ class MemoryFlowRuns:
         return row
 
     async def logs(
-        self, namespace: str, name: str, task: str, *, follow: bool, tail_lines: int | None
+        self,
+        namespace: str,
+        name: str,
+        task: str,
+        *,
+        follow: bool,
+        tail_lines: int | None,
+        attempt: int | None = None,
     ) -> AsyncIterator[bytes]:
         row = self._row(namespace, name)
         found = next((t for t in row.tasks or [] if t.name == task), None)

@@ -272,6 +272,21 @@ SCHEMAS: dict[str, S] = {
         description="The caller of GET /api/v1/me and what they may do (docs/security.md).",
     ),
     "Health": _obj({"status": STR}, {"reason": READY_REASON}),
+    "PruneReport": _obj(
+        {
+            "dryRun": BOOL,
+            "byAge": {**INT, "description": "runs past maxAge"},
+            "byCount": {**INT, "description": "runs past keepPerFlowStatus"},
+            "batches": {**INT, "description": "delete transactions (0 in a dry run)"},
+            "examples": {
+                "type": "array",
+                "items": STR,
+                "description": "up to 20 of them, as namespace/name (uid)",
+            },
+            "total": INT,
+        },
+        description="What a prune of the run history deleted, or would delete.",
+    ),
 }
 
 
@@ -464,29 +479,48 @@ PATHS: dict[str, S] = {
     },
     "/api/v1/flowruns": {
         "get": {
-            "summary": "Flow runs, newest first, filtered",
+            "summary": "Flow runs, live and from the history, newest first, filtered",
+            "description": "The live runs merged with the run store's history (the live "
+            "object wins; docs/history.md), newest first by start (or creation) time, one "
+            "page at a time: pass `continue` for the next.",
             "operationId": "listFlowRuns",
             **BEARER_OP,
             "parameters": [
                 {
                     "name": "search",
                     "in": "query",
-                    "description": "substring of name, configuration, run type or status",
+                    "description": "substring of name, flow, configuration, run type or status",
                     "schema": STR,
                 },
+                *(
+                    {"name": n, "in": "query", "description": d, "schema": STR}
+                    for n, d in (
+                        ("name", "substring of the run's or the flow's name"),
+                        ("configuration", "substring of the configuration's name"),
+                        ("runType", "exact (any case)"),
+                        ("status", "exact (any case); `counts` ignore it"),
+                        ("flow", "the flow's name, exact"),
+                        ("namespace", "exact"),
+                        ("level", "exact (any case)"),
+                        ("logContains", "substring of any task's stored log"),
+                    )
+                ),
                 *(
                     {
                         "name": n,
                         "in": "query",
-                        "description": "exact (case-insensitive)",
-                        "schema": STR,
+                        "description": d + " (RFC 3339 with a zone)",
+                        "schema": {**STR, "format": "date-time"},
                     }
-                    for n in ("name", "configuration", "runType", "status", "namespace")
+                    for n, d in (
+                        ("since", "runs started (or created) at or after this time"),
+                        ("until", "runs started (or created) before this time"),
+                    )
                 ),
                 {
                     "name": "limit",
                     "in": "query",
-                    "description": "at most this many runs (absent: all of them)",
+                    "description": f"at most this many runs (absent: {MAX_LIMIT})",
                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
                 },
                 {
@@ -498,7 +532,7 @@ PATHS: dict[str, S] = {
             ],
             "responses": {
                 "200": _response("The runs (without their tasks)", "FlowRunList"),
-                "400": _response("`limit` or `continue` is not what it takes", ERR),
+                "400": _response("A query parameter is not what it takes", ERR),
                 "401": UNAUTHORIZED,
                 "429": LIMITED,
                 "503": UNAVAILABLE,
@@ -514,8 +548,26 @@ PATHS: dict[str, S] = {
     },
     "/api/v1/flowruns/{namespace}/{name}/tasks/{task}/logs": {
         "get": _flowrun_op(
-            "A task's log, streamed from its pod",
-            {"200": {"description": "The log", "content": {"text/plain": {"schema": STR}}}},
+            "A task's log, streamed from its pod, or from the history once the pod is gone",
+            {
+                "200": {
+                    "description": "The log. From the history, the headers say so: "
+                    "X-Log-Source: history, X-Log-Attempt, X-Log-Truncated (true: only the "
+                    "tail was kept, --log-cap), X-Log-Size (bytes before the cut), X-Log-Lost "
+                    "(why there is no log, e.g. `log lost: pod deleted before capture`)",
+                    "headers": {
+                        h: {"schema": STR}
+                        for h in (
+                            "X-Log-Source",
+                            "X-Log-Attempt",
+                            "X-Log-Truncated",
+                            "X-Log-Size",
+                            "X-Log-Lost",
+                        )
+                    },
+                    "content": {"text/plain": {"schema": STR}},
+                }
+            },
             extra={
                 "400": _response("A query parameter is not what it takes", ERR),
                 "409": _response("The task has no pod (yet)", ERR),
@@ -529,12 +581,56 @@ PATHS: dict[str, S] = {
                     "in": "query",
                     "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
                 },
+                {
+                    "name": "attempt",
+                    "in": "query",
+                    "description": "this attempt's stored log (absent: the latest, live if "
+                    "its pod is there)",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                },
             ],
         )
     },
     "/api/v1/flowruns/{namespace}/{name}/cancel": _action("cancel", "200"),
     "/api/v1/flowruns/{namespace}/{name}/rerun": _action("rerun", "201"),
     **FLOW_PATHS,
+    "/api/v1/history/prune": {
+        "post": {
+            "summary": "Prune the run history now (flowctl history prune)",
+            "description": "By age and by count per namespace, flow and status, each the "
+            "operator's setting (--history-retention, --history-keep-per-flow-status) unless "
+            "given. `dryRun=true` reports what would be deleted and deletes nothing. A "
+            "prune is an action: refused under --read-only, audited; kubernetes auth mode "
+            "needs `deletecollection flowruns` cluster-wide (a dry run: `list`).",
+            "operationId": "pruneHistory",
+            **BEARER_OP,
+            "parameters": [
+                {"name": "dryRun", "in": "query", "schema": BOOL},
+                {
+                    "name": "maxAge",
+                    "in": "query",
+                    "description": "runs that ended longer ago go: 90d, 12h, 1d12h, seconds, "
+                    "or never",
+                    "schema": STR,
+                },
+                {
+                    "name": "keepPerFlowStatus",
+                    "in": "query",
+                    "description": "keep the newest N per namespace, flow and status (none: "
+                    "no limit)",
+                    "schema": STR,
+                },
+            ],
+            "responses": {
+                "200": _response("What was (or with dryRun would be) deleted", "PruneReport"),
+                "400": _response("A query parameter is not what it takes", ERR),
+                "401": UNAUTHORIZED,
+                "429": LIMITED,
+                "500": _response("The prune failed", ERR),
+                "503": _response("The history database cannot be reached", ERR),
+            },
+        }
+    },
     "/api/v1/stream": {
         "get": {
             "summary": "Live updates: Server-Sent Events of run and Workflow changes",

@@ -29,7 +29,14 @@ from aiohttp import web
 
 from flow_operator.api.audit import Audit, requesting
 from flow_operator.api.auth import FailureLimiter, SecretKeys, matches
-from flow_operator.api.flowruns import FlowRunBackend, FlowRunError
+from flow_operator.api.flowruns import (
+    QUERY,
+    BadQuery,
+    FlowRunBackend,
+    FlowRunError,
+    StoredLog,
+    prune_policy,
+)
 from flow_operator.api.flows import FlowBackend, FlowError
 from flow_operator.api.identity import (
     ACTIONS,
@@ -47,9 +54,9 @@ from flow_operator.api.openapi import document as openapi_document
 from flow_operator.api.stream import BadScope, StreamHub, TooManyClients, scope_of
 from flow_operator.api.stream import serve as serve_stream
 from flow_operator.api.workflows import Key, WorkflowDirectory
-from flow_operator.ports import FLOWRUNS, FLOWS, WORKFLOWS, Identity, Resource
+from flow_operator.history.store import MAX_PAGE
+from flow_operator.ports import FLOWRUNS, FLOWS, WORKFLOWS, Identity, Permission, Resource
 from flow_operator.views.paging import BadCursor
-from flow_operator.views.runs import page_of
 from flow_operator.views.workflows import workflow_row
 
 log = logging.getLogger(__name__)
@@ -347,23 +354,23 @@ def _backend(request: web.Request) -> FlowRunBackend:
     return backend
 
 
-FILTERS = ("search", "name", "configuration", "runType", "status", "namespace")
-# A page holds at most this many runs; without `limit` the list is whole, as before paging.
-MAX_LIMIT = 1000
+FILTERS = tuple(QUERY)  # search, name, configuration, runType, status, flow, namespace, …
+# A page holds at most this many runs; without `limit`, this many (then `continue`).
+MAX_LIMIT = MAX_PAGE
 
 
 @secured(lists=FLOWRUNS)
 async def list_flowruns(request: web.Request) -> web.StreamResponse:
+    """Live runs merged with the history, newest first, one page (api/flowrun_backend.py)."""
     backend = _backend(request)
     filters = {k: request.query[k] for k in FILTERS if request.query.get(k)}
-    limit = int_query(request, "limit", 1, MAX_LIMIT)
-    rows = backend.list(**filters)
-    allowed = await visible_namespaces(request, FLOWRUNS, (str(r["namespace"]) for r in rows))
-    if allowed is not None:
-        rows = [r for r in rows if r["namespace"] in allowed]
+    limit = int_query(request, "limit", 1, MAX_LIMIT) or MAX_LIMIT
+    allowed = await visible_namespaces(request, FLOWRUNS, await backend.namespaces())
     try:
-        page = page_of(rows, limit=limit, cursor=request.query.get("continue"))
-    except BadCursor as e:
+        page = await backend.page(
+            filters, limit=limit, cursor=request.query.get("continue") or None, namespaces=allowed
+        )
+    except (BadCursor, BadQuery) as e:
         return error(400, "BadRequest", str(e))
     return _json(page.dump(lambda row: row))
 
@@ -371,7 +378,10 @@ async def list_flowruns(request: web.Request) -> web.StreamResponse:
 @secured("getFlowRun")
 async def get_flowrun(request: web.Request) -> web.StreamResponse:
     ns, name = request.match_info["namespace"], request.match_info["name"]
-    run = _backend(request).get(ns, name)
+    try:
+        run = await _backend(request).detail(ns, name)
+    except FlowRunError as e:
+        return error(e.status, e.code, str(e))
     if run is None:
         return error(404, "NotFound", f"no flow run {ns}/{name}")
     return _json(run)
@@ -382,6 +392,7 @@ def _flag(value: str | None) -> bool:
 
 
 MAX_TAIL_LINES = 1_000_000
+MAX_ATTEMPT = 10_000
 
 
 def int_query(request: web.Request, name: str, minimum: int, maximum: int) -> int | None:
@@ -413,13 +424,15 @@ async def task_logs(request: web.Request) -> web.StreamResponse:
     task = request.match_info["task"]
     follow = _flag(request.query.get("follow"))
     tail = int_query(request, "tailLines", 1, MAX_TAIL_LINES)
+    attempt = int_query(request, "attempt", 1, MAX_ATTEMPT)
     try:
-        chunks = await backend.logs(ns, name, task, follow=follow, tail_lines=tail)
+        chunks = await backend.logs(ns, name, task, follow=follow, tail_lines=tail, attempt=attempt)
     except FlowRunError as e:
         return error(e.status, e.code, str(e))
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"}
-    )
+    headers = {"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"}
+    if isinstance(chunks, StoredLog):  # the pod is gone: the history's capture
+        headers |= chunks.headers()
+    response = web.StreamResponse(headers=headers)
     await response.prepare(request)
     try:
         async for chunk in chunks:
@@ -444,6 +457,56 @@ def _action(verb: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
 
     handler.__name__ = f"{verb}_flowrun"
     return secured(verb)(handler)
+
+
+# What prune takes (kubernetes auth mode): a dry run lists every run, a prune deletes them.
+PRUNE_NEEDS = {
+    True: Permission("list", FLOWRUNS, None),
+    False: Permission("deletecollection", FLOWRUNS, None),
+}
+
+
+@secured(anyone=True)
+async def prune_history(request: web.Request) -> web.StreamResponse:
+    """The store's retention now (flowctl history prune): by `maxAge` (a duration such as
+    90d, or `never`) and `keepPerFlowStatus`, each the operator's setting when absent;
+    `dryRun` reports what would go and deletes nothing. A prune is an action: refused under
+    --read-only, audited; it needs `deletecollection flowruns` cluster-wide (a dry run
+    `list`) in kubernetes auth mode."""
+    api = request.app[API]
+    who = caller(request)
+    backend = _backend(request)
+    dry_run = _flag(request.query.get("dryRun"))
+    if not dry_run and api.auth.read_only:
+        response = error(403, "ReadOnly", "the API is read-only (--read-only): prune is refused")
+        return await _audited_prune(api, who, response)
+    need = PRUNE_NEEDS[dry_run]
+    try:
+        missing = await first_missing(api.auth, who, [need])
+    except Unverifiable as e:
+        return error(503, "Unavailable", str(e))
+    if missing is not None:
+        response = error(403, "Forbidden", f"{who.user} {missing.refusal()}")
+        return response if dry_run else await _audited_prune(api, who, response)
+    try:
+        policy = prune_policy(request.query, backend.retention)
+        report = await backend.prune(policy, dry_run=dry_run)
+    except ValueError as e:
+        response = error(400, "BadRequest", str(e))
+    except FlowRunError as e:
+        response = error(e.status, e.code, str(e))
+    else:
+        response = _json({**report.dump(), "total": report.total})
+    return response if dry_run else await _audited_prune(api, who, response)
+
+
+async def _audited_prune(api: Api, who: Identity, response: web.Response) -> web.Response:
+    detail = ""
+    with contextlib.suppress(ValueError, AttributeError):
+        doc = json.loads(response.text or "{}")
+        detail = str(doc.get("message") or f"{doc.get('total', 0)} runs deleted")
+    await api.audit.record(who, "pruneHistory", "", "", response.status, detail=detail)
+    return response
 
 
 def _flows(request: web.Request) -> FlowBackend:
@@ -601,6 +664,7 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamRespons
     ("GET", "/api/v1/flowruns/{namespace}/{name}/tasks/{task}/logs", task_logs),
     ("POST", "/api/v1/flowruns/{namespace}/{name}/cancel", _action("cancel")),
     ("POST", "/api/v1/flowruns/{namespace}/{name}/rerun", _action("rerun")),
+    ("POST", "/api/v1/history/prune", prune_history),
     ("GET", "/api/v1/flows", list_flows),
     ("GET", "/api/v1/flows/{namespace}/{name}", get_flow),
     ("POST", "/api/v1/flows/{namespace}/{name}/runs", run_flow),
@@ -624,7 +688,7 @@ async def _close_streams(app: web.Application) -> None:
 
 
 # A handler whose client has gone is cancelled at once (an open stream costs nothing
-# after its tab closes).
+# after its tab closes); TestServer takes the same options.
 RUNNER_OPTIONS: dict[str, Any] = {"handler_cancellation": True}
 
 

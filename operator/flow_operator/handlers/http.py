@@ -1,8 +1,8 @@
 """HTTP API wiring: the status API, flow runs and the dashboard, hosted in the operator
 process (flow_operator.api, docs/api.md). It reads the Workflow kind's view, the
-FlowRun index and the Flow kind's view (the Run action), follows the Workflow statuses
-through the topic, feeds the live-update stream (api/stream.py) from both topics, and
-listens once the queues run."""
+FlowRun index merged with the run store (History's, docs/history.md) and the Flow
+kind's view (the Run action), follows the Workflow statuses through the topic, feeds the
+live-update stream (api/stream.py) from both topics, and listens once the queues run."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from flow_operator.api.flowrun_backend import IndexedFlowRuns
 from flow_operator.api.hosting import HttpHost
 from flow_operator.app import Operator, Started
 from flow_operator.handlers import flowrun
+from flow_operator.history.store import PrunePolicy
 from flow_operator.objects.body import Body, first
 from flow_operator.ports import FLOWRUNS, Resource
 from flow_operator.reconcile.flow import FlowView
+from flow_operator.reconcile.history import History
 from flow_operator.reconcile.workflow import WorkflowView
 
 
@@ -25,6 +27,11 @@ def setup(app: Operator) -> None:
     def build(ctx: Started) -> None:
         view = ctx.need(WorkflowView)
         flows = ctx.need(FlowView)
+        history = ctx.need(History)
+        retention = PrunePolicy(
+            max_age=app.settings.history.retention,
+            keep_per_flow_status=app.settings.history.keep_per_flow_status,
+        )
         runs = ctx.index(flowrun.INDEX)
 
         def lookup(resource: Resource, namespace: str, name: str) -> Body | None:
@@ -36,7 +43,7 @@ def setup(app: Operator) -> None:
             view.workflows,
             view.pods,
             # runs created for a request carry who asked (api/audit.py)
-            IndexedFlowRuns(runs, Stamped(ctx.kube)),
+            IndexedFlowRuns(runs, Stamped(ctx.kube), history.store, retention),
             IndexedFlows(flows.flows, flows.runs, Stamped(ctx.kube)),
             events=app.recorder,
             lookup=lookup,

@@ -128,7 +128,9 @@ async def test_list_newest_first_without_tasks(client: TestClient[Any, Any]) -> 
         ("runType=Manual", ["sales-forecast-x2p9"]),
         ("configuration=default", ["nlp-tagging-k8d1"]),
         ("name=churn-weekly", ["churn-weekly-7f3k"]),  # the flow's name
-        ("name=churn", []),  # exact, not a substring
+        ("name=churn", ["churn-weekly-7f3k"]),  # a substring, as the history store has it
+        ("name=nothing-like-it", []),
+        ("status=queued", ["nightly-etl-q1w2"]),  # a state in any case
         ("namespace=ml", ["nightly-etl-q1w2", "nlp-tagging-k8d1"]),
         ("namespace=ml&search=etl", ["nightly-etl-q1w2"]),
     ],

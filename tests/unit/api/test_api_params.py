@@ -32,10 +32,19 @@ class Recording(MemoryFlowRuns):
         self.tails: list[int | None] = []
 
     async def logs(
-        self, namespace: str, name: str, task: str, *, follow: bool, tail_lines: int | None
+        self,
+        namespace: str,
+        name: str,
+        task: str,
+        *,
+        follow: bool,
+        tail_lines: int | None,
+        attempt: int | None = None,
     ) -> AsyncIterator[bytes]:
         self.tails.append(tail_lines)
-        return await super().logs(namespace, name, task, follow=follow, tail_lines=tail_lines)
+        return await super().logs(
+            namespace, name, task, follow=follow, tail_lines=tail_lines, attempt=attempt
+        )
 
 
 @pytest.fixture
