@@ -178,6 +178,26 @@ API_TOKEN = RuleSet(
     ),
 )
 
+AUTH_REVIEWS = RuleSet(
+    "authReviewRules",
+    "api.authMode=kubernetes: the API asks the API server who a bearer token is and what "
+    "its user may do (cluster-scoped, in either watch scope).",
+    (
+        Rule(
+            "authentication.k8s.io",
+            ("tokenreviews",),
+            ("create",),
+            "The HTTP API verifies each caller's bearer token (a TokenReview, cached 60 s).",
+        ),
+        Rule(
+            "authorization.k8s.io",
+            ("subjectaccessreviews",),
+            ("create",),
+            "The HTTP API authorizes each request as its caller (SubjectAccessReview, 10 s).",
+        ),
+    ),
+)
+
 LEADER = RuleSet(
     "leaderRules",
     "Leader election: one Lease, named after the operator, in the release namespace.",
@@ -229,6 +249,7 @@ RULE_SETS: tuple[RuleSet, ...] = (
     CRD_OBSERVATION,
     NAMESPACE_OBSERVATION,
     API_TOKEN,
+    AUTH_REVIEWS,
     LEADER,
     CLUSTER_PEERING,
     PEERING,

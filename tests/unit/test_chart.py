@@ -274,10 +274,18 @@ def test_no_wildcards_and_secrets_are_only_read(values: str) -> None:
             assert rule["verbs"] == ["get"], rule
 
 
+def main_roles(values: str) -> list[Body]:
+    """The ClusterRoles but the auth mode's own (test_auth_mode_rbac)."""
+    return [
+        r for r in objects(values, "ClusterRole") if not r["metadata"]["name"].endswith("-auth")
+    ]
+
+
 def test_cluster_scope_rbac() -> None:
-    (role,) = objects("defaults", "ClusterRole")
+    (role,) = main_roles("defaults")
     assert grants(role) == {**WORKLOAD_RULES, **CRD_RULE}
-    (binding,) = objects("defaults", "ClusterRoleBinding")
+    (binding,) = [b for b in objects("defaults", "ClusterRoleBinding")
+                  if not b["metadata"]["name"].endswith("-auth")]  # fmt: skip
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     account = the("defaults", "ServiceAccount")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
@@ -285,7 +293,7 @@ def test_cluster_scope_rbac() -> None:
     deployment = the("defaults", "Deployment")["spec"]["template"]["spec"]
     assert deployment["serviceAccountName"] == account["metadata"]["name"]
     assert not [r for r in objects("defaults", "Role") if r["metadata"]["name"].endswith("-leader")]
-    (no_crds,) = objects("no-metrics", "ClusterRole")
+    (no_crds,) = main_roles("no-metrics")
     assert grants(no_crds) == WORKLOAD_RULES
 
 
@@ -299,9 +307,9 @@ def test_namespaced_scope_rbac() -> None:
                 if b["roleRef"]["name"] == "flow-flow-operator"}  # fmt: skip
     assert bindings == {"team-a", "team-b"}
     # Cluster-scoped: only kopf's observation, never a namespaced resource.
-    (observe,) = objects("namespaced", "ClusterRole")
+    (observe,) = main_roles("namespaced")
     assert grants(observe) == CRD_RULE
-    (observing,) = objects("namespaced-observing", "ClusterRole")
+    (observing,) = main_roles("namespaced-observing")
     assert grants(observing) == {**CRD_RULE, ("", "namespaces"): {"list", "watch"}}
     # The API token Secret: one name, in the release namespace.
     (token,) = [
@@ -310,6 +318,25 @@ def test_namespaced_scope_rbac() -> None:
     assert token["metadata"]["namespace"] == "flow-system"
     assert token["rules"] == [{"apiGroups": [""], "resources": ["secrets"],
                                "resourceNames": ["flow-operator-api"], "verbs": ["get"]}]  # fmt: skip
+
+
+def test_auth_mode_rbac() -> None:
+    """kubernetes auth mode (the default) may create TokenReviews and SubjectAccessReviews,
+    in both scopes; token mode may not; the mode and read-only reach the operator's args."""
+    reviews = {("authentication.k8s.io", "tokenreviews"): {"create"},
+               ("authorization.k8s.io", "subjectaccessreviews"): {"create"}}  # fmt: skip
+    for values in ("defaults", "namespaced"):
+        (auth,) = [
+            r for r in objects(values, "ClusterRole") if r["metadata"]["name"].endswith("-auth")
+        ]
+        assert grants(auth) == reviews
+    assert "--auth-mode=kubernetes" in container()["args"]
+    token = helm_template("--set", "api.authMode=token", "--set", "api.readOnly=true")
+    docs = [d for d in yaml.safe_load_all(token) if d]
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-auth")]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--auth-mode=token" in args and "--read-only" in args
 
 
 def test_leader_election_rbac_only_with_it() -> None:

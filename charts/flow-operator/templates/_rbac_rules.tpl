@@ -94,6 +94,21 @@ The operator-wide API's token Secret: that one name, in the release namespace.
 {{- end -}}
 
 {{/*
+api.authMode=kubernetes: the API asks the API server who a bearer token is and what its
+user may do (cluster-scoped, in either watch scope).
+*/}}
+{{- define "flow-operator.authReviewRules" -}}
+# The HTTP API verifies each caller's bearer token (a TokenReview, cached 60 s).
+- apiGroups: [authentication.k8s.io]
+  resources: [tokenreviews]
+  verbs: [create]
+# The HTTP API authorizes each request as its caller (SubjectAccessReview, 10 s).
+- apiGroups: [authorization.k8s.io]
+  resources: [subjectaccessreviews]
+  verbs: [create]
+{{- end -}}
+
+{{/*
 Leader election: one Lease, named after the operator, in the release namespace.
 */}}
 {{- define "flow-operator.leaderRules" -}}
