@@ -1,7 +1,7 @@
 """The six examples of the reference document, rebuilt from Kubernetes objects.
 
 Each scenario's input is what the cluster would hold (Deployments, ReplicaSets, Pods),
-stored as JSON beside the example it must reproduce; aggregation reproduces the example
+stored as JSON beside the example it must reproduce (in/); aggregation reproduces the example
 field for field; `age` depends on the
 clock and is checked for Go duration syntax, then normalised.
 """
@@ -27,11 +27,11 @@ Scenario = tuple[dict[str, Any], Observed]
 
 
 def _load(name: str) -> Callable[[], Scenario]:
-    """The scenario `name`: what the cluster holds, read from `<name>.in.json` (the
+    """The scenario `name`: what the cluster holds, read from `in/<name>.json` (the
     Workflow, and its Deployments, ReplicaSets and Pods by component id)."""
 
     def scenario() -> Scenario:
-        doc = json.loads((GOLDEN / f"{name}.in.json").read_text())
+        doc = json.loads((GOLDEN / "in" / f"{name}.json").read_text())
         observed = doc["observed"]
         return doc["workflow"], Observed(
             deployments=observed["deployments"],
@@ -42,10 +42,9 @@ def _load(name: str) -> Callable[[], Scenario]:
     return scenario
 
 
-# Seed JSON in (`<name>.in.json`), seed JSON out (`<name>.json`, the reference document's).
+# Seed JSON in (`in/<name>.json`), seed JSON out (`<name>.json`, the reference document's).
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
-    p.name.removesuffix(".in.json"): _load(p.name.removesuffix(".in.json"))
-    for p in sorted(GOLDEN.glob("*.in.json"))
+    p.stem: _load(p.stem) for p in sorted((GOLDEN / "in").glob("*.json"))
 }
 
 
@@ -58,7 +57,7 @@ def _normalise_ages(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_every_seed_example_has_a_scenario() -> None:
-    outputs = [p.stem for p in GOLDEN.glob("*.json") if not p.name.endswith(".in.json")]
+    outputs = [p.stem for p in GOLDEN.glob("*.json")]
     assert sorted(outputs) == sorted(SCENARIOS) and len(SCENARIOS) == 6
 
 
