@@ -1,8 +1,11 @@
-// Flow Operator dashboard: two pages over the JSON API, refreshed by short polling.
-// No framework and no build step; every value reaches the page through textContent.
+// Flow Operator dashboard: pages over the JSON API, kept current by the server's live
+// updates (stream.js; the run page is run.js). No framework and no build step; every
+// value reaches the page through textContent.
 "use strict";
 
-const POLL_MS = 3000;
+// Only while the stream is down (a proxy that holds Server-Sent Events back, the operator
+// restarting): a slow poll keeps the page roughly current until the stream is back.
+const FALLBACK_POLL_MS = 15000;
 const state = {
   token: sessionStorage.getItem("flowToken") || "",
   page: "workflows",
@@ -11,6 +14,8 @@ const state = {
   tasks: new Map(),      // "ns/name" -> run with tasks
   logs: null,            // {ns, name, task, controller}
   timer: null,
+  live: null,            // {page, stream, up}: the stream of the list page shown
+  items: null,           // the run list as last fetched, patched by the stream
 };
 
 const $ = (id) => document.getElementById(id);
@@ -57,6 +62,9 @@ function showLogin(message) {
   $("login").hidden = false;
   $("page-workflows").hidden = true;
   $("page-runs").hidden = true;
+  $("page-run").hidden = true;
+  stopLive();
+  hideRun();
   $("logout").hidden = true;
   $("login-error").hidden = !message;
   $("login-error").textContent = message || "";
@@ -79,16 +87,70 @@ $("logout").addEventListener("click", () => {
 
 // ---------- routing and polling ----------
 
+const RUN_PAGE = /^#\/runs\/([^/?]+)\/([^/?]+)/;
+
 function route() {
-  state.page = location.hash.startsWith("#/runs") ? "runs" : "workflows";
+  const one = RUN_PAGE.exec(location.hash);
+  state.page = one ? "run" : location.hash.startsWith("#/runs") ? "runs" : "workflows";
   $("nav-workflows").classList.toggle("active", state.page === "workflows");
-  $("nav-runs").classList.toggle("active", state.page === "runs");
+  $("nav-runs").classList.toggle("active", state.page !== "workflows");
   if (!state.token) { showLogin(); return; }
   $("login").hidden = true;
   $("logout").hidden = false;
   $("page-workflows").hidden = state.page !== "workflows";
   $("page-runs").hidden = state.page !== "runs";
+  $("page-run").hidden = state.page !== "run";
+  if (one) {
+    stopLive();
+    clearTimeout(state.timer);
+    showRun(decodeURIComponent(one[1]), decodeURIComponent(one[2]));
+    return;
+  }
+  hideRun();
+  document.title = state.page === "runs" ? "Flow runs · Flow Operator" : "Workflows · Flow Operator";
+  startLive();
   refresh();
+}
+
+// The list pages follow the stream: a Workflow change refetches the cards (the directory
+// has the new status by then); a run change patches its row with the run the event
+// carries (it is the decided status, ahead of the index), a run not listed refetches.
+function startLive() {
+  if (state.live && state.live.page === state.page) return;
+  stopLive();
+  const page = state.page;
+  const live = { page, up: false, stream: null };
+  live.stream = openStream({ kinds: page === "runs" ? "runs" : "workflows" }, state.token, {
+    ready: () => refresh(),
+    reset: () => refresh(),
+    change: (kind, data) => (kind === "run" ? runChanged(data.run) : refreshSoon()),
+    up: () => { live.up = true; clearTimeout(state.timer); },
+    down: () => { live.up = false; clearTimeout(state.timer); state.timer = setTimeout(refresh, FALLBACK_POLL_MS); },
+    unauthorized: () => showLogin("That token is not accepted."),
+  });
+  state.live = live;
+}
+
+function stopLive() {
+  if (state.live) state.live.stream.close();
+  state.live = null;
+}
+
+let soonTimer = null;
+function refreshSoon() {
+  clearTimeout(soonTimer);
+  soonTimer = setTimeout(refresh, 150);
+}
+
+function runChanged(run) {
+  if (!run || state.page !== "runs" || !state.items) return;
+  const id = `${encodeURIComponent(run.namespace)}/${encodeURIComponent(run.name)}`;
+  const at = state.items.findIndex((r) => r.namespace === run.namespace && r.name === run.name);
+  if (at < 0) { refreshSoon(); return; }
+  const { tasks, history, ...row } = run;
+  state.items[at] = row;
+  if (state.expanded.has(id)) state.tasks.set(id, run);
+  renderRuns();
 }
 
 async function refresh() {
@@ -101,7 +163,7 @@ async function refresh() {
     if (e instanceof Unauthorized) { showLogin("That token is not accepted."); return; }
     $("updated").textContent = `update failed: ${e.message}`;
   }
-  state.timer = setTimeout(refresh, POLL_MS);
+  if (!state.live || !state.live.up) state.timer = setTimeout(refresh, FALLBACK_POLL_MS);
 }
 
 window.addEventListener("hashchange", route);
@@ -169,6 +231,12 @@ async function loadRuns() {
     try { state.tasks.set(id, await (await api(`/api/v1/flowruns/${id}`)).json()); }
     catch (e) { if (e instanceof Unauthorized) throw e; }
   }));
+  state.items = data.items;
+  renderRuns();
+}
+
+function renderRuns() {
+  const data = { items: state.items || [] };
   const rows = [];
   for (const run of data.items) {
     const id = `${encodeURIComponent(run.namespace)}/${encodeURIComponent(run.name)}`;
@@ -193,7 +261,9 @@ function runRow(run, id) {
       class: "expand", title: open ? "hide tasks" : "show tasks", "aria-expanded": String(open),
       onclick: () => { open ? state.expanded.delete(id) : state.expanded.add(id); refresh(); },
     }, open ? "▾" : "▸")),
-    ...RUN_FIELDS.map((f) => el("td", { class: f, title: run[f] || "" }, cell(f, run[f]))),
+    ...RUN_FIELDS.map((f) => el("td", { class: f, title: run[f] || "" }, f === "flowName"
+      ? el("a", { href: `#/runs/${id}`, class: "run-link", title: `${run.namespace}/${run.name}: graph, timeline, logs` }, cell(f, run[f]))
+      : cell(f, run[f]))),
     el("td", {}, badge(run.status)),
     el("td", { class: cancelling ? "message muted" : "message", title: message }, message),
     el("td", { class: "actions" },
@@ -278,4 +348,5 @@ $("logs-follow").addEventListener("change", () => {
   if (state.logs) openLogs(state.logs.id, state.logs.task);
 });
 
-route();
+// after the deferred scripts that follow (run.js): the first route may be a run page
+document.addEventListener("DOMContentLoaded", route);
