@@ -570,16 +570,34 @@ async def run_flow(request: web.Request) -> web.StreamResponse:
     return _json(run, status=201 if created else 200)
 
 
-@bearer
+# What a stream's kinds list: a namespace's changes reach a client who may list each.
+STREAM_LISTS: dict[str, Resource] = {"run": FLOWRUNS, "workflow": WORKFLOWS}
+
+
+@secured(anyone=True)
 async def stream(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events of the runs and Workflows in the asked scope (api/stream.py)."""
-    hub = request.app[API].stream
+    """Server-Sent Events of the runs and Workflows in the asked scope (api/stream.py), of
+    the namespaces where the caller may list the asked kinds. Those are decided when the
+    stream opens (the namespaces known then, or the asked one); a namespace that appears
+    later, or a permission granted later, shows after the page reconnects."""
+    api = request.app[API]
+    hub = api.stream
     if hub is None:
         return error(503, "Unavailable", "live updates are not served")
     try:
-        scope = scope_of(request.query)
+        asked = scope_of(request.query)
     except BadScope as e:
         return error(400, "BadRequest", str(e))
+    candidates = {asked.namespace} if asked.namespace else _seen_namespaces(api)
+    allowed = [
+        await visible_namespaces(request, STREAM_LISTS[kind], candidates)
+        for kind in sorted(asked.kinds)
+    ]
+    if all(a is None for a in allowed):
+        scope = asked
+    else:
+        seen = set.intersection(*(a for a in allowed if a is not None))
+        scope = scope_of(request.query, seen.__contains__)
     try:
         return await serve_stream(request, hub, scope)
     except TooManyClients as e:

@@ -417,3 +417,28 @@ def test_the_auth_flags() -> None:
     env = {"FLOW_AUTH_MODE": "kubernetes", "FLOW_READ_ONLY": "true"}
     http = Settings.parse(["run", "-A"], env=env).http
     assert (http.auth_mode, http.read_only) == ("kubernetes", True)
+
+
+# --- the live stream ----------------------------------------------------------------------------
+
+
+async def test_the_stream_carries_only_the_namespaces_the_caller_may_list(
+    reviews: Reviews, clock: Clock, backend: MemoryFlowRuns, events: Events
+) -> None:
+    from flow_operator.api.stream import StreamHub
+
+    api = kube_api(reviews, clock, backend, events)
+    api.stream = hub = StreamHub(clock=lambda: 1_700_000_000.0)
+    async with TestClient(TestServer(make_app(api))) as c:
+        assert (await c.get("/api/v1/stream", headers=auth("garbage"))).status == 401
+        for token, theirs, other in (("alice-token", "analytics", "ml"),
+                                     ("bob-token", "ml", "analytics")):  # fmt: skip
+            resp = await c.get("/api/v1/stream?kinds=runs", headers=auth(token))
+            assert resp.status == 200
+            while b"event: ready" not in await resp.content.readuntil(b"\n\n"):
+                pass
+            hub.publish("run", other, "not-theirs", {})  # published first, never sent
+            hub.publish("run", theirs, "theirs", {})
+            frame = await resp.content.readuntil(b"\n\n")
+            assert b'"theirs"' in frame and b"not-theirs" not in frame, frame
+            resp.close()
