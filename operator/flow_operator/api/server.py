@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 STATIC_FILES = {
     "age.js": "text/javascript",
     "app.js": "text/javascript",
+    "auth.js": "text/javascript",
     "stream.js": "text/javascript",
     "run.js": "text/javascript",
     # vendored libraries (api/static/vendor/MANIFEST.json, docs/dashboard.md)

@@ -51,6 +51,7 @@ async function api(path, options) {
   if (!resp.ok) {
     let message = `${resp.status} ${resp.statusText}`;
     try { message = (await resp.json()).message || message; } catch (e) { /* not JSON */ }
+    if (resp.status === 403 && typeof forbiddenInWords === "function") message = forbiddenInWords(message); // auth.js
     throw new Error(message);
   }
   return resp;
