@@ -89,7 +89,7 @@ async def track_readiness(
                 listed_at = loop.time()
             except Exception as e:
                 readiness.set(False, "forbidden" if isinstance(e, Forbidden) else "unreachable")
-                log.warning("not ready: cannot list Workflows: %s", e)
+                log.warning("not ready: cannot list Workflows: %s: %s", type(e).__name__, e)
                 await sleep(relist)
                 continue
         missing = wanted - set(directory.indexed())
