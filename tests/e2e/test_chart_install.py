@@ -40,7 +40,9 @@ def test_helm_install_creates_the_release_objects(cluster: Any, namespace: str) 
     full = f"{release}-flow-operator" if "flow-operator" not in release else release
     helm(cluster, "install", release, str(CHART), "--namespace", namespace,
          "--set", "replicaCount=2", "--set", "podDisruptionBudget.enabled=true",
-         "--set", "argocd.healthConfigMap.enabled=true")  # fmt: skip
+         "--set", "argocd.healthConfigMap.enabled=true",
+         # Two replicas need PostgreSQL for the history (the chart refuses SQLite).
+         "--set", "history.postgresql.existingSecret=flow-history-db")  # fmt: skip
     try:
         status = json.loads(helm(cluster, "status", release, "-n", namespace, "-o", "json"))
         assert status["info"]["status"] == "deployed"

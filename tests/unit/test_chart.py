@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -36,11 +37,15 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set", "watch.scope=namespaced", "--set", "watch.namespaces={team-a}",
         "--set", "rbac.namespaceObservation=true",
     ],
-    "ha": ["--set", "replicaCount=2", "--set", "podDisruptionBudget.enabled=true"],
+    "ha": ["--set", "replicaCount=2", "--set", "podDisruptionBudget.enabled=true",
+           "--set", "history.postgresql.existingSecret=flow-history-db"],
     "everything": [
         "--set", "metrics.serviceMonitor.enabled=true", "--set", "argocd.healthConfigMap.enabled=true",
         "--set", "rbac.kopfPeering=true", "--set", "leaderElection.enabled=true",
+        "--set", "history.postgresql.existingSecret=flow-history-db",
+        "--set", "history.postgresql.existingSecretKey=url",
     ],
+    "no-history": ["--set", "history.enabled=false"],
     "no-metrics": ["--set", "metrics.enabled=false", "--set", "rbac.crdObservation=false"],
 }  # fmt: skip
 
@@ -208,6 +213,13 @@ def test_rendered_args_are_accepted_by_the_operator(
     assert settings.leader_election is (values in ("ha", "everything"))
     assert settings.http.port == 8080
     assert settings.http.token_secret == "flow-system/flow-operator-api"
+    if values == "defaults":  # SQLite in the claim's mount, the values' durations
+        assert settings.history.db == "sqlite:////var/lib/flow-operator/history.db"
+        assert settings.history.finished_run_ttl == timedelta(hours=1)
+        assert settings.history.retention == timedelta(days=90)
+        assert settings.history.log_cap == 2 * 1024 * 1024
+    if values == "no-history":
+        assert settings.history.db == "none"
 
 
 def test_strategy_follows_leader_election() -> None:
@@ -223,6 +235,97 @@ def test_optional_objects() -> None:
     monitor = the("everything", "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     assert the("ha", "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+
+
+# --- run history ---------------------------------------------------------------------------------
+
+
+def volume_of(values: str, mount: str) -> Body:
+    pod = the(values, "Deployment")["spec"]["template"]["spec"]
+    (name,) = [m["name"] for m in container(values)["volumeMounts"] if m["mountPath"] == mount]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == name]
+    return dict(volume)
+
+
+def test_history_on_sqlite_lives_on_a_claim_kept_by_uninstall() -> None:
+    claim = the("defaults", "PersistentVolumeClaim")
+    assert claim["metadata"]["name"] == "flow-flow-operator-history"
+    assert claim["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert claim["spec"]["resources"]["requests"]["storage"] == "8Gi"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "storageClassName" not in claim["spec"]  # the cluster's default
+    volume = volume_of("defaults", "/var/lib/flow-operator")
+    assert volume["persistentVolumeClaim"] == {"claimName": "flow-flow-operator-history"}
+    args = container()["args"]
+    assert "--data-dir=/var/lib/flow-operator" in args
+    assert {"--finished-run-ttl=1h", "--history-retention=90d", "--log-cap=2MiB"} <= set(args)
+    assert "FLOW_HISTORY_DB" not in {e["name"] for e in container()["env"]}
+    # One replica, one writer: stop, then start (never two pods on the file).
+    assert the("defaults", "Deployment")["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_history_values_reach_the_claim_and_the_args() -> None:
+    docs = [d for d in yaml.safe_load_all(helm_template(
+        "--set", "history.persistence.size=50Gi", "--set", "history.persistence.storageClass=fast",
+        "--set", "history.persistence.keepOnUninstall=false", "--set", "history.finishedRunTTL=10m",
+        "--set", "history.retention=30d", "--set", "history.keepPerFlowStatus=500",
+        "--set", "history.dataDir=/data")) if d]  # fmt: skip
+    (claim,) = [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    assert "annotations" not in claim["metadata"]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    c = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert {"--data-dir=/data", "--finished-run-ttl=10m", "--history-retention=30d",
+            "--history-keep-per-flow-status=500"} <= set(c["args"])  # fmt: skip
+    assert "/data" in {m["mountPath"] for m in c["volumeMounts"]}
+    own = [d for d in yaml.safe_load_all(helm_template(
+        "--set", "history.persistence.existingClaim=mine")) if d]  # fmt: skip
+    assert not [d for d in own if d["kind"] == "PersistentVolumeClaim"]
+    (deployment,) = [d for d in own if d["kind"] == "Deployment"]
+    claims = [v["persistentVolumeClaim"]["claimName"]
+              for v in deployment["spec"]["template"]["spec"]["volumes"]
+              if "persistentVolumeClaim" in v]  # fmt: skip
+    assert claims == ["mine"]
+    ephemeral = [d for d in yaml.safe_load_all(helm_template(
+        "--set", "history.persistence.enabled=false")) if d]  # fmt: skip
+    assert not [d for d in ephemeral if d["kind"] == "PersistentVolumeClaim"]
+    (deployment,) = [d for d in ephemeral if d["kind"] == "Deployment"]
+    (history,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"]
+                  if v["name"] == "history"]  # fmt: skip
+    assert history == {"name": "history", "emptyDir": {}}
+
+
+def test_history_on_postgresql_reads_its_dsn_from_a_secret() -> None:
+    for values, key in (("ha", "dsn"), ("everything", "url")):
+        assert not objects(values, "PersistentVolumeClaim")
+        (dsn,) = [e for e in container(values)["env"] if e["name"] == "FLOW_HISTORY_DB"]
+        assert dsn["valueFrom"] == {"secretKeyRef": {"name": "flow-history-db", "key": key}}
+        args = container(values)["args"]
+        assert not [a for a in args if a.startswith(("--data-dir", "--history-db"))]
+        mounts = {m["mountPath"] for m in container(values)["volumeMounts"]}
+        assert mounts == {"/tmp"}
+
+
+def test_history_off_has_no_store_and_no_claim() -> None:
+    assert not objects("no-history", "PersistentVolumeClaim")
+    args = container("no-history")["args"]
+    assert "--history-db=none" in args
+    assert not [a for a in args if a.startswith(("--finished-run-ttl", "--data-dir"))]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["--set", "replicaCount=2"], ["--set", "leaderElection.enabled=true"],
+     ["--set", "replicaCount=3", "--set", "history.persistence.enabled=false"]],
+)  # fmt: skip
+def test_sqlite_with_more_than_one_replica_is_refused(values: list[str]) -> None:
+    message = "history on SQLite needs one replica: set history.postgresql.existingSecret for HA"
+    with pytest.raises(AssertionError, match=message):
+        helm_template(*values)
+    # history off, or on PostgreSQL: the same values render
+    assert helm_template(*values, "--set", "history.enabled=false")
+    assert helm_template(*values, "--set", "history.postgresql.existingSecret=db")
 
 
 # --- RBAC ---------------------------------------------------------------------------------------

@@ -55,3 +55,22 @@ true
 {{- end -}}
 
 {{/* The RBAC rules are in _rbac_rules.tpl, generated from operator/flow_operator/rbac.py. */}}
+
+{{/* Where the run history goes: none, postgresql or sqlite. SQLite is one file on one
+claim: a second replica (or a standby under leader election) cannot share it, so the
+chart refuses the combination rather than lose or corrupt history. */}}
+{{- define "flow-operator.historyBackend" -}}
+{{- if not .Values.history.enabled -}}
+none
+{{- else if .Values.history.postgresql.existingSecret -}}
+postgresql
+{{- else if include "flow-operator.leaderElection" . -}}
+{{- fail (printf "history on SQLite needs one replica: set history.postgresql.existingSecret for HA (replicaCount=%v, leaderElection.enabled=%v)" .Values.replicaCount .Values.leaderElection.enabled) -}}
+{{- else -}}
+sqlite
+{{- end -}}
+{{- end -}}
+
+{{- define "flow-operator.historyClaim" -}}
+{{- default (printf "%s-history" (include "flow-operator.fullname" .)) .Values.history.persistence.existingClaim -}}
+{{- end -}}
