@@ -225,15 +225,56 @@ const FINISHED = new Set(["Completed", "Failed", "Crashed", "Cancelled"]);
 const cell = (field, value) =>
   field.endsWith("Time") ? when(value) : field === "duration" ? humanDuration(value) : value || "";
 
-async function loadRuns() {
+// The run list is paged by the server (live runs merged with the history): the first
+// PAGE runs, then "more" follows the answer's `continue`. A refresh reads again as many
+// as are shown (at most the server's 1000), so a page read with "more" stays.
+const PAGE = 100;
+const runsUrl = (limit, cursor) => {
   const q = $("run-search").value.trim();
-  const data = await (await api(`/api/v1/flowruns${q ? `?search=${encodeURIComponent(q)}` : ""}`)).json();
+  const params = new URLSearchParams({ limit: String(limit) });
+  if (q) params.set("search", q);
+  if (cursor) params.set("continue", cursor);
+  return `/api/v1/flowruns?${params}`;
+};
+
+async function loadRuns() {
+  const shown = Math.min(1000, Math.max(PAGE, (state.items || []).length));
+  const data = await (await api(runsUrl(shown))).json();
   await Promise.all([...state.expanded].map(async (id) => {
     try { state.tasks.set(id, await (await api(`/api/v1/flowruns/${id}`)).json()); }
     catch (e) { if (e instanceof Unauthorized) throw e; }
   }));
   state.items = data.items;
+  state.runPage = { total: data.total, counts: data.counts || {}, next: data.continue || null };
   renderRuns();
+}
+
+async function moreRuns() {
+  const next = state.runPage && state.runPage.next;
+  if (!next) return;
+  const data = await (await api(runsUrl(PAGE, next))).json();
+  state.items = [...(state.items || []), ...data.items];
+  state.runPage = { total: data.total, counts: data.counts || {}, next: data.continue || null };
+  renderRuns();
+}
+
+function runCounts(shown) {
+  const page = state.runPage || { counts: {} };
+  const total = page.total ?? shown;
+  const counts = Object.entries(page.counts).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`);
+  return `${shown < total ? `${shown} of ` : ""}${total} runs` + (counts.length ? `: ${counts.join(", ")}` : "");
+}
+
+function moreButton() {
+  let button = $("runs-more");
+  if (!button) {
+    button = el("button", { id: "runs-more", type: "button", onclick: () => moreRuns().catch((e) => {
+      $("runs-error").hidden = false;
+      $("runs-error").textContent = `more runs failed: ${e.message}`;
+    }) }, "more");
+    $("runs-empty").before(button);
+  }
+  return button;
 }
 
 function renderRuns() {
@@ -246,7 +287,8 @@ function renderRuns() {
   }
   $("runs").tBodies[0].replaceChildren(...rows);
   $("runs-empty").hidden = data.items.length > 0;
-  $("run-counts").textContent = `${data.items.length} runs`;
+  $("run-counts").textContent = runCounts(data.items.length);
+  moreButton().hidden = !(state.runPage && state.runPage.next);
   $("runs-error").hidden = true;
 }
 
@@ -307,7 +349,7 @@ async function act(id, verb) {
 let searchTimer = null;
 $("run-search").addEventListener("input", () => {
   clearTimeout(searchTimer);
-  searchTimer = setTimeout(refresh, 200);
+  searchTimer = setTimeout(() => { state.items = null; refresh(); }, 200);  // a new search: its first page
 });
 
 // ---------- logs ----------
