@@ -1,7 +1,8 @@
 """flowctl (also `kubectl flow`): Workflows and flow runs through the kubeconfig.
 
 Talks to the API server directly (no operator HTTP API needed): `status` prints the
-reference status document with ages as of now, `runs` the Flow Run Status table.
+reference status document with ages as of now, `runs` the Flow Run Status table. Only
+`history prune` asks the operator's HTTP API (cli/history.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from flow_operator.cli import flows, render
+from flow_operator.cli import flows, history, render
 from flow_operator.cli.cluster import (
     FLOWRUNS,
     WORKFLOWS,
@@ -48,6 +49,8 @@ class Context:
         self._factory = factory or (lambda: Cluster(kubeconfig, context))
         self._cluster: ClusterApi | None = None
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        # The operator's HTTP API (flowctl history): (server, token) -> client.
+        self.operator: Callable[[str, str | None], history.OperatorApi] = history.OperatorHttp
 
     @property
     def cluster(self) -> ClusterApi:
@@ -269,6 +272,7 @@ def rerun(c: Context, name: str, namespace: str | None) -> None:
 
 
 flows.register(flowctl, pass_ctx, namespaced, output)
+history.register(flowctl, pass_ctx, output)
 
 
 def main() -> None:
