@@ -89,7 +89,7 @@ class FakeCluster:
 
 
 def invoke(fake: FakeCluster, *args: str) -> Result:
-    ctx = Context(None, None, factory=lambda: fake)  # type: ignore[arg-type,return-value]
+    ctx = Context(None, None, factory=lambda: fake)
     ctx.now = lambda: NOW
     return CliRunner().invoke(flowctl, list(args), obj=ctx, catch_exceptions=False)
 
@@ -161,7 +161,7 @@ def test_status_table() -> None:
 
 def test_status_table_in_color_on_a_terminal() -> None:
     fake = with_scenario("sync-published-green")
-    ctx = Context(None, None, factory=lambda: fake)  # type: ignore[arg-type,return-value]
+    ctx = Context(None, None, factory=lambda: fake)
     result = CliRunner().invoke(flowctl, ["status", "wf"], obj=ctx, color=True)
     assert "\x1b[32m\x1b[1mGREEN" in result.output
 
