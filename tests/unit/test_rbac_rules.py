@@ -65,7 +65,9 @@ def test_rules_are_narrow() -> None:
 
 # Value sets that, together, switch every rule set on.
 RENDERINGS = {
-    "cluster": ["--set", "rbac.kopfPeering=true", "--set", "leaderElection.enabled=true"],
+    # leader election needs the history on PostgreSQL (the chart refuses SQLite then)
+    "cluster": ["--set", "rbac.kopfPeering=true", "--set", "leaderElection.enabled=true",
+                "--set", "history.postgresql.existingSecret=flow-history"],
     "namespaced": [
         "--set", "watch.scope=namespaced", "--set", "watch.namespaces={team-a}",
         "--set", "rbac.namespaceObservation=true", "--set", "rbac.kopfPeering=true",
