@@ -261,8 +261,9 @@ async function moreRuns() {
 function runCounts(shown) {
   const page = state.runPage || { counts: {} };
   const total = page.total ?? shown;
-  const counts = Object.entries(page.counts).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`);
-  return `${shown < total ? `${shown} of ` : ""}${total} runs` + (counts.length ? `: ${counts.join(", ")}` : "");
+  const n = (x) => Number(x).toLocaleString("en");
+  const counts = Object.entries(page.counts).filter(([, c]) => c > 0).map(([k, c]) => `${n(c)} ${k}`);
+  return `${shown < total ? `${n(shown)} of ` : ""}${n(total)} runs` + (counts.length ? `: ${counts.join(", ")}` : "");
 }
 
 function moreButton() {
