@@ -83,7 +83,8 @@ WORKLOAD = RuleSet(
             ("controllerrevisions",),
             ("get", "create", "delete"),
             "A Flow's versions: one ControllerRevision each, created once, read by the Run "
-            "action for an older version, deleted past revisionHistoryLimit.",
+            "action and the FlowRun reconciler (a spec.flowRef run) for an older version, "
+            "deleted past revisionHistoryLimit.",
         ),
         Rule(
             "apps",

@@ -22,8 +22,9 @@ ClusterRole, or by a Role in each watched namespace.
 - apiGroups: [flowops.io]
   resources: [workflows/status, flowruns/status, flows/status]
   verbs: [patch]
-# A Flow's versions: one ControllerRevision each, created once, read by the Run action for
-# an older version, deleted past revisionHistoryLimit.
+# A Flow's versions: one ControllerRevision each, created once, read by the Run action and
+# the FlowRun reconciler (a spec.flowRef run) for an older version, deleted past
+# revisionHistoryLimit.
 - apiGroups: [apps]
   resources: [controllerrevisions]
   verbs: [get, create, delete]

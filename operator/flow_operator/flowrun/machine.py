@@ -152,7 +152,7 @@ def step(run: FlowRun, observed: Observed, ctx: Context) -> Decision:
     old = run.status
     this = _Step(run, observed, ctx)
     if old is None:
-        message = f"accepted: {_tasks(len(run.spec.tasks))}"
+        message = f"accepted: {_tasks(len(run.spec.steps))}"
         return this.decide(Phase.SUBMITTED, "Submitted", message, this.lines())
     if old.phase in TERMINAL:
         deletes, cancels = this.cleanup(old.phase)
@@ -169,6 +169,12 @@ def step(run: FlowRun, observed: Observed, ctx: Context) -> Decision:
 def reject(body: Mapping[str, Any], error: ValidationError, ctx: Context) -> Decision:
     """A run whose spec the CRD let through but the model refuses (a `dependsOn` cycle):
     Failed and Stalled with the model's message; a finished run stays as it is."""
+    return refuse(body, describe(error), ctx)
+
+
+def refuse(body: Mapping[str, Any], message: str, ctx: Context) -> Decision:
+    """A run that can never start (an invalid spec; a flowRef that does not resolve, or a
+    parameter the Flow refuses): Failed and Stalled, reason InvalidSpec, with `message`."""
     old = None
     with suppress(ValidationError):  # an unreadable status: the run is refused all the same
         old = FlowRunStatus.model_validate(body.get("status"))
@@ -176,7 +182,7 @@ def reject(body: Mapping[str, Any], error: ValidationError, ctx: Context) -> Dec
     if old is not None and old.phase in TERMINAL:
         return Decision(status=_observe_generation(old, generation))
     tasks = _stop(old.tasks if old else [], Phase.FAILED, ctx.now)
-    status = _status(old, generation, ctx.now, Phase.FAILED, "InvalidSpec", describe(error), tasks)
+    status = _status(old, generation, ctx.now, Phase.FAILED, "InvalidSpec", message, tasks)
     return Decision(status=status, events=_events(old, status))
 
 
@@ -203,7 +209,7 @@ class _Step:
         known = {t.name: t for t in self.run.status.tasks} if self.run.status else {}
         return [
             known.get(t.name) or TaskStatus(name=t.name, version=t.version)
-            for t in self.run.spec.tasks
+            for t in self.run.spec.steps
         ]
 
     def hold(self) -> _Hold | None:
@@ -281,7 +287,7 @@ class _Step:
     def read_all(self) -> tuple[list[TaskStatus], list[datetime]]:
         """Every task's line, and when a grace period may change one."""
         lines, wakes = [], []
-        for task, last in zip(self.run.spec.tasks, self.lines(), strict=True):
+        for task, last in zip(self.run.spec.steps, self.lines(), strict=True):
             reading = self.read(task, last)
             lines.append(reading.status if reading else last)
             wakes += [reading.wake] if reading and reading.wake else []
@@ -304,7 +310,7 @@ class _Step:
         done = {t.name for t in lines if t.status is TaskPhase.SUCCEEDED}
         runnable = [
             task
-            for task, line in zip(run.spec.tasks, lines, strict=True)
+            for task, line in zip(run.spec.steps, lines, strict=True)
             if line.status is TaskPhase.PENDING and set(task.depends_on or ()) <= done
         ]
         running = [t.name for t in lines if t.status is TaskPhase.RUNNING]
@@ -477,6 +483,7 @@ def _status(
         ),
         tasks=tasks,
         history=history,
+        definition=old.definition if old else None,
     )
 
 

@@ -165,6 +165,17 @@ def request_hash(version: int, configuration: str | None, values: Mapping[str, s
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def run_configuration(resolution: Resolution) -> Configuration | None:
+    """The resolved parameters as a run's configuration: named after the chosen one, or
+    `custom` when they come from defaults and the run's own values only."""
+    if resolution.configuration is None and not resolution.values:
+        return None
+    return Configuration(
+        name=resolution.configuration or CUSTOM_CONFIGURATION,
+        parameters=dict(resolution.values) or None,
+    )
+
+
 def build_run(
     *,
     flow: str,
@@ -186,12 +197,7 @@ def build_run(
     annotations = {REVISION_ANNOTATION: version.revision, DECISION_ANNOTATION: decision.value}
     if request is not None:
         annotations[REQUEST_ANNOTATION] = request
-    configuration = None
-    if resolution.configuration is not None or resolution.values:
-        configuration = Configuration(
-            name=resolution.configuration or CUSTOM_CONFIGURATION,
-            parameters=dict(resolution.values) or None,
-        )
+    configuration = run_configuration(resolution)
     spec = FlowRunSpec(
         flow_name=flow,
         version=str(version.version),

@@ -40,6 +40,8 @@ PLURAL = "flowruns"
 MAX_TASKS = 50
 MAX_DEPENDENCIES = 20
 WEEK = 7 * 24 * 3600
+# spec.version of a flowRef run that names no version, until it is resolved.
+LATEST = "latest"
 
 
 # The seed's six states, and Cancelled for a run stopped by its cancel request.
@@ -251,27 +253,67 @@ class Task(TaskBase):
 
 
 class FlowRef(KubeModel):
-    """The Flow (same namespace) and version a run was made from: a record of where its
-    tasks came from. The run carries its whole definition, so it reads and reruns the same
-    after its Flow changes or is deleted."""
+    """The Flow (same namespace) and version a run is made from. With tasks, a record of
+    where they came from (a run the operator made); without, a request: the operator
+    resolves the version and the parameters and records the definition in
+    status.definition, so the run reads the same after its Flow changes or is deleted."""
 
     name: Annotated[
-        FlowName, Field(description="The Flow in the run's namespace this run was made from.")
+        FlowName, Field(description="The Flow in the run's namespace this run is made from.")
     ]
     version: Annotated[
         int | None,
-        Field(ge=1, description="The Flow's version (1, 2, 3...) the run's tasks are a copy of."),
+        Field(
+            ge=1,
+            description="The Flow's version (1, 2, 3...) the run's tasks are (or are to be) a "
+            "copy of; absent: the Flow's current version when the run is resolved.",
+        ),
     ] = None
+    configuration: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=253,
+            description="Without tasks: one of the Flow's named configurations, the values "
+            "under the run's own parameters.",
+        ),
+    ] = None
+    parameters: Annotated[
+        dict[str, Annotated[str, Field(max_length=32768)]] | None,
+        Field(
+            max_length=64,
+            description="Without tasks: the run's own values of the Flow's declared "
+            "parameters (at most 64), over the configuration's and the defaults.",
+        ),
+    ] = None
+
+
+def _names_from_flow_ref(schema: dict[str, Any]) -> None:
+    """The CRD: flowName and version may be left out when spec.flowRef names the Flow (the
+    CEL rules below keep them required otherwise)."""
+    required = [r for r in schema.get("required", []) if r not in OPTIONAL_WITH_REF]
+    if required:
+        schema["required"] = required
+    else:
+        schema.pop("required", None)
+
+
+OPTIONAL_WITH_REF = ("flowName", "version")
 
 
 class FlowRunSpec(KubeModel):
     """The run: which flow and version, who started it, its tasks and its limits."""
 
+    model_config = ConfigDict(json_schema_extra=_names_from_flow_ref)
+
     flow_name: Annotated[FlowName, Field(description="The flow this run executes: FLOW column.")]
     version: Annotated[Version, Field(description="The flow's version: the VERSION column.")]
     flow_ref: Annotated[
         FlowRef | None,
-        Field(description="The Flow and version this run was made from (absent: an inline run)."),
+        Field(
+            description="The Flow and version this run is made from; without tasks, the "
+            "operator resolves it (status.definition). Absent: an inline run."
+        ),
     ] = None
     level: Annotated[
         Level, Field(description="Who owns the flow: user (default), organization or platform.")
@@ -303,15 +345,16 @@ class FlowRunSpec(KubeModel):
         Field(description="A Workflow whose services the tasks use; the run waits for it."),
     ] = None
     tasks: Annotated[
-        list[Task],
+        list[Task] | None,
         Field(
             min_length=1,
             max_length=MAX_TASKS,
             json_schema_extra=TASK_LIST,
             description="The run's steps, 1 to 50, unique by name: each a Job (image) or a "
-            "child run (subFlow), started when its dependsOn have succeeded.",
+            "child run (subFlow), started when its dependsOn have succeeded. Absent: the "
+            "tasks of the Flow that spec.flowRef names (status.definition).",
         ),
-    ]
+    ] = None
     # The run's deadline, counted from the moment it is Deployed.
     active_deadline_seconds: Annotated[
         Seconds | None,
@@ -338,15 +381,42 @@ class FlowRunSpec(KubeModel):
         ),
     ] = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_flow_ref(cls, data: Any) -> Any:
+        """A run that names its Flow may leave out flowName (the Flow's) and version (the
+        one asked for, else `latest` until resolved: status.definition.version)."""
+        if not isinstance(data, Mapping):
+            return data
+        ref = data.get("flowRef", data.get("flow_ref"))
+        if isinstance(ref, FlowRef):
+            ref = ref.model_dump(by_alias=True)
+        if not isinstance(ref, Mapping) or not ref.get("name"):
+            return data
+        out = dict(data)
+        if "flowName" not in out and "flow_name" not in out:
+            out["flowName"] = ref["name"]
+        if "version" not in out:
+            out["version"] = str(ref["version"]) if ref.get("version") else LATEST
+        return out
+
     @model_validator(mode="after")
     def _rules(self) -> FlowRunSpec:
-        # The CRD enforces the first two with CEL; this keeps the pure core honest.
+        # The CRD enforces the first three with CEL; this keeps the pure core honest.
+        if self.tasks is None and self.flow_ref is None:
+            raise ValueError("spec.tasks is required unless spec.flowRef names a Flow")
         if self.flow_type is FlowType.SUB_FLOW and self.parent_run is None:
             raise ValueError("spec.parentRun is required when spec.flowType is sub-flow")
         if self.flow_type is FlowType.STANDALONE and self.parent_run is not None:
             raise ValueError("spec.parentRun is only allowed when spec.flowType is sub-flow")
-        check_graph(self.tasks, "spec.tasks")
+        if self.tasks is not None:
+            check_graph(self.tasks, "spec.tasks")
         return self
+
+    @property
+    def steps(self) -> list[Task]:
+        """The tasks (none until a flowRef run's definition is filled in)."""
+        return self.tasks or []
 
 
 def check_graph(tasks: Sequence[TaskBase], where: str) -> None:
@@ -391,6 +461,15 @@ def find_cycle(deps: Mapping[str, Sequence[str]]) -> list[str] | None:
 # CEL rules the API server enforces at admission (kept next to the model they guard).
 SPEC_RULES: list[dict[str, str]] = [
     {
+        "rule": "has(self.tasks) || has(self.flowRef)",
+        "message": "spec.tasks is required unless spec.flowRef names a Flow",
+        "fieldPath": ".tasks",
+    },
+    {
+        "rule": "(has(self.flowName) && has(self.version)) || has(self.flowRef)",
+        "message": "spec.flowName and spec.version are required unless spec.flowRef names a Flow",
+    },
+    {
         "rule": "self.flowType != 'sub-flow' || has(self.parentRun)",
         "message": "spec.parentRun is required when spec.flowType is sub-flow",
         "fieldPath": ".parentRun",
@@ -401,7 +480,7 @@ SPEC_RULES: list[dict[str, str]] = [
         "fieldPath": ".parentRun",
     },
     {
-        "rule": "self.tasks.all(t, !has(t.dependsOn)"
+        "rule": "!has(self.tasks) || self.tasks.all(t, !has(t.dependsOn)"
         " || t.dependsOn.all(d, self.tasks.exists(u, u.name == d)))",
         "message": "spec.tasks[].dependsOn must name tasks of this run",
         "fieldPath": ".tasks",
@@ -446,6 +525,37 @@ class Transition(KubeModel):
     message: Annotated[str, Field(description="Why, in words; may be empty.")] = ""
 
 
+class ResolvedDefinition(KubeModel):
+    """What a run made from spec.flowRef runs: its Flow's version as resolved when the run
+    was accepted, kept here so the run runs and reads the same after its Flow changes or
+    is deleted."""
+
+    flow_name: Annotated[str, Field(description="The Flow's name.")]
+    version: Annotated[int, Field(description="The Flow's version the run uses.")]
+    revision: Annotated[str, Field(description="That version's revision hash.")]
+    revision_name: Annotated[
+        str | None, Field(description="Its ControllerRevision (pruned in time; this copy stays).")
+    ] = None
+    level: Annotated[Level, Field(description="The flow's access level.")] = Level.USER
+    configuration: Annotated[
+        Configuration | None,
+        Field(
+            description="The resolved parameters (named after the chosen configuration, or "
+            "custom), each an environment variable of every task."
+        ),
+    ] = None
+    workflow_ref: Annotated[
+        WorkflowRef | None, Field(description="The version's Workflow, if it names one.")
+    ] = None
+    tasks: Annotated[list[Task], Field(description="The version's tasks.")]
+    active_deadline_seconds: Annotated[
+        int | None, Field(description="The version's run deadline, unless the run sets one.")
+    ] = None
+    queue_timeout_seconds: Annotated[
+        int | None, Field(description="The version's queue timeout, unless the run sets one.")
+    ] = None
+
+
 class FlowRunStatus(KubeModel):
     """The run's phase and timing (the kubectl get row), its tasks and its history."""
 
@@ -480,6 +590,10 @@ class FlowRunStatus(KubeModel):
     history: Annotated[list[Transition], Field(description="The phase changes, oldest first.")] = (
         Field(default_factory=list)
     )
+    definition: Annotated[
+        ResolvedDefinition | None,
+        Field(description="A spec.flowRef run's resolved Flow version: what it runs."),
+    ] = None
 
 
 class FlowRun(BaseModel):

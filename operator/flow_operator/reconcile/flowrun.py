@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -33,19 +33,38 @@ from flow_operator.flowrun.machine import (
     Decision,
     Observed,
     WorkflowState,
+    refuse,
     reject,
     step,
 )
 from flow_operator.flowrun.taskstate import LOG_LINES
 from flow_operator.flows.admission import Hold, admission
+from flow_operator.flows.reference import (
+    Invalid,
+    Outcome,
+    Waiting,
+    effective,
+    needs_resolving,
+    resolve_ref,
+    to_read,
+)
 from flow_operator.flows.schedule import FLOW_LABEL
-from flow_operator.models.flow import Flow
+from flow_operator.models.flow import Flow, FlowSpec
 from flow_operator.models.flowrun import TERMINAL, FlowRun, FlowRunStatus, Phase, TaskPhase
 from flow_operator.models.workflow import Color, DesiredStatus, PublishingMode
 from flow_operator.objects.body import Body, first
 from flow_operator.objects.times import parse_time
 from flow_operator.observers import RunChanged
-from flow_operator.ports import EVENTS, FLOWRUNS, JOBS, EventSink, LogReader, Reader, Writer
+from flow_operator.ports import (
+    CONTROLLERREVISIONS,
+    EVENTS,
+    FLOWRUNS,
+    JOBS,
+    EventSink,
+    LogReader,
+    Reader,
+    Writer,
+)
 from flow_operator.reconcile.history import History
 from flow_operator.reconcile.workqueue import Key
 from flow_operator.reconcile.writes import StatusWrites
@@ -142,8 +161,25 @@ class FlowRunReconciler:
             decision = reject(body, e, ctx)
             await self._carry_out(key, body, None, decision)
             return None, False
+        resolved = None
+        if needs_resolving(run):  # spec.flowRef instead of tasks (flows/reference.py)
+            outcome = await self._resolve(key, run, ctx.now)
+            if isinstance(outcome, Waiting):
+                log.info("FlowRun %s/%s waits: %s", key[0], key[1], outcome.message)
+                return outcome.retry_after, False
+            if isinstance(outcome, Invalid):
+                await self._carry_out(key, body, run, refuse(body, outcome.message, ctx))
+                return None, False
+            resolved = outcome.definition
+        definition = resolved or (run.status.definition if run.status else None)
+        if run.spec.tasks is None and definition is not None:
+            run = effective(run, definition)
         observed = await self._observe(key, run)
         decision = step(run, observed, ctx)
+        if resolved is not None:  # recorded with the first status: resolved once
+            decision = replace(
+                decision, status=decision.status.model_copy(update={"definition": resolved})
+            )
         old = run.status.phase if run.status is not None else None
         onwards = (
             decision.status.phase is not old
@@ -200,6 +236,26 @@ class FlowRunReconciler:
         return None
 
     # --- reading -------------------------------------------------------------------------
+    async def _resolve(self, key: Key, run: FlowRun, now: datetime) -> Outcome:
+        """Resolve a flowRef run: its Flow from the index, the version's ControllerRevision
+        when the Flow's spec is not that version any more."""
+        ref = run.spec.flow_ref
+        assert ref is not None
+        body = first(self.view.flows.get((key[0], ref.name), ())) if self.view.flows else None
+        try:
+            flow = None if body is None else Flow.from_body(body)
+        except ValidationError:
+            return Invalid(f"spec.flowRef.name: flow {ref.name}'s spec is invalid (its status)")
+        definitions: dict[int, FlowSpec] = {}
+        wanted = to_read(ref, flow)
+        if wanted is not None and wanted.revision_name:
+            try:
+                revision = await self.kube.get(CONTROLLERREVISIONS, key[0], wanted.revision_name)
+                definitions[wanted.version] = FlowSpec.model_validate(revision.get("data") or {})
+            except (NotFound, ValidationError) as e:  # resolve_ref says it could not be read
+                log.info("revision %s of flow %s unread: %s", wanted.revision_name, ref.name, e)
+        return resolve_ref(run, flow, definitions, now)
+
     def _current(self, key: Key, body: Body) -> Body:
         """The body, with the status we wrote (or decided) if the index does not show it yet."""
         status = self.writes.current(key, body, body.get("status"))

@@ -1,7 +1,7 @@
 """The FlowRun reconciler on a fake API: capacity is never over-granted by concurrent
 workers, its own status write is read back before the watch shows it, a refused Job
 fails its task, an invalid spec is rejected without a Job, and a Job that exists is
-not created twice."""
+not created twice, and a run naming its Flow (spec.flowRef) is resolved once or refused."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from flow_operator.errors import Refused
+from flow_operator.flows.versions import revision_hash, revision_name
+from flow_operator.models.flow import FlowSpec
 from flow_operator.ports import Page, Resource
 from flow_operator.reconcile.flowrun import FlowRunReconciler, FlowRunView, Limits
 from tests.unit.flowrun_objects import T0, run_body, task
@@ -373,3 +375,68 @@ async def test_a_run_made_under_queue_waits_for_its_flow_then_deploys() -> None:
     await rec(("ml", "second"))
     assert last_status(kube, "second")["phase"] == "Deployed"
     assert kube.created == ["second-extract"]
+
+
+def by_reference(name: str, **ref: Any) -> Body:
+    """A FlowRun naming its Flow (spec.flowRef) instead of carrying tasks, as kubectl makes it."""
+    return {
+        "apiVersion": "flowops.io/v1alpha1",
+        "kind": "FlowRun",
+        "metadata": {"name": name, "namespace": "ml", "uid": f"uid-{name}", "generation": 1,
+                     "resourceVersion": "5", "creationTimestamp": "2024-02-12T08:00:00Z"},
+        "spec": {"flowRef": {"name": "etl", **ref}},
+    }  # fmt: skip
+
+
+def versioned_flow() -> Body:
+    spec = {
+        "tasks": [{"name": "extract", "image": "busybox:1.36"}],
+        "parameters": [{"name": "REGION", "enum": ["eu", "us"], "default": "eu"}],
+    }
+    h = revision_hash(FlowSpec.model_validate(spec))
+    version = {"version": 1, "revision": h, "revisionName": revision_name("etl", 1, h),
+               "creationTime": "2024-02-12T07:00:00Z"}  # fmt: skip
+    return {
+        "apiVersion": "flowops.io/v1alpha1",
+        "kind": "Flow",
+        "metadata": {"name": "etl", "namespace": "ml", "uid": "f"},
+        "spec": spec,
+        "status": {"version": 1, "revision": h, "versions": [version]},
+    }
+
+
+def flow_view(runs: dict[Key, list[Body]]) -> FlowRunView:
+    return FlowRunView(runs=runs, jobs={}, pods={}, children={}, workflows={},
+                       flows={("ml", "etl"): [versioned_flow()]}, flow_runs={})  # fmt: skip
+
+
+async def test_a_flow_ref_run_is_resolved_once_and_runs_its_flows_tasks() -> None:
+    run = by_reference("r1", parameters={"REGION": "us"})
+    kube = Kube()
+    rec = FlowRunReconciler(flow_view({("ml", "r1"): [run]}), kube, Limits(), clock=lambda: T0)
+    await rec(("ml", "r1"))
+    status = last_status(kube, "r1")
+    assert status["phase"] == "Deployed" and kube.created == ["r1-extract"]
+    definition = status["definition"]
+    assert (definition["flowName"], definition["version"]) == ("etl", 1)
+    assert definition["configuration"] == {"name": "custom", "parameters": {"REGION": "us"}}
+    assert [t["name"] for t in definition["tasks"]] == ["extract"]
+    # The Flow is deleted: the run goes on from its recorded definition.
+    run["status"] = status
+    rec.view.flows = {}
+    await rec(("ml", "r1"))
+    assert last_status(kube, "r1")["definition"] == definition
+
+
+async def test_a_flow_ref_run_with_a_bad_parameter_fails_with_invalid_spec() -> None:
+    run = by_reference("r2", parameters={"REGION": "mars"})
+    kube = Kube()
+    rec = FlowRunReconciler(flow_view({("ml", "r2"): [run]}), kube, Limits(), clock=lambda: T0)
+    await rec(("ml", "r2"))
+    status = last_status(kube, "r2")
+    assert (status["phase"], status["reason"]) == ("Failed", "InvalidSpec")
+    assert (
+        "spec.flowRef.parameters.REGION: parameter REGION must be one of eu, us"
+        in (status["message"])
+    )
+    assert kube.created == [] and "definition" not in status
