@@ -307,7 +307,7 @@ class MemoryFlowRuns:
             )
         self.cancel_requested.clear()
 
-    async def rerun(self, namespace: str, name: str) -> dict[str, Any]:
+    async def rerun(self, namespace: str, name: str, *, latest: bool = False) -> dict[str, Any]:
         row = self._row(namespace, name)
         suffix = "".join("bcdfghjklmnpqrstvwxz"[int(d)] for d in f"{next(self._names):05d}")
         new = row.model_copy(

@@ -13,7 +13,8 @@ through the API server.
 - cancel: a merge patch `spec.cancel: true`; the reconciler then deletes the Jobs and moves
   the run to Cancelled (the answer is the run as it stands, with the request noted);
 - rerun: a new FlowRun (generateName `<old name>-`) with the old spec, `runType: Manual`,
-  `cancel` cleared and the annotation `flowops.io/rerun-of`.
+  `cancel` cleared and the annotation `flowops.io/rerun-of`; a run of a Flow keeps its
+  version, or with `latest` asks for the Flow's current one (views/runs.rerun_body).
 """
 
 from __future__ import annotations
@@ -310,7 +311,7 @@ class IndexedFlowRuns:
         note = "cancel requested"
         return row.model_copy(update={"message": note}).dump()
 
-    async def rerun(self, namespace: str, name: str) -> dict[str, Any]:
+    async def rerun(self, namespace: str, name: str, *, latest: bool = False) -> dict[str, Any]:
         body = self._live(namespace, name)
         if body is None:
             record = await self._stored(namespace, name)
@@ -319,7 +320,13 @@ class IndexedFlowRuns:
             raise FlowRunError(409, "Conflict", f"flow run {namespace}/{name} is in the history "
                                "only (its spec left with it): start its flow again")  # fmt: skip
         try:
-            created = await self.kube.create_returning(FLOWRUNS, rerun_body(body))
+            new = rerun_body(body, latest=latest)
+        except ValueError as e:
+            raise FlowRunError(
+                409, "Conflict", f"flow run {name} has no latest version: {e}"
+            ) from None
+        try:
+            created = await self.kube.create_returning(FLOWRUNS, new)
         except KubeError as e:
             raise FlowRunError(e.status or 502, "RerunRefused", e.message) from None
         return row_of(created).dump()

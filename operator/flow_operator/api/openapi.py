@@ -323,13 +323,28 @@ def _flowrun_op(summary: str, ok: S, *, extra: dict[str, S] | None = None, **mor
     }
 
 
+RERUN_VERSION: S = {
+    "name": "version",
+    "in": "query",
+    "required": False,
+    "description": "Absent: the rerun keeps the run's Flow version. `latest`: the Flow's "
+    "current version, with the run's configuration and values (409 for a run of no Flow).",
+    "schema": {"type": "string", "enum": ["latest"]},
+}
+
+
 def _action(verb: str, ok: str) -> S:
+    more: dict[str, Any] = {"parameters": [RERUN_VERSION]} if verb == "rerun" else {}
+    extra = {"409": _response(f"The run cannot be {verb}led now", ERR)}
+    if verb == "rerun":
+        extra["400"] = _response("version is neither absent nor latest", ERR)
     return {
         "post": _flowrun_op(
             f"{verb.capitalize()} a flow run",
             {ok: _response(f"The run after `{verb}`", "FlowRun")},
-            extra={"409": _response(f"The run cannot be {verb}led now", ERR)},
+            extra=extra,
             operationId=f"{verb}FlowRun",
+            **more,
         )
     }
 

@@ -448,8 +448,15 @@ def _action(verb: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
     async def handler(request: web.Request) -> web.StreamResponse:
         backend = _backend(request)
         ns, name = request.match_info["namespace"], request.match_info["name"]
+        # rerun: absent, the run's own version; latest, the Flow's current one
+        version = request.query.get("version") if verb == "rerun" else None
+        if version not in (None, "latest"):
+            return error(400, "BadRequest", "version: only 'latest', or absent")
         try:
-            run = await (backend.cancel(ns, name) if verb == "cancel" else backend.rerun(ns, name))
+            if verb == "cancel":
+                run = await backend.cancel(ns, name)
+            else:
+                run = await backend.rerun(ns, name, latest=version == "latest")
         except FlowRunError as e:
             return error(e.status, e.code, str(e))
         if verb == "rerun":

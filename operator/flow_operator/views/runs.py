@@ -187,11 +187,24 @@ def row_of(body: Mapping[str, Any]) -> FlowRunRow:
     )
 
 
-def rerun_body(body: Mapping[str, Any]) -> Body:
+def rerun_body(body: Mapping[str, Any], *, latest: bool = False) -> Body:
     """The new FlowRun of a rerun (the dashboard's and flowctl's action on a row): the old
-    spec, started by hand, `cancel` cleared, named after the old run."""
+    spec, started by hand, `cancel` cleared, named after the old run. A run made from a
+    Flow keeps its version: a spec.flowRef run is rerun from its recorded definition
+    (status.definition, inline), so a later version or a pruned one changes nothing.
+    `latest`: the Flow's current version instead, with the old run's configuration and
+    values, resolved by the operator (ValueError for a run of no Flow)."""
     meta = body.get("metadata") or {}
-    spec = {k: v for k, v in (body.get("spec") or {}).items() if k != "cancel"}
+    old = {k: v for k, v in (body.get("spec") or {}).items() if k != "cancel"}
+    definition = (body.get("status") or {}).get("definition")
+    labels = dict(meta.get("labels") or {})
+    if latest:
+        spec = _latest(old)
+        labels.pop(FLOW_VERSION_LABEL, None)
+    elif definition and not old.get("tasks"):
+        spec = _pinned(old, definition)
+    else:
+        spec = old
     spec["runType"] = "Manual"
     name = str(meta.get("name") or "run")
     return {
@@ -200,8 +213,50 @@ def rerun_body(body: Mapping[str, Any]) -> Body:
         "metadata": {
             "generateName": f"{name[:56]}-",
             "namespace": meta.get("namespace"),
-            "labels": dict(meta.get("labels") or {}),
+            "labels": labels,
             "annotations": {RERUN_OF: name},
         },
         "spec": spec,
     }
+
+
+FLOW_VERSION_LABEL = f"{GROUP}/flow-version"
+# A flowRef run's spec fields its version decides (status.definition), not the run.
+FROM_VERSION = ("tasks", "version", "level", "configuration", "workflowRef",
+                "activeDeadlineSeconds", "queueTimeoutSeconds")  # fmt: skip
+
+
+def _pinned(spec: Mapping[str, Any], definition: Mapping[str, Any]) -> Body:
+    """A flowRef run's spec with its recorded definition inline: the same version again."""
+    ref = spec.get("flowRef") or {}
+    out: Body = {k: v for k, v in spec.items() if k != "flowRef"}
+    out["flowName"] = spec.get("flowName") or definition.get("flowName") or ref.get("name")
+    out["version"] = str(definition.get("version"))
+    out["flowRef"] = {"name": ref.get("name"), "version": definition.get("version")}
+    for key in ("tasks", "level", "configuration", "workflowRef"):
+        if definition.get(key) is not None:
+            out[key] = definition[key]
+    for key in ("activeDeadlineSeconds", "queueTimeoutSeconds"):
+        if key not in spec and definition.get(key) is not None:
+            out[key] = definition[key]
+    return out
+
+
+def _latest(spec: Mapping[str, Any]) -> Body:
+    """A spec asking for the Flow's current version: the old run's request when it named
+    its Flow without tasks, else its configuration (unless custom) and resolved values."""
+    ref = spec.get("flowRef")
+    if not ref or not ref.get("name"):
+        raise ValueError("it was not made from a Flow (no spec.flowRef): rerun it as it is")
+    if not spec.get("tasks"):
+        request = {k: v for k, v in ref.items() if k != "version"}
+        return {**{k: v for k, v in spec.items() if k not in ("flowRef", "version")},
+                "flowRef": request}  # fmt: skip
+    asked: Body = {"name": ref["name"]}
+    configuration = spec.get("configuration") or {}
+    if configuration.get("name") and configuration["name"] != "custom":
+        asked["configuration"] = configuration["name"]
+    if configuration.get("parameters"):
+        asked["parameters"] = dict(configuration["parameters"])
+    keep = {k: v for k, v in spec.items() if k not in (*FROM_VERSION, "flowRef")}
+    return {**keep, "flowRef": asked}
