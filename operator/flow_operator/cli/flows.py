@@ -1,4 +1,5 @@
-"""flowctl's Flow commands: `flows`, `flow NAME`, `start FLOW`.
+"""flowctl's Flow commands: `flows`, `flow NAME`, `start FLOW [--wait]`,
+`schedule suspend|resume FLOW [SCHEDULE]`.
 
 flowctl talks to the API server directly, as its other commands do (no operator HTTP API
 or token needed): `start` decides the run with the same pure Run action the HTTP API uses
@@ -6,6 +7,11 @@ or token needed): `start` decides the run with the same pure Run action the HTTP
 runs as listed, and creates the FlowRun itself, with run type Manual. Its one limit: it
 reads no ControllerRevision, so it starts the current version (or an older one only while
 the Flow's spec still is that version); the HTTP API starts any kept version.
+
+`start --wait` reads the run every WAIT_INTERVAL seconds, printing each phase it enters,
+and exits with its outcome: 0 Completed, 1 any other final phase. `schedule suspend` and
+`resume` write the Flow's `schedules[].suspend` with a merge patch that carries the
+resourceVersion read, so an edit of the schedules made meanwhile is refused, not lost.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from flow_operator.flows.schedule import FLOW_LABEL
 from flow_operator.models.flow import PLURAL as FLOWS
 from flow_operator.models.flow import Flow
 from flow_operator.models.flowrun import PLURAL as FLOWRUNS
-from flow_operator.models.flowrun import RunType
+from flow_operator.models.flowrun import TERMINAL, RunType
 from flow_operator.objects.body import Body
 from flow_operator.views.flows import flow_detail, flow_row
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 ALPHABET = string.ascii_lowercase + string.digits
+WAIT_INTERVAL = 2.0
+FINAL = {p.value for p in TERMINAL}
 
 
 def _runs_of(items: list[Body], name: str) -> list[Body]:
@@ -145,6 +153,7 @@ def register(
     @click.option("--configuration", help="one of the flow's configurations")
     @click.option("-p", "--param", "params", multiple=True, help="KEY=VALUE (repeatable)")
     @click.option("--idempotency-key", help="the same key and request start one run only")
+    @click.option("--wait", is_flag=True, help="follow the run; exit 0 if it Completed, else 1")
     @pass_ctx
     def start(
         c: Any,
@@ -154,6 +163,7 @@ def register(
         configuration: str | None,
         params: tuple[str, ...],
         idempotency_key: str | None,
+        wait: bool,
     ) -> None:
         """Run a Flow: a new FlowRun of its current (or given) version."""
         from flow_operator.cli.cluster import NotFound
@@ -182,6 +192,8 @@ def register(
             fail("; ".join(f"{e.path}: {e.message}" for e in decided.errors), 2)
         if decided.existing is not None:
             click.echo(f"flow run {ns}/{decided.existing} exists (same idempotency key)")
+            if wait:
+                follow(c, ns, decided.existing)
             return
         if decided.skipped is not None or decided.create is None:
             fail(f"not started: {decided.skipped}", 3)
@@ -191,3 +203,81 @@ def register(
         created = c.cluster.create(FLOWRUNS, ns, with_flow_ref(decided.create.body))
         v = created["spec"].get("version")
         click.echo(f"flow run {ns}/{created['metadata']['name']} created (flow {flow_name} v{v})")
+        if wait:
+            follow(c, ns, created["metadata"]["name"])
+
+    @flowctl.group()
+    def schedule() -> None:
+        """Suspend or resume a Flow's schedules."""
+
+    def set_suspend(c: Any, flow_name: str, which: str | None, ns: str | None, on: bool) -> None:
+        from flow_operator.cli.cluster import NotFound
+
+        ns = c.namespace(ns)
+        try:
+            body = c.cluster.get(FLOWS, ns, flow_name)
+        except NotFound:
+            fail(f"flow {ns}/{flow_name} not found")
+        try:
+            patch, changed = suspend_patch(body, which, on)
+        except ValueError as e:
+            fail(f"flow {ns}/{flow_name}: {e}")
+        c.cluster.patch(FLOWS, ns, flow_name, patch)
+        verb = "suspended" if on else "resumed"
+        click.echo(f"flow {ns}/{flow_name}: {verb} {', '.join(changed) or 'nothing (as asked)'}")
+
+    @schedule.command()
+    @click.argument("flow_name", metavar="FLOW")
+    @click.argument("which", metavar="[SCHEDULE]", required=False)
+    @namespaced
+    @pass_ctx
+    def suspend(c: Any, flow_name: str, which: str | None, namespace: str | None) -> None:
+        """Suspend one schedule of FLOW, or all of them: their ticks are skipped."""
+        set_suspend(c, flow_name, which, namespace, True)
+
+    @schedule.command()
+    @click.argument("flow_name", metavar="FLOW")
+    @click.argument("which", metavar="[SCHEDULE]", required=False)
+    @namespaced
+    @pass_ctx
+    def resume(c: Any, flow_name: str, which: str | None, namespace: str | None) -> None:
+        """Resume one schedule of FLOW, or all: it counts from now, missing nothing behind."""
+        set_suspend(c, flow_name, which, namespace, False)
+
+
+def suspend_patch(body: Body, which: str | None, on: bool) -> tuple[Body, list[str]]:
+    """The merge patch setting `suspend` of the schedule `which` (None: every one), and the
+    schedules it changes; the resourceVersion read makes a concurrent edit a conflict."""
+    schedules = [dict(s) for s in (body.get("spec") or {}).get("schedules") or []]
+    names = [s["name"] for s in schedules]
+    if not schedules:
+        raise ValueError("it has no schedules")
+    if which is not None and which not in names:
+        raise ValueError(f"no schedule {which!r} (schedules: {', '.join(names)})")
+    changed = []
+    for s in schedules:
+        if (which is None or s["name"] == which) and bool(s.get("suspend")) != on:
+            s["suspend"] = on
+            changed.append(s["name"])
+    version = (body.get("metadata") or {}).get("resourceVersion")
+    meta = {"resourceVersion": version} if version else {}
+    return {"metadata": meta, "spec": {"schedules": schedules}}, changed
+
+
+def follow(c: Any, namespace: str, name: str) -> None:
+    """Read the run until it is final, printing each phase; exit 0 Completed, else 1."""
+    from flow_operator.cli.main import fail
+
+    seen = None
+    while True:
+        status = c.cluster.get(FLOWRUNS, namespace, name).get("status") or {}
+        phase = status.get("phase")
+        if phase != seen and phase:
+            message = status.get("message") or ""
+            click.echo(f"{name}: {phase}{': ' + message if message else ''}")
+            seen = phase
+        if phase in FINAL:
+            if phase != "Completed":
+                fail(f"flow run {namespace}/{name} ended {phase} ({status.get('reason')})")
+            return
+        c.sleep(WAIT_INTERVAL)

@@ -8,6 +8,7 @@ reference status document with ages as of now, `runs` the Flow Run Status table.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
@@ -49,6 +50,7 @@ class Context:
         self._factory = factory or (lambda: Cluster(kubeconfig, context))
         self._cluster: ClusterApi | None = None
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.sleep: Callable[[float], None] = time.sleep  # start --wait between reads
         # The operator's HTTP API (flowctl history): (server, token) -> client.
         self.operator: Callable[[str, str | None], history.OperatorApi] = history.OperatorHttp
 

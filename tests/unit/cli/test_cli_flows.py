@@ -1,11 +1,16 @@
-"""flowctl's Flow commands on a fake cluster: flows, flow NAME, start FLOW."""
+"""flowctl's Flow commands on a fake cluster: flows, flow NAME, start FLOW [--wait],
+schedule suspend|resume FLOW [SCHEDULE]."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from click.testing import CliRunner
+
+from flow_operator.cli.main import Context, flowctl
 from flow_operator.flows.versions import revision_hash, revision_name
 from flow_operator.models.flow import FlowSpec
+from tests.unit.api_support import NOW
 from tests.unit.cli.test_cli_workflows import FakeCluster, invoke
 from tests.unit.flows.conftest import flow_spec
 
@@ -78,3 +83,52 @@ def test_start_under_forbid_is_skipped_while_a_run_is_unfinished() -> None:
     result = invoke(f, "start", "once")
     assert result.exit_code == 3 and "not started" in result.output
     assert invoke(f, "start", "nope").exit_code == 1
+
+
+def _invoke(f: FakeCluster, *args: str, sleep: Any = None) -> Any:
+    ctx = Context(None, None, factory=lambda: f)
+    ctx.now = lambda: NOW
+    ctx.sleep = sleep or (lambda seconds: None)
+    return CliRunner().invoke(flowctl, list(args), obj=ctx, catch_exceptions=False)
+
+
+def _progress(f: FakeCluster, phases: list[str], reason: str = "") -> Any:
+    """A sleep that moves the created run through `phases`, one per read."""
+
+    def sleep(seconds: float) -> None:
+        assert seconds > 0
+        run = f.created[-1]
+        phase = phases.pop(0)
+        run["status"] = {"phase": phase, "reason": reason or phase}
+        f.put("flowruns", run)
+
+    return sleep
+
+
+def test_start_wait_follows_the_run_and_exits_with_its_outcome() -> None:
+    f = fake()
+    result = _invoke(f, "start", "etl", "--wait",
+                     sleep=_progress(f, ["Submitted", "Deployed", "Completed"]))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    name = f.created[0]["metadata"]["name"]
+    assert f"{name}: Deployed" in result.output and f"{name}: Completed" in result.output
+    f = fake()
+    failed = _invoke(f, "start", "etl", "--wait",
+                     sleep=_progress(f, ["Deployed", "Failed"], "TaskFailed"))  # fmt: skip
+    assert failed.exit_code == 1 and "ended Failed (TaskFailed)" in failed.output
+
+
+def test_schedule_suspend_and_resume_patch_the_flows_schedules() -> None:
+    f = fake()
+    f.objects[("flows", "ns", "etl")]["metadata"]["resourceVersion"] = "42"
+    result = _invoke(f, "schedule", "suspend", "etl", "hourly")
+    assert result.exit_code == 0, result.output
+    (_, _, name, patch) = f.patches[-1]
+    assert name == "etl" and patch["metadata"] == {"resourceVersion": "42"}
+    assert patch["spec"]["schedules"] == [{"name": "hourly", "cron": "@hourly", "suspend": True}]
+    assert "suspended hourly" in result.output
+    assert "resumed hourly" in _invoke(f, "schedule", "resume", "etl").output
+    assert f.get("flows", "ns", "etl")["spec"]["schedules"][0]["suspend"] is False
+    unknown = _invoke(f, "schedule", "suspend", "etl", "daily")
+    assert unknown.exit_code == 1 and "no schedule 'daily' (schedules: hourly)" in unknown.output
+    assert _invoke(f, "schedule", "suspend", "once").exit_code == 1  # it has no schedules
