@@ -1,6 +1,9 @@
 """Flows on the real local cluster: a `* * * * *` schedule makes a Scheduled FlowRun at the
-next minute (the cluster's real time: up to ~70 s), and the Run action over HTTP makes a
-run that Completes."""
+next minute (the cluster's real time: up to ~70 s), the Run action over HTTP makes a run
+that Completes (Forbid skips a second while it runs), FlowRuns by reference resolve v1 and
+v2 to their own tasks and a rerun keeps its version (or asks for the latest), a bad
+parameter applied with kubectl is InvalidSpec naming it, and Queue holds a run until the
+flow's slot frees."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.conftest import OK, ClusterHandle, OperatorProcess, wait_for
+from tests.e2e.conftest import FOREVER, OK, ClusterHandle, OperatorProcess, wait_for
 from tests.e2e.test_api import token  # noqa: F401  (the operator's token Secret, a fixture)
 
 pytestmark = pytest.mark.e2e
@@ -126,3 +129,107 @@ def test_the_run_action_over_http_makes_a_run_that_completes(
     run = cluster.get_json("-n", namespace, "flowrun", name)
     assert run["spec"]["configuration"]["parameters"] == {"REGION": "us"}
     assert run["spec"]["flowRef"] == {"name": "manual", "version": 1}
+
+
+def apply(cluster: ClusterHandle, namespace: str, body: dict[str, Any]) -> None:
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(body))
+
+
+def status_of(cluster: ClusterHandle, namespace: str, kind: str, name: str) -> dict[str, Any]:
+    return dict(cluster.get_json("-n", namespace, kind, name).get("status") or {})
+
+
+def finished(cluster: ClusterHandle, namespace: str, name: str, timeout: float = 60) -> Any:
+    return wait_for(
+        f"run {name} to finish",
+        lambda: (
+            (s := status_of(cluster, namespace, "flowrun", name)).get("phase")
+            in ("Completed", "Failed", "Crashed", "Cancelled")
+            and s
+        ),
+        timeout,
+    )
+
+
+def by_reference(name: str, **ref: Any) -> dict[str, Any]:
+    return {"apiVersion": "flowops.io/v1alpha1", "kind": "FlowRun", "metadata": {"name": name},
+            "spec": {"flowRef": {"name": "ver", **ref}}}  # fmt: skip
+
+
+def test_runs_by_reference_resolve_their_version_and_a_rerun_keeps_it(
+    cluster: ClusterHandle,
+    namespace: str,
+    operator: OperatorProcess,
+    token: str,  # noqa: F811
+) -> None:
+    params = [{"name": "REGION", "enum": ["eu", "us"], "default": "eu"}]
+    v1 = flow("ver", parameters=params)
+    v1["spec"]["tasks"] = [{"name": "only", "image": OK}]
+    apply(cluster, namespace, v1)
+    wait_for("version 1", lambda: status_of(cluster, namespace, "flow", "ver").get("version") == 1,
+             30)  # fmt: skip
+    apply(cluster, namespace, flow("ver", parameters=params))  # extract, load: version 2
+    wait_for("version 2", lambda: status_of(cluster, namespace, "flow", "ver").get("version") == 2,
+             30)  # fmt: skip
+    apply(cluster, namespace, by_reference("ref-v1", version=1, parameters={"REGION": "us"}))
+    apply(cluster, namespace, by_reference("ref-latest"))
+    apply(cluster, namespace, by_reference("ref-bad", parameters={"REGION": "mars"}))
+    bad = finished(cluster, namespace, "ref-bad")
+    assert (bad["phase"], bad["reason"]) == ("Failed", "InvalidSpec"), bad
+    assert "spec.flowRef.parameters.REGION" in bad["message"] and "mars" in bad["message"]
+    one, latest = finished(cluster, namespace, "ref-v1"), finished(cluster, namespace, "ref-latest")
+    assert one["phase"] == latest["phase"] == "Completed", (one, latest)
+    assert one["definition"]["version"] == 1 and latest["definition"]["version"] == 2
+    assert [t["name"] for t in one["definition"]["tasks"]] == ["only"]
+    assert [t["name"] for t in latest["definition"]["tasks"]] == ["extract", "load"]
+    assert [t["name"] for t in one["tasks"]] == ["only"]
+    assert one["definition"]["configuration"]["parameters"] == {"REGION": "us"}
+    # a rerun keeps version 1; ?version=latest asks for version 2
+    path = f"/api/v1/flowruns/{namespace}/ref-v1/rerun"
+    code, again = post(operator, path, token, {})
+    assert code == 201, again
+    rerun = cluster.get_json("-n", namespace, "flowrun", again["name"])
+    assert rerun["spec"]["version"] == "1" and [t["name"] for t in rerun["spec"]["tasks"]] == [
+        "only"
+    ]
+    code, newest = post(operator, path + "?version=latest", token, {})
+    assert code == 201, newest
+    resolved = finished(cluster, namespace, newest["name"])
+    assert resolved["phase"] == "Completed" and resolved["definition"]["version"] == 2, resolved
+
+
+def test_queue_holds_a_run_until_the_flows_slot_frees(
+    cluster: ClusterHandle,
+    namespace: str,
+    operator: OperatorProcess,
+    token: str,  # noqa: F811
+) -> None:
+    body = flow("queued", concurrency={"policy": "Queue"})
+    body["spec"]["tasks"] = [{"name": "long", "image": FOREVER}]
+    apply(cluster, namespace, body)
+    wait_for("version 1",
+             lambda: status_of(cluster, namespace, "flow", "queued").get("version") == 1, 30)  # fmt: skip
+    path = f"/api/v1/flows/{namespace}/queued/runs"
+    code, first = post(operator, path, token, {})
+    assert code == 201, first
+    wait_for("the first run Deployed",
+             lambda: status_of(cluster, namespace, "flowrun", first["name"]).get("phase")
+             == "Deployed", 30)  # fmt: skip
+    code, second = post(operator, path, token, {})
+    assert code == 201, second
+    held = wait_for(
+        "the second run held",
+        lambda: (
+            (s := status_of(cluster, namespace, "flowrun", second["name"])).get("reason")
+            == "WaitingForFlowConcurrency"
+            and s
+        ),
+        30,
+    )
+    assert held["phase"] == "Queued"
+    code, _ = post(operator, f"/api/v1/flowruns/{namespace}/{first['name']}/cancel", token, {})
+    assert code == 200
+    wait_for("the second run released",
+             lambda: status_of(cluster, namespace, "flowrun", second["name"]).get("phase")
+             == "Deployed", 30)  # fmt: skip
+    post(operator, f"/api/v1/flowruns/{namespace}/{second['name']}/cancel", token, {})
