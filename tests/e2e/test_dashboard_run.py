@@ -121,7 +121,7 @@ async def test_run_page_graph_goes_green_live(
     # every node says its state in words, not by color alone
     for n in await nodes.all():
         state = await n.get_attribute("data-status")
-        assert state and state in await n.locator("text.state").inner_text()
+        assert state and state in (await n.locator("text.state").text_content() or "")
 
     def phase() -> str:
         return str((cluster.get_json("-n", NS, "flowrun", RUN).get("status") or {}).get("phase"))
@@ -133,17 +133,21 @@ async def test_run_page_graph_goes_green_live(
     for name in TASKS:
         node = page.locator(f'#run-dag g.node[data-task="{name}"]')
         await expect(node).to_have_attribute("data-status", "Succeeded", timeout=2_000)
-        assert "Succeeded" in await node.locator("text.state").inner_text()
+        assert "Succeeded" in (await node.locator("text.state").text_content() or "")
     assert await page.evaluate("window.__notReloaded === true")
     assert await page.title() == f"{RUN} (Completed) · Flow run · Flow Operator"
 
     # the timeline: a bar per task, each after the tasks it depends on
     bars = page.locator("#run-timeline .bar")
     await expect(bars).to_have_count(6)
-    left = {
-        n: (await page.locator(f'#run-timeline .bar[data-task="{n}"]').bounding_box() or {})["x"]
-        for n in TASKS
-    }
+    # read in one go: a late event redraws the timeline
+    left = dict(
+        await page.eval_on_selector_all(
+            "#run-timeline .bar",
+            "bars => bars.map(b => [b.dataset.task, b.getBoundingClientRect().left])",
+        )
+    )
+    assert set(left) == set(TASKS)
     for a, b in EDGES:
         assert left[a] <= left[b], (a, b, left)
     history = await page.locator("#run-history tbody tr").all_inner_texts()
