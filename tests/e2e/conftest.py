@@ -166,9 +166,14 @@ class OperatorProcess:
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        args = list(self.args or ["--all-namespaces"])
+        if not {"--history-db", "--data-dir"} & set(args):
+            # A run history of its own beside the log, never the repository's
+            # ./.flow-operator (make run's, and every other operator's).
+            args += ["--data-dir", str(self.log.parent / "data")]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "flow_operator", "run", *(self.args or ["--all-namespaces"]),
+                [sys.executable, "-m", "flow_operator", "run", *args,
                  "--http-host", "127.0.0.1", "--http-port", str(self.http_port),
                  "--metrics-port", str(self.metrics_port)],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
