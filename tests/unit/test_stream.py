@@ -215,6 +215,13 @@ def test_a_run_change_carries_the_run_page_row() -> None:
         ("one", "Succeeded", None, 2),
         ("two", "Running", ["one"], 1),
     ]
+    # a reconcile that decides the same again sends nothing: no redraw under the reader
+    h.on_run(RunChanged(("a", "r"), "u1", body, Phase.DEPLOYED, status))
+    assert client.take(h.last_id) == []
+    done = status.model_copy(update={"phase": Phase.COMPLETED})
+    h.on_run(RunChanged(("a", "r"), "u1", body, Phase.DEPLOYED, done))
+    [change] = frames(client.take(h.last_id))
+    assert change["run"]["status"] == "Completed"
 
 
 TOKEN = "stream-token"

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,6 +158,10 @@ class StreamHub:
         self._ring: deque[Change] = deque(maxlen=ring)
         self._next = int(clock() * 1_000_000)
         self._clients: set[Client] = set()
+        # What each object's last event said: a reconcile that decided the same again is
+        # no change to a page (and a redraw under a reader's cursor), so it is not sent.
+        self._said: OrderedDict[tuple[str, str, str], Mapping[str, Any]] = OrderedDict()
+        self._said_max = ring
 
     @property
     def last_id(self) -> int:
@@ -179,17 +183,29 @@ class StreamHub:
                 client.offer(frame)
         return change
 
+    def _changed(self, kind: str, namespace: str, name: str, data: Mapping[str, Any]) -> None:
+        """Publish `data` unless it is what this object's last event said already."""
+        key = (kind, namespace, name)
+        if self._said.get(key) == data:
+            self._said.move_to_end(key)
+            return
+        self._said[key] = data
+        self._said.move_to_end(key)
+        while len(self._said) > self._said_max:
+            self._said.popitem(last=False)
+        self.publish(kind, namespace, name, data)
+
     def on_run(self, event: RunChanged) -> None:
         """A RunChanged from the operator's topic: the run as the run page shows it."""
         body = {**event.body, "status": event.status.dump()}
-        self.publish("run", event.key[0], event.key[1], {"run": row_of(body).dump()})
+        self._changed("run", event.key[0], event.key[1], {"run": row_of(body).dump()})
 
     def on_workflow(self, event: WorkflowChanged) -> None:
         status = event.status
         data: dict[str, Any] = {"gone": status is None}
         if status is not None:
             data["actualStatus"] = status.actualStatus.value
-        self.publish("workflow", event.key[0], event.key[1], data)
+        self._changed("workflow", event.key[0], event.key[1], data)
 
     def connect(self, scope: Scope, last_event_id: str | None = None) -> Client:
         """A new client; with `last_event_id`, what it missed is waiting in it already."""
