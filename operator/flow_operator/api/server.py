@@ -66,6 +66,7 @@ STATIC_FILES = {
     "auth.js": "text/javascript",
     "stream.js": "text/javascript",
     "run.js": "text/javascript",
+    "flows.js": "text/javascript",
     # vendored libraries (api/static/vendor/MANIFEST.json, docs/dashboard.md)
     "vendor/dagre.min.js": "text/javascript",
     "style.css": "text/css",

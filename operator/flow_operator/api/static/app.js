@@ -64,8 +64,10 @@ function showLogin(message) {
   $("page-workflows").hidden = true;
   $("page-runs").hidden = true;
   $("page-run").hidden = true;
+  $("page-flows").hidden = true;
   stopLive();
   hideRun();
+  hideFlows(); // flows.js
   $("logout").hidden = true;
   $("login-error").hidden = !message;
   $("login-error").textContent = message || "";
@@ -89,18 +91,31 @@ $("logout").addEventListener("click", () => {
 // ---------- routing and polling ----------
 
 const RUN_PAGE = /^#\/runs\/([^/?]+)\/([^/?]+)/;
+const FLOWS_PAGE = /^#\/flows(?:\/([^/?]+)\/([^/?]+))?/;
 
 function route() {
   const one = RUN_PAGE.exec(location.hash);
-  state.page = one ? "run" : location.hash.startsWith("#/runs") ? "runs" : "workflows";
+  const flows = FLOWS_PAGE.exec(location.hash);
+  state.page = one ? "run" : flows ? "flows" : location.hash.startsWith("#/runs") ? "runs" : "workflows";
   $("nav-workflows").classList.toggle("active", state.page === "workflows");
-  $("nav-runs").classList.toggle("active", state.page !== "workflows");
+  $("nav-flows").classList.toggle("active", state.page === "flows");
+  $("nav-runs").classList.toggle("active", state.page === "runs" || state.page === "run");
   if (!state.token) { showLogin(); return; }
   $("login").hidden = true;
   $("logout").hidden = false;
   $("page-workflows").hidden = state.page !== "workflows";
   $("page-runs").hidden = state.page !== "runs";
   $("page-run").hidden = state.page !== "run";
+  $("page-flows").hidden = state.page !== "flows";
+  if (state.page !== "flows") hideFlows(); // flows.js
+  if (flows) {
+    stopLive();
+    clearTimeout(state.timer);
+    hideRun();
+    const dec = (x) => (x ? decodeURIComponent(x) : null);
+    showFlows(dec(flows[1]), dec(flows[2]));
+    return;
+  }
   if (one) {
     stopLive();
     clearTimeout(state.timer);
@@ -156,6 +171,7 @@ function runChanged(run) {
 
 async function refresh() {
   clearTimeout(state.timer);
+  if (state.page === "flows" || state.page === "run") return; // their own scripts keep them
   try {
     if (state.page === "workflows") await loadWorkflows();
     else await loadRuns();
@@ -239,7 +255,7 @@ const runsUrl = (limit, cursor) => {
 
 async function loadRuns() {
   const shown = Math.min(1000, Math.max(PAGE, (state.items || []).length));
-  const data = await (await api(runsUrl(shown))).json();
+  const [data] = await Promise.all([api(runsUrl(shown)).then((r) => r.json()), knowFlows()]); // flows.js
   await Promise.all([...state.expanded].map(async (id) => {
     try { state.tasks.set(id, await (await api(`/api/v1/flowruns/${id}`)).json()); }
     catch (e) { if (e instanceof Unauthorized) throw e; }
@@ -306,7 +322,7 @@ function runRow(run, id) {
       onclick: () => { open ? state.expanded.delete(id) : state.expanded.add(id); refresh(); },
     }, open ? "▾" : "▸")),
     ...RUN_FIELDS.map((f) => el("td", { class: f, title: run[f] || "" }, f === "flowName"
-      ? el("a", { href: `#/runs/${id}`, class: "run-link", title: `${run.namespace}/${run.name}: graph, timeline, logs` }, cell(f, run[f]))
+      ? runNameCell(run, id)
       : cell(f, run[f]))),
     el("td", {}, badge(run.status)),
     el("td", { class: cancelling ? "message muted" : "message", title: message }, message),
@@ -314,6 +330,16 @@ function runRow(run, id) {
       el("button", { class: "danger cancel", disabled: FINISHED.has(run.status) || cancelling, onclick: () => act(id, "cancel") }, cancelling ? "Cancelling…" : "Cancel"),
       " ",
       el("button", { class: "rerun", disabled: !FINISHED.has(run.status), onclick: () => act(id, "rerun") }, "Rerun")));
+}
+
+// The flow name links to the run's page, and a small link before it to its Flow (flows.js).
+function runNameCell(run, id) {
+  const flow = flowOfRun(run);
+  return [
+    flow ? el("a", { href: flow, class: "flow-link", title: `the Flow ${run.flowName}: versions, schedules, Run`,
+      "aria-label": `the Flow ${run.flowName}` }, "⤴") : null,
+    el("a", { href: `#/runs/${id}`, class: "run-link", title: `${run.namespace}/${run.name}: graph, timeline, logs` }, cell("flowName", run.flowName)),
+  ];
 }
 
 function tasksRow(id) {
