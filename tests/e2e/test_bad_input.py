@@ -206,9 +206,18 @@ def _chain(n: int) -> list[dict[str, Any]]:
 
 FLOWRUN_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("run-no-spec", {k: v for k, v in _fr().items() if k != "spec"}, "spec: Required value"),
-    ("run-no-flow-name", _fr(flowName=None), "spec.flowName: Required value"),
-    ("run-no-version", _fr(version=None), "spec.version: Required value"),
-    ("run-no-tasks", _fr(tasks=None), "spec.tasks: Required value"),
+    # required unless spec.flowRef names a Flow (a run by reference): CEL says so
+    (
+        "run-no-flow-name",
+        _fr(flowName=None),
+        "spec.flowName and spec.version are required unless spec.flowRef",
+    ),
+    (
+        "run-no-version",
+        _fr(version=None),
+        "spec.flowName and spec.version are required unless spec.flowRef",
+    ),
+    ("run-no-tasks", _fr(tasks=None), "spec.tasks is required unless spec.flowRef names a Flow"),
     ("run-empty-tasks", _fr(tasks=[]), "spec.tasks: Invalid value: 0"),
     ("run-tasks-not-a-list", _fr(tasks={"a": {"image": "x"}}), 'unknown field "spec.tasks.a"'),
     ("run-level-enum", _fr(level="team"), 'spec.level: Unsupported value: "team"'),
