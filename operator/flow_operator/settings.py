@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from flow_operator import metrics
+from flow_operator.history.retention import parse_duration
 from flow_operator.history.store import DEFAULT_LOG_CAP
 from flow_operator.reconcile.flowrun import Limits
 
@@ -38,24 +39,15 @@ class HttpSettings:
 AUTH_MODES = ("kubernetes", "token")  # api/identity.py's MODES (a unit test keeps them equal)
 NO_HISTORY = "none"
 DEFAULT_DATA_DIR = ".flow-operator"
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_NEVER = ("", "never", "none", "off")
 
 
 def duration(text: str) -> timedelta | None:
-    """ "90d", "1h30m", "45s", "300" (seconds), "0"; "never" (or "none", "off", ""): None."""
-    text = text.strip().lower()
-    if text in _NEVER:
-        return None
-    if text.isdigit():
-        return timedelta(seconds=int(text))
-    parts = re.fullmatch(r"(?:\d+[smhdw])+", text)
-    if parts is None:
-        raise argparse.ArgumentTypeError(
-            f"not a duration: {text!r} (e.g. 90d, 12h, 30m, 45s, 0 or never)"
-        )
-    seconds = sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([smhdw])", text))
-    return timedelta(seconds=seconds)
+    """A flag's duration (history.retention.parse_duration's forms), as argparse wants its
+    refusals."""
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def size(text: str) -> int:

@@ -32,7 +32,7 @@ _NEVER = ("", "never", "none", "off")
 
 def parse_duration(text: str) -> timedelta | None:
     """ "90d", "1h30m", "45s", "300" (seconds); "never" (or "none", "off", ""): None.
-    ValueError otherwise (the same forms as the operator's flags, settings.duration)."""
+    ValueError otherwise (the operator's flags use it too, settings.duration)."""
     text = text.strip().lower()
     if text in _NEVER:
         return None
