@@ -11,6 +11,7 @@ screenshots to docs/ (docs/dashboard-workflows.png, docs/dashboard-runs.png).
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import secrets
@@ -114,8 +115,12 @@ def shots(tmp_path: Path) -> Path:
     return DOCS if os.environ.get("FLOW_SCREENSHOTS") == "1" else tmp_path
 
 
-@pytest.fixture
-async def page() -> AsyncIterator[Any]:
+@contextlib.asynccontextmanager
+async def browser_page(
+    allowed: tuple[str, ...] = ("401",), timezone: str | None = None
+) -> AsyncIterator[Any]:
+    """A Chromium page at WIDTH; on leaving, no page error or console error but those
+    naming one of `allowed` (a 401 asked for on purpose shows up as one)."""
     if not HAVE_CHROMIUM:
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} missing: run tests/e2e/browser_deps.sh")
@@ -124,15 +129,32 @@ async def page() -> AsyncIterator[Any]:
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = await browser.new_context(viewport={"width": WIDTH, "height": 950})
+        options: dict[str, Any] = {"viewport": {"width": WIDTH, "height": 950}}
+        if timezone:
+            options["timezone_id"] = timezone
+        context = await browser.new_context(**options)
         pg = await context.new_page()
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
         pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         yield pg
         await browser.close()
-        # a 401 on purpose shows up as a console error; anything else is a bug
-        assert [e for e in errors if "401" not in e] == []
+        assert [e for e in errors if not any(a in e for a in allowed)] == []
+
+
+def shots_dir(tmp_path: Path) -> Path:
+    """Where a test's screenshot goes: docs/images with FLOW_SCREENSHOTS=1, else tmp_path."""
+    if os.environ.get("FLOW_SCREENSHOTS") == "1":
+        out = DOCS / "images"
+        out.mkdir(parents=True, exist_ok=True)
+        return out
+    return tmp_path
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Any]:
+    async with browser_page() as pg:
+        yield pg
 
 
 async def sign_in(page: Any, base: str, token: str = TOKEN) -> None:

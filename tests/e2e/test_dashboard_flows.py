@@ -12,7 +12,6 @@ writes it there, else to the test's tmp dir).
 from __future__ import annotations
 
 import base64
-import os
 import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -23,8 +22,8 @@ import pytest
 import yaml
 from playwright.async_api import expect
 
-from tests.e2e.conftest import OK, ROOT, ClusterHandle, OperatorProcess, wait_for
-from tests.e2e.test_dashboard import ARGS, CHROMIUM, HAVE_CHROMIUM, WIDTH, sign_in
+from tests.e2e.conftest import OK, ClusterHandle, OperatorProcess, wait_for
+from tests.e2e.test_dashboard import browser_page, shots_dir, sign_in
 
 TOKEN = f"dashboard-flows-{secrets.token_hex(8)}"
 NS = f"flowspage-{secrets.token_hex(3)}"
@@ -74,32 +73,8 @@ def regional() -> dict[str, Any]:
 async def page() -> AsyncIterator[Any]:
     """test_dashboard's browser in another time zone; the 422 asked for on purpose (and a
     401) are the only console errors allowed."""
-    if not HAVE_CHROMIUM:
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} missing: run tests/e2e/browser_deps.sh")
-        pytest.skip(f"{CHROMIUM} missing (tests/e2e/browser_deps.sh installs it)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = await browser.new_context(
-            viewport={"width": WIDTH, "height": 950}, timezone_id=TIME_ZONE
-        )
-        pg = await context.new_page()
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    async with browser_page(allowed=("401", "422"), timezone=TIME_ZONE) as pg:
         yield pg
-        await browser.close()
-        assert [e for e in errors if "401" not in e and "422" not in e] == []
-
-
-def shots_dir(tmp_path: Path) -> Path:
-    if os.environ.get("FLOW_SCREENSHOTS") == "1":
-        out = ROOT / "docs" / "images"
-        out.mkdir(parents=True, exist_ok=True)
-        return out
-    return tmp_path
 
 
 async def test_run_a_flow_from_the_dashboard_with_a_parameter(

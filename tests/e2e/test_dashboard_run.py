@@ -10,7 +10,6 @@ opens the same view after a reload. The screenshot is docs/images/dashboard-run.
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -21,8 +20,8 @@ import pytest
 import yaml
 from playwright.async_api import expect
 
-from tests.e2e.conftest import ROOT, ClusterHandle, OperatorProcess, flowrun, task, wait_for
-from tests.e2e.test_dashboard import ARGS, CHROMIUM, HAVE_CHROMIUM, WIDTH, sign_in
+from tests.e2e.conftest import ClusterHandle, OperatorProcess, flowrun, task, wait_for
+from tests.e2e.test_dashboard import browser_page, shots_dir, sign_in
 
 TOKEN = f"dashboard-run-{secrets.token_hex(8)}"
 NS = f"runpage-{secrets.token_hex(3)}"
@@ -68,30 +67,8 @@ def diamond() -> dict[str, Any]:
 async def page() -> AsyncIterator[Any]:
     """test_dashboard's browser, but the run page opens before its run exists: that one
     404 (and a 401 on purpose) are the only console errors allowed."""
-    if not HAVE_CHROMIUM:
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} missing: run tests/e2e/browser_deps.sh")
-        pytest.skip(f"{CHROMIUM} missing (tests/e2e/browser_deps.sh installs it)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = await browser.new_context(viewport={"width": WIDTH, "height": 950})
-        pg = await context.new_page()
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    async with browser_page(allowed=("401", "404")) as pg:
         yield pg
-        await browser.close()
-        assert [e for e in errors if "401" not in e and "404" not in e] == []
-
-
-def shots_dir(tmp_path: Path) -> Path:
-    if os.environ.get("FLOW_SCREENSHOTS") == "1":
-        out = ROOT / "docs" / "images"
-        out.mkdir(parents=True, exist_ok=True)
-        return out
-    return tmp_path
 
 
 async def test_run_page_graph_goes_green_live(
