@@ -26,6 +26,7 @@ from flow_operator.errors import KubeError, NotFound, Refused
 from flow_operator.flows.manual import RunRequest, plan_run
 from flow_operator.flows.objects import with_flow_ref
 from flow_operator.flows.runs import FlowRunRecord
+from flow_operator.flows.versions import revision_to_read, spec_of_revision
 from flow_operator.models.flow import Flow, FlowSpec
 from flow_operator.models.flowrun import RunType
 from flow_operator.objects.body import Body, first
@@ -176,17 +177,12 @@ class IndexedFlows:
     async def _definitions(self, flow: Flow, wanted: int | None) -> dict[int, FlowSpec]:
         """The spec of an older version, from its ControllerRevision (the current one is
         the Flow's own spec)."""
-        status = flow.status
-        if wanted is None or status is None or wanted == status.version:
-            return {}
-        kept = next((v for v in status.versions if v.version == wanted), None)
-        if kept is None or not kept.revision_name:
-            return {}  # plan_run names the versions that are kept
+        name = revision_to_read(flow, wanted)
+        if name is None or wanted is None:
+            return {}  # the current version, or one plan_run names as not kept
         try:
-            revision = await self.kube.get(
-                CONTROLLERREVISIONS, flow.metadata.namespace, kept.revision_name
-            )
-            return {wanted: FlowSpec.model_validate(revision.get("data") or {})}
+            revision = await self.kube.get(CONTROLLERREVISIONS, flow.metadata.namespace, name)
+            return {wanted: spec_of_revision(revision)}
         except (KubeError, ValidationError):
             return {}  # plan_run answers that the definition could not be read
 

@@ -4,9 +4,9 @@
 flowctl talks to the API server directly, as its other commands do (no operator HTTP API
 or token needed): `start` decides the run with the same pure Run action the HTTP API uses
 (flows/manual.py: version, parameters, idempotency key, concurrency) over the Flow and its
-runs as listed, and creates the FlowRun itself, with run type Manual. Its one limit: it
-reads no ControllerRevision, so it starts the current version (or an older one only while
-the Flow's spec still is that version); the HTTP API starts any kept version.
+runs as listed, and creates the FlowRun itself, with run type Manual. `--version N` starts
+any kept version: an older one's spec is read from its ControllerRevision, as the HTTP API
+does.
 
 `start --wait` reads the run every WAIT_INTERVAL seconds, printing each phase it enters,
 and exits with its outcome: 0 Completed, 1 any other final phase. `schedule suspend` and
@@ -26,8 +26,8 @@ import click
 from flow_operator.cli import render
 from flow_operator.flows.manual import RunRequest, plan_run
 from flow_operator.flows.objects import with_flow_ref
-from flow_operator.flows.runs import FlowRunRecord
-from flow_operator.flows.schedule import FLOW_LABEL
+from flow_operator.flows.runs import FlowRunRecord, flow_of
+from flow_operator.flows.versions import revision_to_read, spec_of_revision
 from flow_operator.models.flow import PLURAL as FLOWS
 from flow_operator.models.flow import Flow
 from flow_operator.models.flowrun import PLURAL as FLOWRUNS
@@ -42,7 +42,7 @@ FINAL = {p.value for p in TERMINAL}
 
 
 def _runs_of(items: list[Body], name: str) -> list[Body]:
-    return [b for b in items if (b["metadata"].get("labels") or {}).get(FLOW_LABEL) == name]
+    return [b for b in items if flow_of(b) == name]
 
 
 def flows_table(rows: list[Body], all_namespaces: bool = False) -> str:
@@ -187,7 +187,19 @@ def register(
             idempotency_key=idempotency_key,
         )
         suffix = "".join(secrets.choice(ALPHABET) for _ in range(5))
-        decided = plan_run(parsed, request, definitions={}, runs=runs, now=c.now(), suffix=suffix)
+        definitions = {}
+        revision = revision_to_read(parsed, version)
+        if revision is not None and version is not None:
+            try:
+                definitions[version] = spec_of_revision(c.cluster.revision(ns, revision))
+            except NotFound:
+                pass  # pruned since the Flow's status was written: plan_run says not kept
+            except ValueError as e:
+                fail(f"flow {ns}/{flow_name} version {version}: its revision {revision} "
+                     f"does not hold a flow spec: {e}")  # fmt: skip
+        decided = plan_run(
+            parsed, request, definitions=definitions, runs=runs, now=c.now(), suffix=suffix
+        )
         if decided.errors:
             fail("; ".join(f"{e.path}: {e.message}" for e in decided.errors), 2)
         if decided.existing is not None:

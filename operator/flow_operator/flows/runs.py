@@ -76,6 +76,27 @@ class Record(BaseModel):
     )
 
 
+def flow_of(body: Mapping[str, Any]) -> str | None:
+    """The Flow a FlowRun belongs to: its `flowops.io/flow` label (the runs a Flow makes:
+    ticks and Run) or, for a run applied by hand, the Flow its `spec.flowRef` names; None
+    for an inline run. Both count alike for the flow's concurrency, last run and history."""
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    ref = (body.get("spec") or {}).get("flowRef") or {}
+    name = labels.get(FLOW_LABEL) or (ref.get("name") if isinstance(ref, Mapping) else None)
+    return str(name) if name else None
+
+
+def version_of(body: Mapping[str, Any]) -> str | None:
+    """The flow version a FlowRun runs: its label, its spec's, or the one resolved for
+    its flowRef (status.definition)."""
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    definition = ((body.get("status") or {}).get("definition")) or {}
+    version = labels.get(VERSION_LABEL) or (body.get("spec") or {}).get("version")
+    if not version and isinstance(definition, Mapping):
+        version = definition.get("version")
+    return str(version) if version not in (None, "") else None
+
+
 class FlowRunRecord(Record):
     """One FlowRun of the flow, as the planner needs it."""
 
@@ -114,11 +135,11 @@ class FlowRunRecord(Record):
         meta = body.get("metadata") or {}
         labels = meta.get("labels") or {}
         notes = meta.get("annotations") or {}
-        if FLOW_LABEL not in labels:
+        if flow_of(body) is None:
             return None
         status = body.get("status") or {}
         spec = body.get("spec") or {}
-        version = labels.get(VERSION_LABEL, spec.get("version"))
+        version = version_of(body)
         stamp = labels.get(SCHEDULED_TIME_LABEL)
         decision = notes.get(DECISION_ANNOTATION)
         created = parse_time(meta.get("creationTimestamp"))
@@ -127,7 +148,7 @@ class FlowRunRecord(Record):
         return cls(
             name=meta["name"],
             uid=meta.get("uid", ""),
-            version=int(version) if version and str(version).isdigit() else None,
+            version=int(version) if version and version.isdigit() else None,
             phase=status.get("phase"),
             reason=status.get("reason"),
             run_type=spec.get("runType"),

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from flow_operator.models.flow import FlowSpec, FlowVersion
+from flow_operator.models.flow import Flow, FlowSpec, FlowVersion
 
 # The run-relevant fields, in the spelling of the manifest.
 RUN_RELEVANT = (
@@ -48,6 +48,23 @@ def snapshot(spec: FlowSpec) -> dict[str, Any]:
     """The run-relevant part as the ControllerRevision keeps it: with its defaults."""
     full = spec.dump()
     return {k: full[k] for k in RUN_RELEVANT if k in full}
+
+
+def revision_to_read(flow: Flow, wanted: int | None) -> str | None:
+    """The ControllerRevision to read for a run of version `wanted`: None when that is the
+    current version (the Flow's own spec) or not a kept one (the Run action names the kept
+    versions in its answer)."""
+    status = flow.status
+    if wanted is None or status is None or wanted == status.version:
+        return None
+    kept = next((v for v in status.versions if v.version == wanted), None)
+    return kept.revision_name if kept is not None and kept.revision_name else None
+
+
+def spec_of_revision(revision: Mapping[str, Any]) -> FlowSpec:
+    """The version's spec a ControllerRevision keeps (its `data`: `snapshot`); pydantic's
+    ValidationError when it is not one."""
+    return FlowSpec.model_validate(revision.get("data") or {})
 
 
 def canonical(spec: FlowSpec) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Flow wiring: index the Flows and, by the `flowops.io/flow` label, their runs; enqueue
+"""Flow wiring: index the Flows and their runs (by the `flowops.io/flow` label, or the
+Flow a hand-made run's `spec.flowRef` names: flows/runs.flow_of); enqueue
 the Flow on a change of itself or of one of its runs (a run's end frees a concurrency slot
 and changes the last run); build the Flow reconciler.
 
@@ -15,7 +16,7 @@ import kopf
 
 from flow_operator import GROUP, VERSION
 from flow_operator.app import Operator, Started
-from flow_operator.flows.schedule import FLOW_LABEL
+from flow_operator.flows.runs import flow_of
 from flow_operator.models.flow import PLURAL
 from flow_operator.models.flowrun import PLURAL as FLOWRUNS
 from flow_operator.objects import slim
@@ -26,7 +27,10 @@ from flow_operator.reconcile.history import History
 QUEUE = "flow"
 INDEX = "flow_bodies"
 RUNS = "flowruns_by_flow"
-OF_A_FLOW: Mapping[str, Any] = {FLOW_LABEL: kopf.PRESENT}
+
+
+def _of_a_flow(body: kopf.Body, **_: Any) -> bool:
+    return flow_of(body) is not None
 
 
 def run_projection(body: Mapping[str, Any]) -> Body:
@@ -34,12 +38,14 @@ def run_projection(body: Mapping[str, Any]) -> Body:
     metadata, run type, version and cancel request, phase, reason and times."""
     full = slim.custom_object(body)
     spec, status = full["spec"], full["status"]
+    kept = {k: status[k] for k in ("phase", "reason", "startTime", "endTime") if k in status}
+    definition = status.get("definition") or {}
+    if "version" in definition:  # a flowRef run's resolved version, not its tasks
+        kept["definition"] = {"version": definition["version"]}
     return {
         "metadata": full["metadata"],
-        "spec": {k: spec[k] for k in ("runType", "version", "cancel") if k in spec},
-        "status": {
-            k: status[k] for k in ("phase", "reason", "startTime", "endTime") if k in status
-        },
+        "spec": {k: spec[k] for k in ("runType", "version", "cancel", "flowRef") if k in spec},
+        "status": kept,
     }
 
 
@@ -51,23 +57,19 @@ def setup(app: Operator) -> None:
     async def flow_bodies(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(namespace or "", name): slim.custom_object(body)}
 
-    @kopf.index(GROUP, VERSION, FLOWRUNS, labels=OF_A_FLOW, id="flowruns_by_flow",
+    @kopf.index(GROUP, VERSION, FLOWRUNS, when=_of_a_flow, id="flowruns_by_flow",
                 registry=registry)  # fmt: skip
-    async def flowruns_by_flow(
-        namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
-    ) -> Any:
-        return {(namespace or "", labels[FLOW_LABEL]): run_projection(body)}
+    async def flowruns_by_flow(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+        return {(namespace or "", flow_of(body)): run_projection(body)}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="flow_changed", registry=registry)
     async def flow_changed(namespace: str | None, name: str, **_: Any) -> None:
         queue.enqueue((namespace or "", name))
 
-    @kopf.on.event(GROUP, VERSION, FLOWRUNS, labels=OF_A_FLOW, id="run_of_flow_changed",
+    @kopf.on.event(GROUP, VERSION, FLOWRUNS, when=_of_a_flow, id="run_of_flow_changed",
                    registry=registry)  # fmt: skip
-    async def run_of_flow_changed(
-        namespace: str | None, labels: Mapping[str, str], **_: Any
-    ) -> None:
-        queue.enqueue((namespace or "", labels[FLOW_LABEL]))
+    async def run_of_flow_changed(namespace: str | None, body: kopf.Body, **_: Any) -> None:
+        queue.enqueue((namespace or "", flow_of(body) or ""))
 
     @app.on_build
     def build(ctx: Started) -> None:

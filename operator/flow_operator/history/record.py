@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from flow_operator.flows.runs import flow_of, version_of
 from flow_operator.history.store import (
     InvalidRecord,
     RunRecord,
@@ -101,8 +102,9 @@ def record_of(body: Mapping[str, Any]) -> RunRecord:
         uid=str(meta["uid"]),
         namespace=str(meta["namespace"]),
         name=str(meta["name"]),
-        flow_name=_str(spec.get("flowName")) or "",
-        version=_str(spec.get("version")),
+        # a run applied with spec.flowRef: its Flow, and the version resolved for it
+        flow_name=_str(spec.get("flowName")) or flow_of(body) or "",
+        version=_str(spec.get("version")) or version_of(body),
         level=_str(spec.get("level")),
         run_type=_str(spec.get("runType")),
         configuration=_str(_map(spec.get("configuration")).get("name")),

@@ -47,6 +47,7 @@ class Cluster:
         self._api = client.ApiClient()
         self._custom = client.CustomObjectsApi(self._api)
         self._core = client.CoreV1Api(self._api)
+        self._apps = client.AppsV1Api(self._api)
 
     def get(self, plural: str, namespace: str, name: str) -> Body:
         with edge():
@@ -85,6 +86,12 @@ class Cluster:
                     GROUP, VERSION, namespace, plural, body
                 )
             )
+
+    def revision(self, namespace: str, name: str) -> Body:
+        """A ControllerRevision (a Flow's kept version)."""
+        with edge():
+            out = self._apps.read_namespaced_controller_revision(name, namespace)
+        return dict(self._api.sanitize_for_serialization(out))
 
     def pods(self, namespace: str, selector: str) -> list[Body]:
         with edge():

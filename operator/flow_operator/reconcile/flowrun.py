@@ -48,7 +48,7 @@ from flow_operator.flows.reference import (
     resolve_ref,
     to_read,
 )
-from flow_operator.flows.schedule import FLOW_LABEL
+from flow_operator.flows.runs import flow_of
 from flow_operator.models.flow import Flow, FlowSpec
 from flow_operator.models.flowrun import TERMINAL, FlowRun, FlowRunStatus, Phase, TaskPhase
 from flow_operator.models.workflow import Color, DesiredStatus, PublishingMode
@@ -328,7 +328,7 @@ class FlowRunReconciler:
     def _flow_hold(self, key: Key) -> Hold | None:
         """Whether the run's flow holds it back (a run made under Queue or Replace)."""
         mine = first(self.view.runs.get(key, ()))
-        flow = ((mine or {}).get("metadata") or {}).get("labels", {}).get(FLOW_LABEL)
+        flow = None if mine is None else flow_of(mine)
         if mine is None or not flow or self.view.flows is None or self.view.flow_runs is None:
             return None
         body = first(self.view.flows.get((key[0], flow), ()))

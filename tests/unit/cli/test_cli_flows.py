@@ -132,3 +132,52 @@ def test_schedule_suspend_and_resume_patch_the_flows_schedules() -> None:
     unknown = _invoke(f, "schedule", "suspend", "etl", "daily")
     assert unknown.exit_code == 1 and "no schedule 'daily' (schedules: hourly)" in unknown.output
     assert _invoke(f, "schedule", "suspend", "once").exit_code == 1  # it has no schedules
+
+
+def two_versions(keep_revision: bool = True) -> FakeCluster:
+    """etl at version 2 (tasks a, b); version 1 (task old) kept in its ControllerRevision."""
+    f = FakeCluster()
+    old = FlowSpec.model_validate(flow_spec(tasks=[{"name": "old", "image": "busybox"}]))
+    body = flow("etl")
+    v1 = {"version": 1, "revision": revision_hash(old),
+          "revisionName": revision_name("etl", 1, revision_hash(old)),
+          "creationTime": "2024-02-11T08:00:00Z"}  # fmt: skip
+    body["status"]["versions"] = [v1, {**body["status"]["versions"][0], "version": 2}]
+    body["status"]["version"] = 2
+    f.put("flows", body)
+    if keep_revision:
+        f.put("controllerrevisions", {"metadata": {"name": v1["revisionName"], "namespace": "ns"},
+                                      "data": old.dump(), "revision": 1})  # fmt: skip
+    return f
+
+
+def test_start_version_runs_an_older_kept_version_from_its_revision() -> None:
+    f = two_versions()
+    result = invoke(f, "start", "etl", "--version", "1")
+    assert result.exit_code == 0, result.output
+    (run,) = f.created
+    assert run["spec"]["flowRef"] == {"name": "etl", "version": 1}
+    assert [t["name"] for t in run["spec"]["tasks"]] == ["old"]
+    assert "created (flow etl v1)" in result.output
+    run["metadata"]["creationTimestamp"] = "2024-02-12T09:00:00Z"
+    f.put("flowruns", run)
+    assert invoke(f, "start", "etl").exit_code == 0
+    assert [t["name"] for t in f.created[-1]["spec"]["tasks"]] != ["old"]  # the current one
+
+
+def test_start_version_whose_revision_is_gone_names_it_and_creates_nothing() -> None:
+    f = two_versions(keep_revision=False)
+    result = invoke(f, "start", "etl", "--version", "1")
+    assert result.exit_code == 2 and "could not be read" in result.output, result.output
+    assert invoke(f, "start", "etl", "--version", "7").exit_code == 2
+    assert f.created == []
+
+
+def test_a_run_applied_by_flow_ref_counts_for_forbid() -> None:
+    f = fake()
+    f.put("flowruns", {"metadata": {"name": "by-hand", "namespace": "ns", "uid": "u1",
+                                    "creationTimestamp": "2024-02-12T09:00:00Z"},
+                       "spec": {"flowRef": {"name": "once"}},
+                       "status": {"phase": "Deployed", "definition": {"version": 1}}})  # fmt: skip
+    result = invoke(f, "start", "once")
+    assert result.exit_code == 3 and "not started" in result.output, result.output

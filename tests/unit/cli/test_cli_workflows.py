@@ -70,6 +70,9 @@ class FakeCluster:
         self.status_patches.append((plural, namespace, name, patch))
         return self.get(plural, namespace, name)
 
+    def revision(self, namespace: str, name: str) -> Body:
+        return self.get("controllerrevisions", namespace, name)
+
     def create(self, plural: str, namespace: str, body: Body) -> Body:
         body = deepcopy(body)
         meta = body["metadata"]

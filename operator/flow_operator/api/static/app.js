@@ -10,7 +10,8 @@ const state = {
   token: sessionStorage.getItem("flowToken") || "",
   page: "workflows",
   expanded: new Set(),   // "ns/name" of runs whose tasks are shown
-  cancelling: new Map(), // "ns/name" -> the cancel's answer, until the operator has ended the run
+  cancelling: new Map(), // "ns/name" -> the cancel's answer, shown until the run has ended
+  ended: new Map(),      // "ns/name" -> the run as the stream said it ended, until the list says so too
   tasks: new Map(),      // "ns/name" -> run with tasks
   logs: null,            // {ns, name, task, controller}
   timer: null,
@@ -165,6 +166,9 @@ function runChanged(run) {
   if (at < 0) { refreshSoon(); return; }
   const { tasks, history, ...row } = run;
   state.items[at] = row;
+  // A run that has ended stays ended: a list fetched from a view a moment behind the
+  // stream must not bring its earlier status (and a live Cancel button) back.
+  if (FINISHED.has(row.status)) state.ended.set(id, row);
   if (state.expanded.has(id)) state.tasks.set(id, run);
   renderRuns();
 }
@@ -260,16 +264,24 @@ async function loadRuns() {
     try { state.tasks.set(id, await (await api(`/api/v1/flowruns/${id}`)).json()); }
     catch (e) { if (e instanceof Unauthorized) throw e; }
   }));
-  state.items = data.items;
+  state.items = data.items.map(stillEnded);
   state.runPage = { total: data.total, counts: data.counts || {}, next: data.continue || null };
   renderRuns();
+}
+
+function stillEnded(row) {
+  const id = `${encodeURIComponent(row.namespace)}/${encodeURIComponent(row.name)}`;
+  const ended = state.ended.get(id);
+  if (!ended) return row;
+  if (FINISHED.has(row.status)) { state.ended.delete(id); return row; } // the list has caught up
+  return ended;
 }
 
 async function moreRuns() {
   const next = state.runPage && state.runPage.next;
   if (!next) return;
   const data = await (await api(runsUrl(PAGE, next))).json();
-  state.items = [...(state.items || []), ...data.items];
+  state.items = [...(state.items || []), ...data.items.map(stillEnded)];
   state.runPage = { total: data.total, counts: data.counts || {}, next: data.continue || null };
   renderRuns();
 }
@@ -313,8 +325,8 @@ function runRow(run, id) {
   const open = state.expanded.has(id);
   // The operator ends a cancelled run when it has deleted its Jobs: until then the row
   // says the request is on its way, and shows the run's status as the operator has it.
-  if (FINISHED.has(run.status)) state.cancelling.delete(id);
-  const cancelling = state.cancelling.has(id);
+  // (A cancel is for good: the note is kept, and shown only while the run has not ended.)
+  const cancelling = state.cancelling.has(id) && !FINISHED.has(run.status);
   const message = cancelling ? state.cancelling.get(id) : run.message || "";
   return el("tr", { class: "run", "data-run": `${run.namespace}/${run.name}` },
     el("td", {}, el("button", {
