@@ -28,12 +28,12 @@ import kopf
 from flow_operator import MANAGER, gcpolicy, metrics
 from flow_operator.builders.naming import MANAGED_BY
 from flow_operator.events import EventRecorder
-from flow_operator.kube import Kube
+from flow_operator.kube import Kube, PodLogs
 from flow_operator.kube.informer import Informer, Key, Merged
 from flow_operator.kube.leader import LeaderElector
 from flow_operator.objects.body import Body
 from flow_operator.observers import RunChanged, Topic, WorkflowChanged
-from flow_operator.ports import Resource
+from flow_operator.ports import LogStreams, Resource
 from flow_operator.reconcile.workqueue import Reconcile, WorkQueue
 from flow_operator.settings import Settings
 
@@ -113,13 +113,21 @@ def _keyed_by(label: str) -> Callable[[Body], Key | None]:
 
 @dataclass
 class Started:
-    """What a kind's build step works with: the connected client and kopf's indexes."""
+    """What a kind's build step works with: the connected client and kopf's indexes, and
+    the HTTP API's log reader (a client and pool of its own, never the reconcilers')."""
 
     app: Operator
     kube: Kube
     indexes: Mapping[str, Any]
     informers: list[Informer] = field(default_factory=list)
     provided: dict[type, object] = field(default_factory=dict)
+    logs: LogStreams | None = None
+
+    def log_reader(self) -> LogStreams:
+        """The log streams' own client (Operator.start made it beside `kube`)."""
+        if self.logs is None:
+            raise WiringError("no log reader: the operator was started without one")
+        return self.logs
 
     def provide(self, value: object) -> None:
         """Offer a built part (a kind's view, say) to the build steps after this one."""
@@ -178,6 +186,7 @@ class Operator:
         settings: Settings,
         kinds: tuple[Callable[[Operator], None], ...],
         connect: Callable[[], Awaitable[Kube]] = Kube.connect,
+        connect_logs: Callable[[Kube, int], LogStreams] = PodLogs.beside,
     ) -> None:
         self.settings = settings
         self.registry = kopf.OperatorRegistry()
@@ -185,11 +194,13 @@ class Operator:
         self.runs: Topic[RunChanged] = Topic("run changed")
         self.workflows: Topic[WorkflowChanged] = Topic("workflow changed")
         self._connect = connect
+        self._connect_logs = connect_logs
         self._builds: list[Build] = []
         self._serves: list[Serve] = []
         self._stops: list[Stop] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.kube: Kube | None = None
+        self.logs: LogStreams | None = None
         self.events: EventRecorder | None = None
         self.elector: LeaderElector | None = None
         for setup in kinds:
@@ -238,10 +249,14 @@ class Operator:
     async def start(self, indexes: Mapping[str, Any]) -> None:
         """Connect, build every kind, list the children, then act (or wait to lead)."""
         kube = self.kube = await self._connect()
+        # The HTTP API's log streams get a client and connection pool of their own, one
+        # connection per stream the cap allows (--max-log-streams): a hundred followed
+        # logs never queue a status write behind them (issue 21, docs/api.md).
+        logs = self.logs = self._connect_logs(kube, self.settings.http.max_log_streams)
         # Events are posted in the background (flow_operator.events): no reconcile waits
         self.events = EventRecorder(kube)
         self.events.start()
-        started = Started(self, kube, indexes)
+        started = Started(self, kube, indexes, logs=logs)
         for build in self._builds:
             build(started)
         if unbound := self.queues.unbound():
@@ -278,7 +293,7 @@ class Operator:
                  time.monotonic() - t0)  # fmt: skip
 
     async def stop(self) -> None:
-        """Stop in reverse: servers, background tasks, queues, events, the Lease, client."""
+        """Stop in reverse: servers, background tasks, queues, events, the Lease, clients."""
         for stop in reversed(self._stops):
             await stop()
         for task in self._tasks:
@@ -292,6 +307,9 @@ class Operator:
         if self.elector is not None:
             await self.elector.release()  # the standby takes over now, not when it lapses
             self.elector = None
+        if self.logs is not None:
+            await self.logs.close()
+            self.logs = None
         if self.kube is not None:
             await self.kube.close()
             self.kube = None

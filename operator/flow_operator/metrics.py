@@ -9,6 +9,8 @@ labels live in this one module.
   (status None) takes its series with it, and so does a removed service.
 * FlowRuns: `flowrun_transition`, `observe_run_duration`, `observe_task_duration`.
 * API: `observe_status_write`, each status write's round trip.
+* HTTP API: `auth_failed`; `log_stream_opened`/`_closed` (the open task-log streams) and
+  `log_stream_refused` (429s past --max-log-streams).
 * The process: `watch_loop_lag`, a task observing how late the event loop runs;
   `time_gc`, the garbage collector's pauses.
 * Work queues: `track_queue` (depth, read at scrape time) and `reconcile_observer`, the
@@ -171,6 +173,18 @@ AUTH_FAILURES = Counter(
     registry=REGISTRY,
 )
 
+LOG_STREAMS = Gauge(
+    f"{PREFIX}_api_log_streams",
+    "Task-log answers the HTTP API is streaming now (each holds a connection of the log "
+    "streams' own pool; at most --max-log-streams)",
+    registry=REGISTRY,
+)
+LOG_STREAMS_REFUSED = Counter(
+    f"{PREFIX}_api_log_streams_refused",
+    "Task-log requests answered 429 because --max-log-streams were open",
+    registry=REGISTRY,
+)
+
 _lock = threading.Lock()
 _services: dict[Key, set[str]] = {}  # the service series each Workflow has, to drop stale ones
 
@@ -250,6 +264,18 @@ def history_write_error(what: str) -> None:
 
 def auth_failed(credential: str, shared: bool) -> None:
     AUTH_FAILURES.labels(credential, "global" if shared else "address").inc()
+
+
+def log_stream_opened() -> None:
+    LOG_STREAMS.inc()
+
+
+def log_stream_closed() -> None:
+    LOG_STREAMS.dec()
+
+
+def log_stream_refused() -> None:
+    LOG_STREAMS_REFUSED.inc()
 
 
 def history_log_lost() -> None:

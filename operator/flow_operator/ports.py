@@ -109,10 +109,23 @@ class Reader(Protocol):
 
 class LogReader(Protocol):
     async def pod_log(
-        self, namespace: str, pod: str, *, follow: bool = False, tail_lines: int | None = None
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        follow: bool = False,
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
     ) -> AsyncIterator[bytes]:
-        """A pod's log, as chunks while it lasts (Refused when there is none yet)."""
+        """A pod's log, as chunks while it lasts, at most `limit_bytes` (Refused when there
+        is none yet). The iterator is an async generator: `aclose` releases the stream."""
         ...
+
+
+class LogStreams(LogReader, Protocol):
+    """The HTTP API's log reader, a client of its own (kube.PodLogs), closed at stop."""
+
+    async def close(self) -> None: ...
 
 
 class SecretReader(Protocol):

@@ -20,6 +20,8 @@ from flow_operator.history.retention import parse_duration
 from flow_operator.history.store import DEFAULT_LOG_CAP
 from flow_operator.reconcile.flowrun import Limits
 
+DEFAULT_MAX_LOG_STREAMS = 100
+
 
 @dataclass(frozen=True)
 class HttpSettings:
@@ -34,6 +36,9 @@ class HttpSettings:
     # SubjectAccessReview; "token": the values of `token_secret` (docs/security.md).
     auth_mode: str = "token"
     read_only: bool = False  # every action (cancel, rerun, Run) refused
+    # Task-log answers under way at once (429 beyond), and the connections of the log
+    # streams' own pool (docs/api.md, "Log streams").
+    max_log_streams: int = DEFAULT_MAX_LOG_STREAMS
 
 
 AUTH_MODES = ("kubernetes", "token")  # api/identity.py's MODES (a unit test keeps them equal)
@@ -48,6 +53,13 @@ def duration(text: str) -> timedelta | None:
         return parse_duration(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def positive(text: str) -> int:
+    """A whole number of at least 1, as argparse wants its refusals."""
+    if not (text.strip().isascii() and text.strip().isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {text!r}")
+    return int(text)
 
 
 def size(text: str) -> int:
@@ -118,6 +130,7 @@ class Settings:
                 namespaces,
                 auth_mode=args.auth_mode,
                 read_only=args.read_only,
+                max_log_streams=args.max_log_streams,
             ),
             limits=Limits(
                 running=args.max_running_runs or None,  # 0: no limit
@@ -198,6 +211,13 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         action="store_true",
         default=env.get("FLOW_READ_ONLY", "").lower() in ("1", "true", "yes"),
         help="refuse every action of the API (cancel, rerun, Run): 403 read-only",
+    )
+    run.add_argument(
+        "--max-log-streams",
+        type=positive,
+        default=positive(env.get("FLOW_MAX_LOG_STREAMS", str(DEFAULT_MAX_LOG_STREAMS))),
+        help="task logs the API streams at once, each on a connection of the log streams' "
+        f"own pool; beyond, 429 with Retry-After (default {DEFAULT_MAX_LOG_STREAMS})",
     )
     run.add_argument(
         "--metrics-port",

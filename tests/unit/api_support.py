@@ -260,6 +260,7 @@ class MemoryFlowRuns:
         follow: bool,
         tail_lines: int | None,
         attempt: int | None = None,
+        limit_bytes: int | None = None,
     ) -> AsyncIterator[bytes]:
         row = self._row(namespace, name)
         found = next((t for t in row.tasks or [] if t.name == task), None)
@@ -270,10 +271,13 @@ class MemoryFlowRuns:
         text = self.logs_text.get(task, f"{task}: starting\n{task}: working\n{task}: done\n")
         lines = text.splitlines(keepends=True)
         lines = lines[-tail_lines:] if tail_lines is not None else lines
+        data = [line.encode() for line in lines]
+        if limit_bytes is not None:  # as pods/log: the tail, then the byte limit
+            data = [b"".join(data)[:limit_bytes]]
 
         async def chunks() -> AsyncIterator[bytes]:
-            for line in lines:
-                yield line.encode()
+            for piece in data:
+                yield piece
 
         return chunks()
 

@@ -61,7 +61,13 @@ class FakeKube:
         return Page()
 
     async def pod_log(
-        self, namespace: str, pod: str, *, follow: bool = False, tail_lines: int | None = None
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        follow: bool = False,
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
     ) -> AsyncIterator[bytes]:
         async def chunks() -> AsyncIterator[bytes]:
             yield b""

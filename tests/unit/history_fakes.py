@@ -106,7 +106,13 @@ class LogKube(FakeKube):
         self.reads: list[str] = []
 
     async def pod_log(
-        self, namespace: str, pod: str, *, follow: bool = False, tail_lines: int | None = None
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        follow: bool = False,
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
     ) -> AsyncIterator[bytes]:
         self.reads.append(pod)
         if pod not in self.logs:

@@ -9,7 +9,7 @@ import pytest
 from flow_operator import main
 from flow_operator.app import Operator, Queue, Queues, Started, WiringError
 from flow_operator.observers import Topic
-from flow_operator.settings import Settings
+from flow_operator.settings import HttpSettings, Settings
 
 
 def test_the_kinds_register_their_indexes_and_queues() -> None:
@@ -54,15 +54,55 @@ async def test_a_declared_queue_without_a_reconciler_stops_the_start() -> None:
         app.queues.declare("flow")  # and never binds it
 
     class Client:
-        async def close(self) -> None: ...
+        closed = False
+
+        async def close(self) -> None:
+            self.closed = True
 
     async def connect() -> Any:
         return Client()
 
-    app = Operator(Settings(), (forgetful,), connect=connect)
+    logs = Client()
+    app = Operator(Settings(), (forgetful,), connect=connect, connect_logs=lambda *_: logs)
     with pytest.raises(WiringError, match="given no reconciler: flow"):
         await app.start({})
     await app.stop()
+    assert logs.closed  # the log streams' own client is closed with the operator
+
+
+async def test_log_streams_get_a_client_of_their_own_sized_by_the_cap() -> None:
+    """The HTTP API's log reader is made beside the reconcilers' client, never it, with one
+    connection per stream --max-log-streams allows, and handed to the build steps."""
+    made: list[tuple[Any, int]] = []
+    seen: list[Any] = []
+
+    class Client:
+        async def close(self) -> None: ...
+
+    kube, logs = Client(), Client()
+
+    async def connect() -> Any:
+        return kube
+
+    def connect_logs(of: Any, connections: int) -> Any:
+        made.append((of, connections))
+        return logs
+
+    def wired(app: Operator) -> None:
+        app.on_build(lambda started: seen.append(started.log_reader()))
+
+    settings = Settings(http=HttpSettings(max_log_streams=7))
+    app = Operator(settings, (wired,), connect=connect, connect_logs=connect_logs)
+    app.spawn = lambda coro, name: coro.close()  # type: ignore[method-assign]
+    await app.start({})
+    await app.stop()
+    assert made == [(kube, 7)] and seen == [logs] and logs is not kube
+
+
+def test_a_started_without_a_log_reader_says_so() -> None:
+    ctx = Started(app=Operator(Settings(), ()), kube=cast(Any, None), indexes={})
+    with pytest.raises(WiringError, match="no log reader"):
+        ctx.log_reader()
 
 
 def test_an_unknown_index_or_missing_part_is_named() -> None:

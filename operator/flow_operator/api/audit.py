@@ -165,7 +165,13 @@ class RunActions(Protocol):
     async def create_returning(self, resource: Resource, body: Body) -> Body: ...
 
     async def pod_log(
-        self, namespace: str, pod: str, *, follow: bool = False, tail_lines: int | None = None
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        follow: bool = False,
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
     ) -> AsyncIterator[bytes]: ...
 
 
@@ -185,6 +191,14 @@ class Stamped:
         return await self.kube.create_returning(resource, stamp(resource, body))
 
     async def pod_log(
-        self, namespace: str, pod: str, *, follow: bool = False, tail_lines: int | None = None
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        follow: bool = False,
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
     ) -> AsyncIterator[bytes]:
-        return await self.kube.pod_log(namespace, pod, follow=follow, tail_lines=tail_lines)
+        return await self.kube.pod_log(
+            namespace, pod, follow=follow, tail_lines=tail_lines, limit_bytes=limit_bytes
+        )

@@ -8,8 +8,9 @@ through the API server.
   live (the live object wins). Counts per status are the store's, corrected for the live
   runs (those not stored yet, and those whose stored status is behind);
 - one run (`detail`): the live object, else the store's newest run of that name;
-- logs: the task's pod (status.tasks[].podName) through `pods/log`, streamed; once the
-  pod or the run is gone, the attempt's log as the store captured it (`StoredLog`);
+- logs: the task's pod (status.tasks[].podName) through `pods/log`, streamed by a client
+  of its own (`logs`, kube.PodLogs); once the pod or the run is gone, the attempt's log
+  as the store captured it (`StoredLog`);
 - cancel: a merge patch `spec.cancel: true`; the reconciler then deletes the Jobs and moves
   the run to Cancelled (the answer is the run as it stands, with the request noted);
 - rerun: a new FlowRun (generateName `<old name>-`) with the old spec, `runType: Manual`,
@@ -130,9 +131,13 @@ class IndexedFlowRuns:
         kube: FlowRunActions,
         store: RunStore | None = None,
         retention: PrunePolicy | None = None,
+        logs: LogReader | None = None,
     ) -> None:
         self.runs = runs
         self.kube = kube
+        # The operator's own log reader (kube.PodLogs: a pool apart from the reconcilers',
+        # handlers/http.py); a test's fake `kube` reads logs too.
+        self.pod_logs: LogReader = logs if logs is not None else kube
         self.store: RunStore = store if store is not None else NullRunStore()
         self._retention = retention if retention is not None else PrunePolicy()
 
@@ -260,6 +265,7 @@ class IndexedFlowRuns:
         follow: bool,
         tail_lines: int | None,
         attempt: int | None = None,
+        limit_bytes: int | None = None,
     ) -> AsyncIterator[bytes]:
         body = self._live(namespace, name)
         record = live_record(body) if body is not None else await self._stored(namespace, name)
@@ -271,8 +277,12 @@ class IndexedFlowRuns:
         latest = attempt is None or attempt >= max(line.attempts, 1)
         if body is not None and latest and line.pod_name is not None:
             try:
-                return await self.kube.pod_log(
-                    namespace, line.pod_name, follow=follow, tail_lines=tail_lines
+                return await self.pod_logs.pod_log(
+                    namespace,
+                    line.pod_name,
+                    follow=follow,
+                    tail_lines=tail_lines,
+                    limit_bytes=limit_bytes,
                 )
             except NotFound:
                 pass  # the pod is gone: the store's capture, below
@@ -289,7 +299,7 @@ class IndexedFlowRuns:
             raise FlowRunError(404, "LogsUnavailable",
                                f"task {task} of {namespace}/{name}: no pod and no stored "
                                f"{which}")  # fmt: skip
-        return StoredLog(log, tail_lines)
+        return StoredLog(log, tail_lines, limit_bytes)
 
     async def prune(self, policy: PrunePolicy, *, dry_run: bool) -> PruneReport:
         try:

@@ -180,14 +180,21 @@ def record_row(record: RunRecord) -> FlowRunRow:
 
 class StoredLog:
     """A task attempt's log as the store captured it (the pod is gone): its text, tailed to
-    `tail_lines`, as one chunk; `log` says which attempt, its size and whether it was cut."""
+    `tail_lines`, then cut to its first `limit_bytes` (as `pods/log` does: the tail first,
+    then the byte limit, which may end mid-line), as one chunk; `log` says which attempt,
+    its size and whether it was cut."""
 
-    def __init__(self, log: LogRecord, tail_lines: int | None = None) -> None:
+    def __init__(
+        self, log: LogRecord, tail_lines: int | None = None, limit_bytes: int | None = None
+    ) -> None:
         self.log = log
         text = log.text
         if tail_lines is not None:
             text = "".join(text.splitlines(keepends=True)[-tail_lines:])
-        self._chunks = [text.encode()] if text else []
+        data = text.encode()
+        if limit_bytes is not None:
+            data = data[:limit_bytes]
+        self._chunks = [data] if data else []
 
     def __aiter__(self) -> StoredLog:
         return self
@@ -196,6 +203,9 @@ class StoredLog:
         if not self._chunks:
             raise StopAsyncIteration
         return self._chunks.pop(0)
+
+    async def aclose(self) -> None:
+        self._chunks.clear()
 
     def headers(self) -> dict[str, str]:
         """What the answer says of it: from the history, which attempt, cut or not."""
@@ -245,6 +255,7 @@ class FlowRunBackend(Protocol):
         follow: bool,
         tail_lines: int | None,
         attempt: int | None = None,
+        limit_bytes: int | None = None,
     ) -> AsyncIterator[bytes]: ...
 
     @property

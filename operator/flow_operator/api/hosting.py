@@ -16,7 +16,7 @@ from flow_operator.api.auth import SecretKeys
 from flow_operator.api.flowruns import FlowRunBackend
 from flow_operator.api.flows import FlowBackend
 from flow_operator.api.identity import KUBERNETES, Access, KubernetesAccess, TokenAccess
-from flow_operator.api.server import Api, ApiServer, Readiness
+from flow_operator.api.server import Api, ApiServer, LogStreamSlots, Readiness
 from flow_operator.api.stream import StreamHub
 from flow_operator.api.workflows import Key, WorkflowDirectory
 from flow_operator.errors import Forbidden, NotFound
@@ -141,6 +141,7 @@ class HttpHost:
         *,
         auth_mode: str = "token",
         read_only: bool = False,
+        max_log_streams: int | None = None,
     ) -> None:
         api = Api(
             directory=self.directory,
@@ -152,6 +153,8 @@ class HttpHost:
             audit=Audit(self.events, self.lookup),
             stream=self.stream,
         )
+        if max_log_streams is not None:
+            api.log_streams = LogStreamSlots(max_log_streams)
         access: Access = (
             KubernetesAccess(self.kube, self.kube, read_only=read_only)
             if auth_mode == KUBERNETES

@@ -586,6 +586,12 @@ PATHS: dict[str, S] = {
             extra={
                 "400": _response("A query parameter is not what it takes", ERR),
                 "409": _response("The task has no pod (yet)", ERR),
+                "429": _response(
+                    "Too many failed authentications from this address, or "
+                    "--max-log-streams task logs are being streamed already "
+                    "(TooManyLogStreams; Retry-After says when to retry)",
+                    ERR,
+                ),
             },
             operationId="taskLogs",
             parameters=[
@@ -595,6 +601,13 @@ PATHS: dict[str, S] = {
                     "name": "tailLines",
                     "in": "query",
                     "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                },
+                {
+                    "name": "limitBytes",
+                    "in": "query",
+                    "description": "at most this many bytes of the log (after tailLines; may "
+                    "end mid-line); absent: the whole log",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1 << 30},
                 },
                 {
                     "name": "attempt",

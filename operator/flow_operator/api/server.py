@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from flow_operator import metrics
 from flow_operator.api.audit import Audit, requesting
 from flow_operator.api.auth import FailureLimiter, SecretKeys, matches
 from flow_operator.api.flowruns import (
@@ -54,6 +56,7 @@ from flow_operator.api.openapi import document as openapi_document
 from flow_operator.api.stream import BadScope, StreamHub, TooManyClients, scope_of
 from flow_operator.api.stream import serve as serve_stream
 from flow_operator.api.workflows import Key, WorkflowDirectory
+from flow_operator.errors import KubeError
 from flow_operator.history.store import MAX_PAGE
 from flow_operator.ports import FLOWRUNS, FLOWS, WORKFLOWS, Identity, Permission, Resource
 from flow_operator.views.paging import BadCursor
@@ -99,6 +102,37 @@ class Readiness:
         self.ready, self.reason = ready, reason
 
 
+DEFAULT_MAX_LOG_STREAMS = 100  # settings.DEFAULT_MAX_LOG_STREAMS (a unit test keeps them equal)
+LOG_RETRY_AFTER = 5  # seconds a refused log request is told to wait (Retry-After)
+
+
+class LogStreamSlots:
+    """At most `limit` task-log answers under way at once (--max-log-streams): each holds
+    a connection of the log reader's own pool while it streams. One past the limit is
+    refused (`take` is False) rather than queued: a queue of streams would be a queue of
+    connections, the very thing the log reader's own pool is there to keep away from the
+    reconcilers. A slot is given back however its answer ends (done, failed, the client
+    gone)."""
+
+    def __init__(self, limit: int = DEFAULT_MAX_LOG_STREAMS) -> None:
+        if limit < 1:
+            raise ValueError(f"max log streams must be at least 1, not {limit}")
+        self.limit = limit
+        self.open = 0
+
+    def take(self) -> bool:
+        if self.open >= self.limit:
+            metrics.log_stream_refused()
+            return False
+        self.open += 1
+        metrics.log_stream_opened()
+        return True
+
+    def give_back(self) -> None:
+        self.open -= 1
+        metrics.log_stream_closed()
+
+
 @dataclass
 class Api:
     """What the handlers need; built once by `main.py` (or a test, with fakes)."""
@@ -118,6 +152,7 @@ class Api:
     access: Access | None = None
     audit: Audit = field(default_factory=Audit)
     namespaces: Sequence[str] = ()  # the watched ones (empty: all; `me` asks about each seen)
+    log_streams: LogStreamSlots = field(default_factory=LogStreamSlots)
 
     def __post_init__(self) -> None:
         if self.access is None:
@@ -394,6 +429,7 @@ def _flag(value: str | None) -> bool:
 
 
 MAX_TAIL_LINES = 1_000_000
+MAX_LIMIT_BYTES = 1 << 30  # limitBytes at most 1 GiB (absent: the whole log)
 MAX_ATTEMPT = 10_000
 
 
@@ -419,30 +455,112 @@ def int_query(request: web.Request, name: str, minimum: int, maximum: int) -> in
     )
 
 
+# A follow stream of a quiet pod writes nothing for minutes. A client that closed its
+# connection is seen at once (aiohttp cancels the handler, RUNNER_OPTIONS); one that
+# vanished without closing (a suspended laptop, a network gone) is found by TCP
+# keepalive: probes after KEEPALIVE_IDLE s of silence, KEEPALIVE_INTERVAL s apart, and
+# KEEPALIVE_COUNT unanswered ones close the connection (5 + 3 x 1 = 8 s); data written
+# but unacknowledged for USER_TIMEOUT_MS closes it too.
+KEEPALIVE_IDLE = 5
+KEEPALIVE_INTERVAL = 1
+KEEPALIVE_COUNT = 3
+USER_TIMEOUT_MS = 8_000
+
+
+def probe_idle_client(transport: Any) -> bool:
+    """Turn on the keepalive probes above on the connection of `transport` (a TCP
+    socket; anything else is left alone). True when they are on."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
+        (socket.IPPROTO_TCP, getattr(socket, name), value)
+        for name, value in (
+            ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+            ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+            ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+            ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS),
+        )
+        if hasattr(socket, name)
+    ]
+    try:
+        for level, option, value in options:
+            sock.setsockopt(level, option, value)
+    except OSError as e:
+        log.debug("no keepalive probes on a log stream: %s", e)
+        return False
+    return True
+
+
+async def _close(chunks: object) -> None:
+    """Release the upstream `pods/log` response now (its iterator's `aclose`), not when
+    the garbage collector finds the iterator."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 @secured("logs")
 async def task_logs(request: web.Request) -> web.StreamResponse:
+    """A task's log: at most --max-log-streams at once (429 beyond), each through the log
+    reader's own client; the upstream stream is released as soon as the client leaves."""
+    api = request.app[API]
     backend = _backend(request)
-    ns, name = request.match_info["namespace"], request.match_info["name"]
-    task = request.match_info["task"]
     follow = _flag(request.query.get("follow"))
     tail = int_query(request, "tailLines", 1, MAX_TAIL_LINES)
+    limit_bytes = int_query(request, "limitBytes", 1, MAX_LIMIT_BYTES)
     attempt = int_query(request, "attempt", 1, MAX_ATTEMPT)
+    slots = api.log_streams
+    if not slots.take():
+        return error(
+            429,
+            "TooManyLogStreams",
+            f"{slots.limit} task logs are being streamed, the most this operator serves at "
+            f"once (--max-log-streams={slots.limit}); close a log you follow (a dashboard "
+            f"tab, a flowctl logs -f) or retry in {LOG_RETRY_AFTER} s",
+            **{"Retry-After": str(LOG_RETRY_AFTER)},
+        )
     try:
-        chunks = await backend.logs(ns, name, task, follow=follow, tail_lines=tail, attempt=attempt)
+        return await _stream_log(request, backend, follow, tail, limit_bytes, attempt)
+    finally:
+        slots.give_back()
+
+
+async def _stream_log(
+    request: web.Request,
+    backend: FlowRunBackend,
+    follow: bool,
+    tail: int | None,
+    limit_bytes: int | None,
+    attempt: int | None,
+) -> web.StreamResponse:
+    ns, name = request.match_info["namespace"], request.match_info["name"]
+    task = request.match_info["task"]
+    try:
+        chunks = await backend.logs(
+            ns, name, task, follow=follow, tail_lines=tail, attempt=attempt,
+            limit_bytes=limit_bytes,
+        )  # fmt: skip
     except FlowRunError as e:
         return error(e.status, e.code, str(e))
-    headers = {"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"}
-    if isinstance(chunks, StoredLog):  # the pod is gone: the history's capture
-        headers |= chunks.headers()
-    response = web.StreamResponse(headers=headers)
-    await response.prepare(request)
     try:
-        async for chunk in chunks:
-            await response.write(chunk)
-    except (ConnectionResetError, FlowRunError) as e:
-        log.debug("log stream of %s/%s/%s ended: %s", ns, name, task, e)
-    await response.write_eof()
-    return response
+        headers = {"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"}
+        if isinstance(chunks, StoredLog):  # the pod is gone: the history's capture
+            headers |= chunks.headers()
+        response = web.StreamResponse(headers=headers)
+        await response.prepare(request)
+        if follow:
+            probe_idle_client(request.transport)
+        try:
+            async for chunk in chunks:
+                await response.write(chunk)
+        except (ConnectionResetError, FlowRunError, KubeError) as e:
+            log.debug("log stream of %s/%s/%s ended: %s", ns, name, task, e)
+        await response.write_eof()
+        return response
+    finally:
+        # Done, failed, or cancelled because the client left: the upstream goes now.
+        await _close(chunks)
 
 
 def _action(verb: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -1,6 +1,7 @@
 """HTTP API wiring: the status API, flow runs and the dashboard, hosted in the operator
 process (flow_operator.api, docs/api.md). It reads the Workflow kind's view, the
-FlowRun index merged with the run store (History's, docs/history.md) and the Flow
+FlowRun index merged with the run store (History's, docs/history.md), task logs through
+the log streams' own client (Started.log_reader, capped by --max-log-streams), the Flow
 kind's view (the Run action), follows the Workflow statuses through the topic, feeds the
 live-update stream (api/stream.py) from both topics, and listens once the queues run."""
 
@@ -43,7 +44,10 @@ def setup(app: Operator) -> None:
             view.workflows,
             view.pods,
             # runs created for a request carry who asked (api/audit.py)
-            IndexedFlowRuns(runs, Stamped(ctx.kube), history.store, retention),
+            # logs through the log streams' own client and pool, never the reconcilers'
+            IndexedFlowRuns(
+                runs, Stamped(ctx.kube), history.store, retention, logs=ctx.log_reader()
+            ),
             IndexedFlows(flows.flows, flows.runs, Stamped(ctx.kube)),
             events=app.recorder,
             lookup=lookup,
@@ -65,6 +69,7 @@ def setup(app: Operator) -> None:
                 http.namespaces,
                 auth_mode=http.auth_mode,
                 read_only=http.read_only,
+                max_log_streams=http.max_log_streams,
             )
 
     @app.on_stop

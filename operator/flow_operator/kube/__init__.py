@@ -17,13 +17,14 @@ if TYPE_CHECKING:
         OBJECT_WRITES,
         Kube,
         ListWatch,
+        PodLogs,
         direct,
         edge,
         path,
         read_json,
     )
 
-__all__ = ["OBJECT_WRITES", "Kube", "ListWatch", "direct", "edge", "path", "read_json"]
+__all__ = ["OBJECT_WRITES", "Kube", "ListWatch", "PodLogs", "direct", "edge", "path", "read_json"]
 
 
 def __getattr__(name: str) -> Any:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import copy
 import json
 import logging
 import time
@@ -280,12 +281,22 @@ class Kube:
         return (await self.list(EVENTS, namespace, field_selector=field_selector)).items
 
     async def pod_log(
-        self, namespace: str, pod: str, *, follow: bool = False, tail_lines: int | None = None
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        follow: bool = False,
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
     ) -> AsyncIterator[bytes]:
-        """A pod's log through the API server (`pods/log`), as chunks while it lasts."""
+        """A pod's log through the API server (`pods/log`), as chunks while it lasts (at
+        most `limit_bytes`, the API server's own cut). Closing the iterator (`aclose`)
+        releases the response, and with it the connection, at once."""
         query: Query = [("follow", follow)]
         if tail_lines is not None:
             query.append(("tailLines", tail_lines))
+        if limit_bytes is not None:
+            query.append(("limitBytes", limit_bytes))
         url = path(PODS, namespace, pod, "log")
         response = await self._send("GET", url, query)
         await _check(response)  # a pod without a log yet: 400, not its error as the log
@@ -398,6 +409,47 @@ class Kube:
                     reason, meta.get("name"), e.status, e.reason, e.message)  # fmt: skip
 
 
+class PodLogs:
+    """The HTTP API's log reader: `pods/log` through a client and connection pool of its
+    own (a second ApiClient, the same cluster and credentials as `kube`'s), so open log
+    streams never hold a connection, or a place in a connection queue, that a reconciler's
+    status write needs (issue 21). At most `connections` streams at once: the API refuses
+    more (429) before they get here, so none waits for a connection either."""
+
+    def __init__(self, kube: Kube, connections: int) -> None:
+        self._kube = kube
+        self.connections = connections
+
+    @classmethod
+    def beside(cls, kube: Kube, connections: int) -> PodLogs:
+        """A reader on `kube`'s configuration, with a pool of `connections` of its own."""
+        configuration = copy.deepcopy(kube.api.configuration)
+        configuration.connection_pool_maxsize = connections
+        api = client.ApiClient(configuration)
+        direct(api)
+        return cls(Kube(api), connections)
+
+    @property
+    def api(self) -> client.ApiClient:
+        return self._kube.api
+
+    async def pod_log(
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        follow: bool = False,
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
+    ) -> AsyncIterator[bytes]:
+        return await self._kube.pod_log(
+            namespace, pod, follow=follow, tail_lines=tail_lines, limit_bytes=limit_bytes
+        )
+
+    async def close(self) -> None:
+        await self._kube.close()
+
+
 def identity_of(review: Body) -> Identity | None:
     """The user of a TokenReview's answer; None unless it says `authenticated`."""
     status = review.get("status") or {}
@@ -493,6 +545,7 @@ __all__ = [
     "OBJECT_WRITES",
     "Kube",
     "ListWatch",
+    "PodLogs",
     "access_review",
     "direct",
     "edge",

@@ -40,11 +40,13 @@ class Recording(MemoryFlowRuns):
         follow: bool,
         tail_lines: int | None,
         attempt: int | None = None,
+        limit_bytes: int | None = None,
     ) -> AsyncIterator[bytes]:
         self.tails.append(tail_lines)
         return await super().logs(
-            namespace, name, task, follow=follow, tail_lines=tail_lines, attempt=attempt
-        )
+            namespace, name, task, follow=follow, tail_lines=tail_lines, attempt=attempt,
+            limit_bytes=limit_bytes,
+        )  # fmt: skip
 
 
 @pytest.fixture

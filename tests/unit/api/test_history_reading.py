@@ -66,7 +66,13 @@ class Pods:
         self.logs: dict[str, bytes] = {}
 
     async def pod_log(
-        self, namespace: str, pod: str, *, follow: bool = False, tail_lines: int | None = None
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        follow: bool = False,
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
     ) -> AsyncIterator[bytes]:
         if pod not in self.logs:
             raise NotFound(f'pods "{pod}" not found', status=404, reason="NotFound")

@@ -363,7 +363,8 @@ class Creates:
         return body
 
     async def pod_log(self, namespace: str, pod: str, *, follow: bool = False,
-                      tail_lines: int | None = None) -> AsyncIterator[bytes]:  # fmt: skip
+                      tail_lines: int | None = None,
+                      limit_bytes: int | None = None) -> AsyncIterator[bytes]:  # fmt: skip
         raise NotImplementedError
 
 

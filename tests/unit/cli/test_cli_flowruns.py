@@ -161,7 +161,13 @@ class FakeKube:
         return made
 
     async def pod_log(
-        self, namespace: str, pod: str, *, follow: bool = False, tail_lines: int | None = None
+        self,
+        namespace: str,
+        pod: str,
+        *,
+        follow: bool = False,
+        tail_lines: int | None = None,
+        limit_bytes: int | None = None,
     ) -> AsyncIterator[bytes]:
         async def chunks() -> AsyncIterator[bytes]:
             yield f"{pod} follow={follow} tail={tail_lines}\n".encode()
