@@ -218,6 +218,7 @@ def test_rendered_args_are_accepted_by_the_operator(
         assert settings.history.finished_run_ttl == timedelta(hours=1)
         assert settings.history.retention == timedelta(days=90)
         assert settings.history.log_cap == 2 * 1024 * 1024
+        assert settings.http.max_log_streams == 100  # api.maxLogStreams
     if values == "no-history":
         assert settings.history.db == "none"
 
