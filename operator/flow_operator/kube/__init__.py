@@ -2,9 +2,9 @@
 for the operator, the official sync client for flowctl).
 
 `Kube` (client.py) implements the ports of flow_operator.ports against the API server and
-raises the project's own errors (flow_operator.errors); `PodLogs` (client.py) is the HTTP
-API's log reader, a client and connection pool apart from `Kube`'s; the informers (informer.py) list
-and watch the operator's children through it; leader.py elects a leader on a Lease;
+raises the project's own errors (flow_operator.errors); the informers (informer.py) list
+and watch the operator's children through it; `PodLogs` (client.py) is the HTTP API's log
+reader, a client and connection pool apart from Kube's; leader.py elects a leader on a Lease;
 sync.py is flowctl's client. The names below load client.py on first use, so flowctl,
 which needs only sync.py, does not pay for importing kubernetes_asyncio.
 """
