@@ -212,14 +212,19 @@ async def fits_the_window(page: Any) -> None:
     header = await page.locator("#runs > thead > tr > th").last.bounding_box()
     assert await page.locator("#runs > thead > tr > th").last.inner_text() == "Action"
     assert header["x"] >= 0 and header["x"] + header["width"] <= WIDTH, header
-    for button in await page.locator("tr.run td.actions button").all():
-        box = await button.bounding_box()
-        assert box is not None and box["x"] + box["width"] <= WIDTH, box
-        left, right = await button.evaluate(
-            "b => { const r = b.closest('td').getBoundingClientRect(); return [r.left, r.right]; }"
-        )
-        assert abs(left - header["x"]) < 1  # the cell is under its header
-        assert left <= box["x"] and box["x"] + box["width"] <= right + 0.5, (box, left, right)
+    # every button measured in one step in the page: a live update redrawing the table
+    # between two measurements cannot leave one of them without a box
+    boxes = await page.eval_on_selector_all(
+        "tr.run td.actions button",
+        """bs => bs.map(b => { const r = b.getBoundingClientRect();
+                const c = b.closest('td').getBoundingClientRect();
+                return [r.left, r.right, r.width, c.left, c.right]; })""",
+    )
+    assert boxes, "no buttons in the Action column"
+    for left, right, width, cell_left, cell_right in boxes:
+        assert width > 0 and right <= WIDTH, (left, right)
+        assert abs(cell_left - header["x"]) < 1  # the cell is under its header
+        assert cell_left <= left and right <= cell_right + 0.5, (left, right, cell_left, cell_right)
     scroll, client = await page.eval_on_selector(
         ".table-box", "b => [b.scrollWidth, b.clientWidth]"
     )

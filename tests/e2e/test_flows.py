@@ -233,3 +233,40 @@ def test_queue_holds_a_run_until_the_flows_slot_frees(
              lambda: status_of(cluster, namespace, "flowrun", second["name"]).get("phase")
              == "Deployed", 30)  # fmt: skip
     post(operator, f"/api/v1/flowruns/{namespace}/{second['name']}/cancel", token, {})
+
+
+def test_replace_cancels_a_run_applied_by_hand_then_starts_the_new_one(
+    cluster: ClusterHandle,
+    namespace: str,
+    operator: OperatorProcess,
+    token: str,  # noqa: F811
+) -> None:
+    """A run applied with kubectl and spec.flowRef (no flow label) is one of its flow's
+    runs: the Run action under Replace cancels it first, and the new run starts only once
+    it has ended; the flow's last run is then the new one."""
+    body = flow("swap", concurrency={"policy": "Replace"})
+    body["spec"]["tasks"] = [{"name": "long", "image": FOREVER}]
+    apply(cluster, namespace, body)
+    wait_for("version 1",
+             lambda: status_of(cluster, namespace, "flow", "swap").get("version") == 1, 30)  # fmt: skip
+    by_hand = by_reference("swap-by-hand")
+    by_hand["spec"]["flowRef"]["name"] = "swap"
+    apply(cluster, namespace, by_hand)
+    wait_for("the run by hand Deployed",
+             lambda: status_of(cluster, namespace, "flowrun", "swap-by-hand").get("phase")
+             == "Deployed", 30)  # fmt: skip
+    code, new = post(operator, f"/api/v1/flows/{namespace}/swap/runs", token, {})
+    assert code == 201, new
+    ended = finished(cluster, namespace, "swap-by-hand")
+    assert ended["phase"] == "Cancelled", ended  # by the Run action's cancel (spec.cancel)
+    deployed = wait_for(
+        "the new run Deployed",
+        lambda: (s := status_of(cluster, namespace, "flowrun", new["name"])).get("phase")
+        == "Deployed" and s, 60)  # fmt: skip
+    # it waited for the replaced run to end: its Deployed came after that run's end
+    started = next(h["time"] for h in deployed["history"] if h["phase"] == "Deployed")
+    assert started >= ended["endTime"], (deployed["history"], ended["endTime"])
+    wait_for("the flow's last run is the new one",
+             lambda: (status_of(cluster, namespace, "flow", "swap").get("lastRun") or {})
+             .get("name") == new["name"], 30)  # fmt: skip
+    post(operator, f"/api/v1/flowruns/{namespace}/{new['name']}/cancel", token, {})

@@ -430,8 +430,13 @@ def test_postgresql_down_for_70s_mid_load_loses_nothing(
         return int(json.loads(body)["total"]) if code == 200 else -1
 
     cluster.kubectl("-n", NS_PG, "apply", "-f", "-", input=yaml.safe_dump_all(batch("before")))
-    wait_for("the first 10 stored and gone", lambda: stored(namespace=NS_PG) == 10
-             and not phases(cluster), 120, 1.0)  # fmt: skip
+    try:
+        wait_for("the first 10 stored and gone", lambda: stored(namespace=NS_PG) == 10
+                 and not phases(cluster), 120, 1.0)  # fmt: skip
+    except AssertionError as e:  # say which run stayed, and as what
+        left = cluster.get_json("-n", NS_PG, "flowruns").get("items", [])
+        raise AssertionError(f"{e}: {stored(namespace=NS_PG)} listed; in the cluster: "
+                             f"{[(i['metadata']['name'], i.get('status')) for i in left]}") from None  # fmt: skip
     pg_stop(postgres)
     down = time.monotonic()
     try:

@@ -226,7 +226,10 @@ class FlowRunReconciler:
         wait = (end + ttl - self.clock()).total_seconds()
         if wait > 0:
             return wait
-        if not await self.history.archived(uid):
+        missing = await self.history.not_archived(uid)
+        if missing is not None:
+            log.info("FlowRun %s/%s is due for deletion, not archived yet (%s): again when "
+                     "it is, or in %ss", *key, missing, int(ARCHIVE_RECHECK))  # fmt: skip
             return ARCHIVE_RECHECK
         with contextlib.suppress(NotFound):
             await self.kube.delete(FLOWRUNS, key[0], key[1])

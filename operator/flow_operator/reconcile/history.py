@@ -138,8 +138,14 @@ class Recorder:
         waiting = self.pending.get(record.uid)
         if waiting is not None and waiting.revision > record.revision:
             return
-        if waiting is None and self._written.get(record.uid) == _digest(record):
+        digest = _digest(record)
+        if waiting is None and self._written.get(record.uid) == digest:
             return  # a reconcile that changed nothing: stored already
+        if waiting is not None and _digest(waiting) == digest:
+            # The same record again (a reconcile while the first one is being written):
+            # replacing it would keep the run "waiting" after the write, and the
+            # write's on_final would start the next reconcile, for ever.
+            return
         self.pending[record.uid] = record
         if body is not None:
             self._bodies[record.uid] = body
@@ -172,7 +178,9 @@ class Recorder:
             else:
                 stored = True
                 self._written[uid] = _digest(record)
-            if self.pending.get(uid) is record:  # not replaced meanwhile
+            now = self.pending.get(uid)
+            if now is record or (stored and now is not None and _digest(now) == self._written[uid]):
+                # not replaced meanwhile, or by the very record just stored
                 del self.pending[uid]
                 self._bodies.pop(uid, None)
             if stored and record.finished and self.on_final is not None:
@@ -417,22 +425,30 @@ class History:
         """True when the store holds the run's final record and a log (or its loss) for
         every attempt of its tasks, and nothing of it waits to be written. False too when
         the store cannot be reached: nothing may leave the cluster then."""
-        if not self.enabled or self.recorder.waiting(uid) or self.capture.waiting(uid):
-            return False
+        return await self.not_archived(uid) is None
+
+    async def not_archived(self, uid: str) -> str | None:
+        """Why the run is not archived yet (None: it is): what the store still lacks."""
+        if not self.enabled:
+            return "history is off"
+        if self.recorder.waiting(uid):
+            return "its record waits to be written"
+        if self.capture.waiting(uid):
+            return "a log waits to be captured"
         try:
             record = await self.store.get_run(uid)
             if record is None or not record.finished:
-                return False
+                return "the store has no final record of it"
             for task in record.tasks:
                 if task.child_run or not task.job_name:
                     continue
                 for attempt in range(1, task.attempts + 1):
                     if await self.store.get_log(uid, task.name, attempt) is None:
-                        return False
+                        return f"the store has no log of task {task.name} attempt {attempt}"
         except HistoryError as e:
             log.info("history: archive of %s not confirmed: %s", uid, e)
-            return False
-        return True
+            return f"the store cannot be read: {e}"
+        return None
 
     def attempts(
         self, uid: str, key: Key, status: FlowRunStatus, pods: Sequence[Mapping[str, Any]]

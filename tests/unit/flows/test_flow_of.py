@@ -19,8 +19,13 @@ def by_hand(phase: str | None = "Deployed", version: int | None = 3) -> dict[str
         status["definition"] = {"flowName": "nightly", "version": version, "revision": "abc",
                                 "tasks": []}  # fmt: skip
     return {
-        "metadata": {"name": "mine", "namespace": "ns", "uid": "u-mine",
-                     "creationTimestamp": "2026-12-03T10:00:00Z", "resourceVersion": "7"},  # fmt: skip
+        "metadata": {
+            "name": "mine",
+            "namespace": "ns",
+            "uid": "u-mine",
+            "creationTimestamp": "2026-12-03T10:00:00Z",
+            "resourceVersion": "7",
+        },
         "spec": {"flowRef": {"name": "nightly"}},
         "status": status,
     }
@@ -50,9 +55,12 @@ def test_a_flow_ref_run_is_one_of_the_flows_runs() -> None:
 
 def test_a_flow_ref_run_holds_a_slot_against_a_queued_run() -> None:
     queued = {
-        "metadata": {"name": "next", "creationTimestamp": "2026-12-03T10:05:00Z",
-                     "labels": {"flowops.io/flow": "nightly"},
-                     "annotations": {"flowops.io/concurrency": "Queue"}},  # fmt: skip
+        "metadata": {
+            "name": "next",
+            "creationTimestamp": "2026-12-03T10:05:00Z",
+            "labels": {"flowops.io/flow": "nightly"},
+            "annotations": {"flowops.io/concurrency": "Queue"},
+        },
         "spec": {},
         "status": {"phase": "Queued", "reason": "WaitingForFlowConcurrency"},
     }

@@ -153,6 +153,31 @@ async def test_records_wait_coalesced_while_the_database_is_down_and_are_written
     assert store.runs["run-uid"].status == "Completed"
 
 
+async def test_the_same_record_offered_while_it_is_written_does_not_keep_the_run_waiting() -> None:
+    """CI saw a finished run never deleted: each write's on_final started a reconcile whose
+    (unchanged) record, offered while the write was in flight, replaced the one written,
+    so the run was 'waiting' after every write, for ever. The same record is not queued
+    twice: after the write nothing waits, and on_final fires once."""
+    store = MemoryStore()
+    recorder = Recorder(store)
+    body = finished()
+    upsert = store.upsert_run
+
+    async def slow_upsert(record: Any) -> bool:
+        recorder.on_run(changed(body, "Completed", 4))  # a reconcile meanwhile
+        await asyncio.sleep(0)
+        return await upsert(record)
+
+    store.upsert_run = slow_upsert  # type: ignore[method-assign]
+    finals: list[Key] = []
+    recorder.on_final = finals.append
+    recorder.on_run(changed(body, "Completed", 4))
+    assert await recorder.flush()
+    assert not recorder.waiting("run-uid") and finals == [KEY]
+    recorder.on_run(changed(body, "Completed", 4))  # once stored: not queued again
+    assert not recorder.waiting("run-uid")
+
+
 def test_an_older_record_does_not_replace_a_newer_one_waiting() -> None:
     recorder = Recorder(MemoryStore())
     body = finished()
