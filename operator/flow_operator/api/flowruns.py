@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from flow_operator.flows.schedule import FLOW_LABEL
 from flow_operator.history.retention import parse_duration
 from flow_operator.history.store import LogRecord, PrunePolicy, PruneReport, RunQuery, RunRecord
 from flow_operator.objects.times import parse_aware, rfc3339
@@ -137,6 +138,7 @@ def record_row(record: RunRecord) -> FlowRunRow:
         namespace=record.namespace,
         name=record.name,
         flowName=record.flow_name,
+        flow=record.labels.get(FLOW_LABEL),  # (a run applied by hand with flowRef: unknown)
         version=record.version,
         level=record.level,
         runType=record.run_type,

@@ -142,6 +142,11 @@ SCHEMAS: dict[str, S] = {
             "status": {"type": "string", "enum": list(RUN_STATES)},
         },
         {
+            "flow": {
+                "type": "string",
+                "description": "the Flow it is a run of (its flowops.io/flow label, or "
+                "the Flow its spec.flowRef names); absent for an inline run",
+            },
             "version": STR,
             "level": STR,
             "runType": STR,

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from flow_operator import GROUP, VERSION
+from flow_operator.flows.runs import flow_of
 from flow_operator.models.flowrun import KIND, Phase
 from flow_operator.objects.body import Body
 from flow_operator.views.paging import Page, SortKey, paginate
@@ -59,6 +60,7 @@ class FlowRunRow(Row):
     namespace: str
     name: str
     flowName: str
+    flow: str | None = None  # the Flow it is a run of (flows/runs.flow_of); None: inline
     version: str | None = None
     level: str | None = None
     runType: str | None = None
@@ -162,6 +164,7 @@ def row_of(body: Mapping[str, Any]) -> FlowRunRow:
         namespace=str(meta.get("namespace") or ""),
         name=str(meta.get("name") or ""),
         flowName=str(spec.get("flowName") or ""),
+        flow=flow_of(body),
         version=spec.get("version"),
         level=spec.get("level"),
         runType=spec.get("runType"),

@@ -146,3 +146,16 @@ def test_ascending_pages_and_no_counts_without_a_status() -> None:
     assert paginate(items, lambda i: (i,), limit=2, cursor=first.next, descending=False).items == [
         "c"
     ]
+
+
+def test_a_run_row_names_its_flow_by_label_or_reference_and_an_inline_run_none() -> None:
+    from flow_operator.views.runs import row_of
+
+    def body(labels: dict[str, str], spec: dict[str, Any]) -> dict[str, Any]:
+        return {"metadata": {"name": "r", "namespace": "ns", "labels": labels}, "spec": spec}
+
+    ticked = body({"flowops.io/flow": "nightly"}, {"flowName": "nightly", "tasks": []})
+    by_hand = body({}, {"flowRef": {"name": "weekly"}})
+    inline = body({}, {"flowName": "adhoc", "tasks": []})
+    assert [row_of(b).flow for b in (ticked, by_hand, inline)] == ["nightly", "weekly", None]
+    assert "flow" not in row_of(inline).dump()
