@@ -61,7 +61,11 @@ from flow_operator.objects.durations import since
 from flow_operator.objects.times import parse_time, rfc3339
 
 USABLE = (Color.GREEN, Color.YELLOW)
-ANNOUNCED = (TaskPhase.RUNNING, TaskPhase.SUCCEEDED, TaskPhase.FAILED, TaskPhase.CRASHED)
+# The task states posted as Events: the failures only (a Warning with the cause). A task
+# that starts or succeeds is in the run's status, its history and its metrics; an Event
+# each was 2 API writes per task (issue 21: Events per run at most the phase transitions
+# plus one per failed task).
+ANNOUNCED = (TaskPhase.FAILED, TaskPhase.CRASHED)
 BAD = (Phase.FAILED, Phase.CRASHED, TaskPhase.FAILED, TaskPhase.CRASHED)
 
 
@@ -492,11 +496,6 @@ def _tasks(count: int) -> str:
 
 
 def _task_event(t: TaskStatus) -> Event:
-    if t.status is TaskPhase.RUNNING:
-        return Event("Normal", "TaskStarted", f"task {t.name} started")
-    if t.status is TaskPhase.SUCCEEDED:
-        took = f" in {t.runtime}" if t.runtime else ""
-        return Event("Normal", "TaskSucceeded", f"task {t.name} succeeded{took}")
     first = (t.message or t.reason or "").splitlines()[:1]
     detail = f": {first[0]}" if first else ""
     return Event(
@@ -505,7 +504,7 @@ def _task_event(t: TaskStatus) -> Event:
 
 
 def _events(old: FlowRunStatus | None, new: FlowRunStatus) -> list[Event]:
-    """One per task that started or ended, then one for the run's phase if it changed."""
+    """One per task that failed or crashed, then one for the run's phase if it changed."""
     before = {t.name: t.status for t in old.tasks} if old else {}
     out = [
         _task_event(t)
