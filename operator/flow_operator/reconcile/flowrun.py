@@ -301,20 +301,27 @@ class FlowRunReconciler:
 
     def _capacity(self, key: Key, run: FlowRun) -> Capacity:
         """Runs holding a slot besides this one. A Queued run that may deploy reserves its
-        slot here, before any await, until its Deployed status is written."""
-        deployed = Phase.DEPLOYED.value
-        others = {
-            k
-            for k, bodies in list(self.view.runs.items())
-            for b in bodies
-            if k != key and self._phase(k, b) == deployed
-        } | (self._admitted - {key})
+        slot here, before any await, until its Deployed status is written.
+
+        The other runs are counted only when the count decides something: a limit is set
+        and this run does not hold a slot yet. A Deployed run (most reconciles: its Jobs'
+        and pods' events) and any run without limits skip the walk over every run."""
+        phase = run.status.phase if run.status is not None else None
+        holds = phase is Phase.DEPLOYED or key in self._admitted
+        limited = self.limits.running is not None or self.limits.per_namespace is not None
+        others: set[Key] = set()
+        if limited and not holds:
+            deployed = Phase.DEPLOYED.value
+            others = {
+                k
+                for k, bodies in list(self.view.runs.items())
+                for b in bodies
+                if k != key and self._phase(k, b) == deployed
+            } | (self._admitted - {key})
         in_namespace = sum(1 for ns, _ in others if ns == key[0])
         free = (self.limits.running is None or len(others) < self.limits.running) and (
             self.limits.per_namespace is None or in_namespace < self.limits.per_namespace
         )
-        phase = run.status.phase if run.status is not None else None
-        holds = phase is Phase.DEPLOYED or key in self._admitted
         flow_hold = None if holds else self._flow_hold(key)
         if not holds and free and phase is Phase.QUEUED and flow_hold is None:
             self._admitted.add(key)

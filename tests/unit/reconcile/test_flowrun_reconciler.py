@@ -125,6 +125,32 @@ def last_status(kube: Kube, name: str) -> Body:
     return [s for n, s in kube.statuses if n == name][-1]
 
 
+class Walked(dict[Key, list[Body]]):
+    """A run index that counts the walks over all of it (the capacity scan)."""
+
+    walks = 0
+
+    def items(self) -> Any:
+        self.walks += 1
+        return super().items()
+
+
+async def test_the_capacity_walk_happens_only_when_a_limit_decides() -> None:
+    """Without limits no run walks every run; with a limit, a Queued run does (its slot
+    is decided), a Deployed one does not (it holds its slot)."""
+    runs = Walked({("ml", f"r{i}"): [queued(f"r{i}")] for i in range(3)})
+    kube = Kube()
+    await reconciler(runs, kube)(("ml", "r0"))
+    assert last_status(kube, "r0")["phase"] == "Deployed" and runs.walks == 0
+    limited = reconciler(runs, kube, running=2)
+    await limited(("ml", "r1"))
+    assert last_status(kube, "r1")["phase"] == "Deployed" and runs.walks == 1
+    runs[("ml", "r1")] = [{**runs[("ml", "r1")][0], "status": last_status(kube, "r1")}]
+    walks = runs.walks
+    await limited(("ml", "r1"))  # Deployed: holds its slot
+    assert runs.walks == walks
+
+
 async def test_concurrent_workers_never_grant_more_slots_than_the_limit() -> None:
     runs = {("ml", f"r{i}"): [queued(f"r{i}")] for i in range(4)}
     kube = Kube()
