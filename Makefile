@@ -27,6 +27,7 @@ crds: venv  ## regenerate crds/ (and the Helm chart's copy) from the models, the
 	$(PY) -m flow_operator.crds crds
 	$(PY) -m flow_operator.crds charts/flow-operator/crds
 	$(PY) -m flow_operator.rbac charts/flow-operator/templates/_rbac_rules.tpl
+	$(PY) -m flow_operator.rbac --user-roles cluster/flow-roles.yaml
 
 lint: venv  ## ruff, mypy --strict, import contracts, CRD and RBAC drift, Dockerfile (hadolint)
 	$(VENV)/bin/ruff check operator tests bench cluster
@@ -36,6 +37,7 @@ lint: venv  ## ruff, mypy --strict, import contracts, CRD and RBAC drift, Docker
 	$(PY) -m flow_operator.crds --check crds
 	$(PY) -m flow_operator.crds --check charts/flow-operator/crds
 	$(PY) -m flow_operator.rbac --check charts/flow-operator/templates/_rbac_rules.tpl
+	$(PY) -m flow_operator.rbac --check --user-roles cluster/flow-roles.yaml
 	$(VENV)/bin/hadolint Dockerfile
 
 unit: venv  ## fast tests: pure core, golden files, handlers on fakes

@@ -379,10 +379,31 @@ def test_no_wildcards_and_secrets_are_only_read(values: str) -> None:
 
 
 def main_roles(values: str) -> list[Body]:
-    """The ClusterRoles but the auth mode's own (test_auth_mode_rbac)."""
+    """The ClusterRoles but the auth mode's own (test_auth_mode_rbac) and the users'
+    aggregated ones (test_user_roles_aggregate_into_the_built_in_roles)."""
     return [
-        r for r in objects(values, "ClusterRole") if not r["metadata"]["name"].endswith("-auth")
-    ]
+        r for r in objects(values, "ClusterRole")
+        if not r["metadata"]["name"].endswith(("-auth", "-user-view", "-user-edit"))
+    ]  # fmt: skip
+
+
+def test_user_roles_aggregate_into_the_built_in_roles() -> None:
+    """The chart ships the users' roles of cluster/flow-roles.yaml (one table, rbac.py):
+    the same rules and aggregation labels; userRoles.create=false leaves them out."""
+    plain = {d["metadata"]["name"].removeprefix("flowops-io-"): d
+             for d in yaml.safe_load_all((ROOT / "cluster" / "flow-roles.yaml").read_text()) if d}  # fmt: skip
+    shipped = {r["metadata"]["name"].removeprefix("flow-flow-operator-user-"): r
+               for r in objects("defaults", "ClusterRole")
+               if "-user-" in r["metadata"]["name"]}  # fmt: skip
+    assert sorted(shipped) == sorted(plain) == ["edit", "view"]
+    for name, role in shipped.items():
+        assert role["rules"] == plain[name]["rules"]
+        aggregation = {k: v for k, v in role["metadata"]["labels"].items()
+                       if k.startswith("rbac.authorization.k8s.io/")}  # fmt: skip
+        assert aggregation == plain[name]["metadata"]["labels"]
+    assert grants(shipped["edit"])[("flowops.io", "flowruns")] >= {"create", "patch"}
+    off = [d for d in yaml.safe_load_all(helm_template("--set", "userRoles.create=false")) if d]
+    assert not [d for d in off if "-user-" in d["metadata"]["name"]]
 
 
 def test_cluster_scope_rbac() -> None:

@@ -81,6 +81,8 @@ def test_the_chart_grants_exactly_the_tables_rules() -> None:
     for values in RENDERINGS.values():
         for doc in yaml.safe_load_all(helm_template(*values)):
             if doc and doc["kind"] in ("Role", "ClusterRole"):
+                if doc["metadata"]["name"].endswith(("-user-view", "-user-edit")):
+                    continue  # the users' roles, not the operator's (below)
                 for rule in doc["rules"]:
                     assert rule in table, f"{doc['metadata']['name']}: {rule} is not in rbac.py"
                     seen.append(rule)
@@ -105,3 +107,19 @@ def test_the_docs_list_every_rule() -> None:
 def test_every_rule_set_is_included_by_the_chart(rule_set: rbac.RuleSet) -> None:
     templates = (ROOT / "charts" / "flow-operator" / "templates" / "rbac.yaml").read_text()
     assert f'include "flow-operator.{rule_set.name}"' in templates
+
+
+def test_the_users_roles_file_is_the_tables_and_drift_is_caught(tmp_path: Path) -> None:
+    """cluster/flow-roles.yaml (make run's users' roles) is rendered from USER_ROLES, and
+    the chart's user-roles.yaml includes the same rule sets."""
+    plain = ROOT / rbac.USER_ROLES_TARGET
+    assert plain.read_text() == rbac.render_user_roles(), "run `make crds`"
+    assert rbac.main(["--check", "--user-roles", str(plain)]) == 0
+    edited = tmp_path / "flow-roles.yaml"
+    edited.write_text(rbac.render_user_roles().replace("deletecollection", "escalate"))
+    assert rbac.main(["--check", "--user-roles", str(edited)]) == 1
+    roles = {d["metadata"]["name"]: d for d in yaml.safe_load_all(plain.read_text()) if d}
+    assert roles["flowops-io-edit"]["rules"] == [as_dict(r) for r in rbac.USER_EDIT.rules]
+    templates = (ROOT / "charts" / "flow-operator" / "templates" / "user-roles.yaml").read_text()
+    for rule_set in rbac.USER_RULE_SETS:
+        assert f'include "flow-operator.{rule_set.name}"' in templates

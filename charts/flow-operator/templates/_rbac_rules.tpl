@@ -143,3 +143,23 @@ kopf peering, in each watched namespace (rbac.kopfPeering).
   resources: [kopfpeerings]
   verbs: [get, list, watch, patch]
 {{- end -}}
+
+{{/*
+Users' view of the flowops.io kinds, aggregated into view, edit and admin (userRoles).
+*/}}
+{{- define "flow-operator.userViewRules" -}}
+# read flow runs, Flows and Workflows: the dashboard's lists and GET /api/v1/...
+- apiGroups: [flowops.io]
+  resources: [flowruns, flowruns/status, flows, flows/status, workflows, workflows/status]
+  verbs: [get, list, watch]
+{{- end -}}
+
+{{/*
+Users' changes to the flowops.io kinds, aggregated into edit and admin (userRoles).
+*/}}
+{{- define "flow-operator.userEditRules" -}}
+# cancel (patch flowruns), rerun and Run (create flowruns), and edit the kinds.
+- apiGroups: [flowops.io]
+  resources: [flowruns, flows, workflows]
+  verbs: [create, update, patch, delete, deletecollection]
+{{- end -}}
