@@ -54,10 +54,24 @@ from flow_operator.history.store import (
 )
 from flow_operator.models.flowrun import TERMINAL
 from flow_operator.objects.body import Body
+from flow_operator.objects.ownership import Whose, task_pod
 from flow_operator.ports import FLOWRUNS, LogReader, Resource
 from flow_operator.views.paging import BadCursor, Page
 
 Key = tuple[str, str]
+
+
+class ChildViews(Protocol):
+    """The operator's watches of the runs' Jobs and pods, by (namespace, run)
+    (reconcile/flowrun.FlowRunView is one)."""
+
+    @property
+    def jobs(self) -> Mapping[Key, Iterable[Body]]: ...
+
+    @property
+    def pods(self) -> Mapping[Key, Iterable[Body]]: ...
+
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -132,8 +146,12 @@ class IndexedFlowRuns:
         store: RunStore | None = None,
         retention: PrunePolicy | None = None,
         logs: LogReader | None = None,
+        children: ChildViews | None = None,
     ) -> None:
         self.runs = runs
+        # The operator's watches of the runs' Jobs and pods: a log is streamed only from
+        # the pod the task made (objects/ownership.py). None: not checked (a test's fake).
+        self.children = children
         self.kube = kube
         # The operator's own log reader (kube.PodLogs: a pool apart from the reconcilers',
         # handlers/http.py); a test's fake `kube` reads logs too.
@@ -256,6 +274,13 @@ class IndexedFlowRuns:
         except StoreUnavailable as e:
             raise FlowRunError(503, "HistoryUnavailable", str(e)) from None
 
+    def _whose(self, namespace: str, name: str, task: str, job: str | None, pod: str) -> Whose:
+        if self.children is None:
+            return Whose.TASKS
+        key = (namespace, name)
+        return task_pod(self.children.pods.get(key, ()), self.children.jobs.get(key, ()),
+                        run=name, task=task, job=job, pod=pod)  # fmt: skip
+
     async def logs(
         self,
         namespace: str,
@@ -275,7 +300,19 @@ class IndexedFlowRuns:
         if line is None:
             raise FlowRunError(404, "NotFound", f"flow run {namespace}/{name} has no task {task}")
         latest = attempt is None or attempt >= max(line.attempts, 1)
-        if body is not None and latest and line.pod_name is not None:
+        live = body is not None and latest and line.pod_name is not None
+        whose = Whose.GONE
+        if live and line.pod_name is not None:
+            whose = self._whose(namespace, name, task, line.job_name, line.pod_name)
+        if whose is Whose.FOREIGN:
+            raise FlowRunError(
+                403,
+                "NotTheTasksPod",
+                f"pod {line.pod_name} is not the one task {task} of {namespace}/{name} made "
+                f"(its labels or owner are not the task's Job {line.job_name}): its log is "
+                "not served",
+            )
+        if whose is Whose.TASKS and line.pod_name is not None:
             try:
                 return await self.pod_logs.pod_log(
                     namespace,

@@ -93,21 +93,19 @@ def setup(app: Operator) -> None:
     @app.on_build
     def build(ctx: Started) -> None:
         runs = ctx.index(INDEX)
-        reconciler = FlowRunReconciler(
-            FlowRunView(
-                runs=runs,
-                jobs=ctx.watch("jobs", JOBS, FLOWRUN_LABEL, slim.job, queue),
-                pods=ctx.watch("flow run pods", PODS, FLOWRUN_LABEL, slim.pod, queue),
-                children=ctx.index(CHILDREN),
-                workflows=ctx.index(workflows.INDEX),
-                # a run made under its flow's Queue or Replace waits for the flow's say
-                flows=ctx.index(flow_kind.INDEX),
-                flow_runs=ctx.index(flow_kind.RUNS),
-            ),
-            ctx.kube,
-            app.settings.limits,
-            events=ctx.app.recorder,
-        )  # fmt: skip
+        view = FlowRunView(
+            runs=runs,
+            jobs=ctx.watch("jobs", JOBS, FLOWRUN_LABEL, slim.job, queue),
+            pods=ctx.watch("flow run pods", PODS, FLOWRUN_LABEL, slim.pod, queue),
+            children=ctx.index(CHILDREN),
+            workflows=ctx.index(workflows.INDEX),
+            # a run made under its flow's Queue or Replace waits for the flow's say
+            flows=ctx.index(flow_kind.INDEX),
+            flow_runs=ctx.index(flow_kind.RUNS),
+        )
+        # the HTTP API serves a task's log only from the pod the task made (handlers/http.py)
+        ctx.provide(view)
+        reconciler = FlowRunReconciler(view, ctx.kube, app.settings.limits, events=ctx.app.recorder)
         reconciler.publish = app.runs.publish
         # run history (handlers/history.py): logs captured, finished runs deleted once archived
         history = reconciler.history = ctx.need(History)

@@ -17,6 +17,7 @@ from flow_operator.history.store import PrunePolicy
 from flow_operator.objects.body import Body, first
 from flow_operator.ports import FLOWRUNS, Resource
 from flow_operator.reconcile.flow import FlowView
+from flow_operator.reconcile.flowrun import FlowRunView
 from flow_operator.reconcile.history import History
 from flow_operator.reconcile.workflow import WorkflowView
 
@@ -45,8 +46,14 @@ def setup(app: Operator) -> None:
             view.pods,
             # runs created for a request carry who asked (api/audit.py)
             # logs through the log streams' own client and pool, never the reconcilers'
+            # and only from the pod the task made (the FlowRun kind's Job and pod watches)
             IndexedFlowRuns(
-                runs, Stamped(ctx.kube), history.store, retention, logs=ctx.log_reader()
+                runs,
+                Stamped(ctx.kube),
+                history.store,
+                retention,
+                logs=ctx.log_reader(),
+                children=ctx.need(FlowRunView),
             ),
             IndexedFlows(flows.flows, flows.runs, Stamped(ctx.kube)),
             events=app.recorder,

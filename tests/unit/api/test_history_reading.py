@@ -229,3 +229,38 @@ async def test_prune_over_http(client: TestClient[Any, Any], store: SqlRunStore)
     assert resp.status == 200 and report["byCount"] == 3 and not report["dryRun"]
     assert len((await store.list_runs(RunQuery())).items) == 3
     assert (await client.post(path)).status == 401
+
+
+async def test_a_live_log_is_served_only_from_the_pod_the_task_made(
+    setup: tuple[IndexedFlowRuns, dict[Any, Any], Pods], store: SqlRunStore
+) -> None:
+    """With the operator's Job and pod watches, a pod the status names but the task's Job
+    did not make is refused (403 naming it); a pod the watch no longer sees is the store's."""
+    from dataclasses import dataclass
+
+    from flow_operator.api.flowruns import FlowRunError
+
+    backend, index, pods = setup
+    pods.logs["live-5-only"] = b"from the pod\n"
+    index[("ml", "live-5")][0]["status"]["tasks"][0]["jobName"] = "live-5-only"
+
+    @dataclass
+    class Children:
+        jobs: dict[Any, list[dict[str, Any]]]
+        pods: dict[Any, list[dict[str, Any]]]
+
+    job = {"metadata": {"name": "live-5-only", "uid": "job-uid"}}
+    owner = {"kind": "Job", "name": "live-5-only", "uid": "job-uid", "controller": True}
+    made = {"metadata": {"name": "live-5-only", "ownerReferences": [owner],
+                         "labels": {"flowops.io/flowrun": "live-5", "flowops.io/task": "only"}}}  # fmt: skip
+    backend.children = Children(jobs={("ml", "live-5"): [job]}, pods={("ml", "live-5"): [made]})
+    live = await backend.logs("ml", "live-5", "only", follow=False, tail_lines=None)
+    assert not isinstance(live, StoredLog) and [c async for c in live] == [b"from the pod\n"]
+    made["metadata"]["ownerReferences"] = [{**owner, "uid": "someone-elses"}]
+    with pytest.raises(FlowRunError) as refused:
+        await backend.logs("ml", "live-5", "only", follow=False, tail_lines=None)
+    assert refused.value.status == 403 and "pod live-5-only is not the one" in str(refused.value)
+    backend.children = Children(jobs={}, pods={})  # the pod left the watch: the store's log
+    await store.put_log("uid-live-5", "only", 2, "kept\n")
+    gone = await backend.logs("ml", "live-5", "only", follow=False, tail_lines=None)
+    assert isinstance(gone, StoredLog) and [c async for c in gone] == [b"kept\n"]
