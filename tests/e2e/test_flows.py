@@ -2,14 +2,17 @@
 next minute (the cluster's real time: up to ~70 s), the Run action over HTTP makes a run
 that Completes (Forbid skips a second while it runs), FlowRuns by reference resolve v1 and
 v2 to their own tasks and a rerun keeps its version (or asks for the latest), a bad
-parameter applied with kubectl is InvalidSpec naming it, and Queue holds a run until the
-flow's slot frees."""
+parameter applied with kubectl is InvalidSpec naming it, Queue holds a run until the
+flow's slot frees, Replace cancels a run applied by hand before the new one starts, and a
+SIGKILL of the operator at a tick neither misses that tick nor starts it twice."""
 
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -270,3 +273,33 @@ def test_replace_cancels_a_run_applied_by_hand_then_starts_the_new_one(
              lambda: (status_of(cluster, namespace, "flow", "swap").get("lastRun") or {})
              .get("name") == new["name"], 30)  # fmt: skip
     post(operator, f"/api/v1/flowruns/{namespace}/{new['name']}/cancel", token, {})
+
+
+def test_a_kill_9_at_the_tick_neither_misses_nor_doubles_it(
+    cluster: ClusterHandle, namespace: str, operator: OperatorProcess
+) -> None:
+    """A `* * * * *` schedule, the operator killed with SIGKILL a moment after a tick is
+    due (as it creates that tick's run, or just before) and started again: every minute
+    from the first tick on has exactly one run, the killed tick's included (the default
+    catchUp, Latest, starts it late; a create that meets AlreadyExists is done)."""
+    body = flow("killed", schedules=[{"name": "minutely", "cron": "* * * * *"}])
+    body["spec"]["tasks"] = [{"name": "only", "image": OK}]
+    apply(cluster, namespace, body)
+
+    def ticks() -> list[datetime]:
+        stamps = [r["metadata"]["labels"]["flowops.io/scheduled-time"]
+                  for r in runs_of(cluster, namespace, "killed")]  # fmt: skip
+        assert len(stamps) == len(set(stamps)), stamps  # one run per tick
+        return sorted(datetime.strptime(t, "%Y%m%d%H%M").replace(tzinfo=UTC) for t in stamps)
+
+    (first,) = wait_for("the first tick's run", ticks, 75, 1.0)
+    killed_at = first + timedelta(minutes=1)
+    wait = (killed_at - datetime.now(UTC)).total_seconds() + 0.3
+    assert wait > 0, "the first tick's run came too late to aim at the next tick"
+    time.sleep(wait)  # the cluster's real clock: the tick is the API server's minute
+    operator.restart(kill=True)
+    after = killed_at + timedelta(minutes=1)
+    seen = wait_for("the killed tick's run and the next one",
+                    lambda: (t := ticks()) and t[-1] >= after and t, 150, 1.0)  # fmt: skip
+    minutes = [int((t - first).total_seconds() // 60) for t in seen]
+    assert minutes == list(range(len(seen))), seen  # no minute missed, none twice
