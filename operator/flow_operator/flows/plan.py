@@ -386,7 +386,10 @@ def _tick(r: FlowRunRecord | Create) -> datetime:
 def _last_run(
     runs: Sequence[FlowRunRecord], creates: Sequence[Create], old: LastRun | None, stamp: str
 ) -> LastRun | None:
-    """The newest run of the flow, by creation (a run created now is the newest)."""
+    """The newest run of the flow, by creation (a run created now is the newest). The
+    creation time has a one-second grain: of runs made in the same second, an unfinished
+    one is taken as the newer (a run that replaced another, or started after it ended, is
+    still going), then the name."""
     if creates:
         c = creates[-1]
         return LastRun(
@@ -398,7 +401,7 @@ def _last_run(
         )
     if not runs:
         return old
-    r = max(runs, key=lambda r: (r.created, r.name))
+    r = max(runs, key=lambda r: (r.created, not r.finished, r.name))
     return LastRun(
         name=r.name,
         version=r.version,

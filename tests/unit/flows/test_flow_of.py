@@ -73,3 +73,19 @@ def test_a_flow_ref_run_holds_a_slot_against_a_queued_run() -> None:
 def test_its_record_names_the_flow_and_the_resolved_version() -> None:
     record = record_of(by_hand("Completed", version=3))
     assert (record.flow_name, record.version) == ("nightly", "3")
+
+
+def test_of_two_runs_made_in_the_same_second_the_unfinished_one_is_the_last() -> None:
+    """CI: a run applied by hand, replaced within its second by the Run action's run; the
+    creation time's one-second grain cannot order them, the name ordered them wrongly."""
+    from datetime import UTC, datetime
+
+    from flow_operator.flows.plan import _last_run
+
+    replaced = FlowRunRecord.from_body({**by_hand("Cancelled"), "metadata": {
+        **by_hand()["metadata"], "name": "swap-by-hand"}})  # fmt: skip
+    new = FlowRunRecord.from_body({**by_hand("Deployed"), "metadata": {
+        **by_hand()["metadata"], "name": "swap-a2w9s"}})  # fmt: skip
+    assert replaced is not None and new is not None and replaced.created == new.created
+    last = _last_run([replaced, new], [], None, datetime(2026, 12, 3, tzinfo=UTC).isoformat())
+    assert last is not None and last.name == "swap-a2w9s"
