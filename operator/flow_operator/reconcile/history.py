@@ -178,9 +178,8 @@ class Recorder:
             else:
                 stored = True
                 self._written[uid] = _digest(record)
-            now = self.pending.get(uid)
-            if now is record or (stored and now is not None and _digest(now) == self._written[uid]):
-                # not replaced meanwhile, or by the very record just stored
+            if self.pending.get(uid) is record:  # not replaced meanwhile (offer never
+                # replaces a waiting record by an identical one)
                 del self.pending[uid]
                 self._bodies.pop(uid, None)
             if stored and record.finished and self.on_final is not None:
