@@ -16,6 +16,7 @@ import kopf
 from flow_operator import metrics
 from flow_operator.app import Operator
 from flow_operator.handlers import flow, flowrun, history, http, workflow
+from flow_operator.logsafe import EscapingFormatter
 from flow_operator.settings import Settings
 
 # The kinds, in build order: a later one may read what an earlier one provides.
@@ -26,10 +27,16 @@ def build(settings: Settings) -> Operator:
     return Operator(settings, KINDS)
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def configure_logging(settings: Settings) -> None:
+    # One line per record, whatever a message quotes (a request's path, a spec's string):
+    # control characters are escaped (logsafe.py, docs/security.md)
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter(LOG_FORMAT))
     logging.basicConfig(
-        level=logging.DEBUG if settings.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.DEBUG if settings.verbose else logging.INFO, handlers=[handler]
     )
     if not settings.verbose:
         logging.getLogger("kopf").setLevel(logging.WARNING)
