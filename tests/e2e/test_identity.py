@@ -115,6 +115,12 @@ def phase(cluster: ClusterHandle, namespace: str, name: str) -> str | None:
     return status.get("phase")
 
 
+def flow() -> dict[str, Any]:
+    """A Flow in each namespace, never run: its Run button is what `me` may grey."""
+    return {"apiVersion": "flowops.io/v1alpha1", "kind": "Flow", "metadata": {"name": "nightly"},
+            "spec": {"tasks": [{"name": "only", "image": OK}]}}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def teams(cluster: ClusterHandle, operator: OperatorProcess) -> Iterator[Teams]:
     """ns-a and ns-b, each with a run that never ends and one done; the four accounts."""
@@ -129,7 +135,7 @@ def teams(cluster: ClusterHandle, operator: OperatorProcess) -> Iterator[Teams]:
     for ns, prefix in ((NS_A, "a"), (NS_B, "b")):
         runs = [flowrun(f"{prefix}-forever", [task("spin", FOREVER)]),
                 flowrun(f"{prefix}-done", [task("only", OK)])]  # fmt: skip
-        cluster.kubectl("-n", ns, "apply", "-f", "-", input=yaml.safe_dump_all(runs))
+        cluster.kubectl("-n", ns, "apply", "-f", "-", input=yaml.safe_dump_all([*runs, flow()]))
     for ns, run, wanted in ((NS_A, "a-done", "Completed"), (NS_A, "a-forever", "Deployed"),
                             (NS_B, "b-done", "Completed"), (NS_B, "b-forever", "Deployed")):  # fmt: skip
         wait_for(f"{ns}/{run} {wanted}", lambda: phase(cluster, ns, run) == wanted, 90)  # noqa: B023
@@ -273,6 +279,10 @@ async def test_in_the_browser_alice_sees_ns_a_and_bobs_cancel_is_disabled(
     assert {await r.get_attribute("data-run") for r in await rows.all()} == {
         f"{NS_A}/a-forever", f"{NS_A}/a-done"}  # fmt: skip
     await expect(page.locator("#whoami")).to_have_text("signed in as alice")
+    await page.goto(operator.url("/#/flows"))
+    alices_run = page.locator(f'tr.flow[data-flow="{NS_A}/nightly"] button.run')
+    await expect(alices_run).to_be_enabled()
+    await page.goto(operator.url("/#/runs"))
     await page.click("#logout")  # the sign-in box again, in the same tab
 
     await page.fill("#token", teams.bob)
@@ -286,3 +296,8 @@ async def test_in_the_browser_alice_sees_ns_a_and_bobs_cancel_is_disabled(
     assert {(await r.get_attribute("data-run") or "").split("/")[0] for r in await rows.all()} == {
         NS_B
     }
+    # The Flows page: bob (view) may not create flowruns, so Run is greyed with the reason.
+    await page.goto(operator.url("/#/flows"))
+    bobs_run = page.locator(f'tr.flow[data-flow="{NS_B}/nightly"] button.run')
+    await expect(bobs_run).to_be_disabled()
+    assert await bobs_run.get_attribute("title") == f"You (bob) cannot run flows in {NS_B}."

@@ -6,7 +6,7 @@
 "use strict";
 
 // What the dashboard's buttons do, as `me` names the actions.
-const BUTTON_ACTIONS = { cancel: "cancel", rerun: "rerun", logs: "logs" };
+const BUTTON_ACTIONS = { cancel: "cancel", rerun: "rerun", logs: "logs", run: "run" };
 // An RBAC refusal (`<user> cannot <verb> <resource> in <ns>`) as what it stops.
 const REFUSED_WORDS = {
   "patch flowruns": "cancel runs",
@@ -108,13 +108,14 @@ if (typeof document !== "undefined") {
     applyTo(document.body);
   }
 
-  // The namespace of a button: its run row's (or the task row's run), or the run page's.
+  // The namespace of a button: its run row's (or the task row's run), its Flow row's, or
+  // the run or Flow page's.
   function namespaceOf(button) {
-    let row = button.closest("tr.run, tr.tasks");
+    let row = button.closest("tr.run, tr.tasks, tr.flow");
     if (row && row.matches("tr.tasks")) row = row.previousElementSibling;
-    const id = row && row.getAttribute("data-run");
+    const id = row && (row.getAttribute("data-run") || row.getAttribute("data-flow"));
     if (id) return id.split("/")[0];
-    const page = /^#\/runs\/([^/?]+)\//.exec(location.hash);
+    const page = /^#\/(?:runs|flows)\/([^/?]+)\//.exec(location.hash);
     return page ? decodeURIComponent(page[1]) : null;
   }
 
