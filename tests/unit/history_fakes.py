@@ -1,13 +1,15 @@
 """An in-memory RunStore for the operator's history tests: `down` makes every call
-StoreUnavailable (the database gone), `runs` and `logs` show what was stored."""
+StoreUnavailable (the database gone), `runs`, `logs` and `colors` show what was stored."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import datetime
 
 from flow_operator.errors import NotFound
 from flow_operator.history.store import (
+    ColorHistory,
+    ColorTransition,
     LogRecord,
     Page,
     PrunePolicy,
@@ -28,6 +30,7 @@ class MemoryStore:
         self.logs: dict[tuple[str, str, int], LogRecord] = {}
         self.upserts = 0
         self.clock = clock
+        self.colors: dict[tuple[str, datetime, str], ColorTransition] = {}
 
     def _check(self) -> None:
         if self.down:
@@ -92,6 +95,26 @@ class MemoryStore:
     async def prune(self, policy: PrunePolicy, *, dry_run: bool = False) -> PruneReport:
         self._check()
         return PruneReport(dry_run=dry_run)
+
+    async def record_colors(self, transitions: Sequence[ColorTransition]) -> int:
+        self._check()
+        new = [t for t in transitions if t.key not in self.colors]
+        self.colors.update((t.key, t) for t in new)
+        return len(new)
+
+    async def color_history(
+        self, namespace: str, name: str, since: datetime, until: datetime
+    ) -> ColorHistory:
+        self._check()
+        mine = sorted(
+            (t for t in self.colors.values() if (t.namespace, t.name) == (namespace, name)),
+            key=lambda t: t.time,
+        )
+        before = [t for t in mine if t.time < since]
+        return ColorHistory(
+            before=before[-1] if before else None,
+            transitions=tuple(t for t in mine if since <= t.time < until),
+        )
 
     async def close(self) -> None:
         return None

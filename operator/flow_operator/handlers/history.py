@@ -1,7 +1,8 @@
 """Run history wiring (docs/history.md): the run store from `--history-db`, the recorder
-of the runs the FlowRun reconciler decides, the capture of task logs, and the store's own
-retention. Provides `History` to the later build steps: the FlowRun reconciler (logs,
-TTL deletions), the HTTP API (reads) and the Flow reconciler (`archived`).
+of the runs the FlowRun reconciler decides and of the Workflows' color transitions, the
+capture of task logs, and the store's own retention. Provides `History` to the later
+build steps: the FlowRun reconciler (logs, TTL deletions), the HTTP API (reads) and the
+Flow reconciler (`archived`).
 
 The store opens on first use (migrations run then), so a database down at start does not
 stop the operator: records wait, and no finished run leaves the cluster. `none` is history
@@ -25,7 +26,13 @@ from flow_operator.history.store import (
     RunStore,
     StoreUnavailable,
 )
-from flow_operator.reconcile.history import History, LogCapture, OpeningStore, Recorder
+from flow_operator.reconcile.history import (
+    ColorRecorder,
+    History,
+    LogCapture,
+    OpeningStore,
+    Recorder,
+)
 
 log = logging.getLogger(__name__)
 # The store's own retention runs this often (the first pass a minute after start).
@@ -65,13 +72,19 @@ def setup(app: Operator) -> None:
     settings = app.settings.history
     store: RunStore = _store(settings.db, settings.log_cap) if settings.enabled else NullRunStore()
     recorder = Recorder(store)
+    colors = ColorRecorder(store)
     parts: list[History] = []
 
     @app.on_build
     def build(ctx: Started) -> None:
         capture = LogCapture(store, ctx.kube, cap=settings.log_cap)
         history = History(
-            store, recorder, capture, ttl=settings.finished_run_ttl, enabled=settings.enabled
+            store,
+            recorder,
+            capture,
+            colors=colors,
+            ttl=settings.finished_run_ttl,
+            enabled=settings.enabled,
         )
         parts.append(history)
         ctx.provide(history)
@@ -81,7 +94,11 @@ def setup(app: Operator) -> None:
         app.runs.subscribe(recorder.on_run)
         metrics.track_history("runs", recorder)
         metrics.track_history("logs", capture)
+        # the Workflows' color transitions, from their reconciles' decisions
+        app.workflows.subscribe(colors.on_workflow)
+        metrics.track_history("colors", colors)
         app.spawn(recorder.run(), "history recorder")
+        app.spawn(colors.run(), "history colors")
         app.spawn(capture.run(), "history logs")
         policy = PrunePolicy(
             max_age=settings.retention, keep_per_flow_status=settings.keep_per_flow_status
@@ -96,9 +113,11 @@ def setup(app: Operator) -> None:
                 async with asyncio.timeout(STOP_GRACE):
                     await history.recorder.flush()
                     await history.capture.flush()
-            if history.recorder.pending or history.capture.pending:
-                log.warning("history: %d runs and %d logs not written at stop (the live "
-                            "objects are recorded again at the next start)",
-                            len(history.recorder), len(history.capture))  # fmt: skip
+                    await colors.flush()
+            if history.recorder.pending or history.capture.pending or colors.pending:
+                log.warning("history: %d runs, %d logs and %d color transitions not written "
+                            "at stop (the live objects are recorded again at the next start)",
+                            len(history.recorder), len(history.capture),
+                            len(colors))  # fmt: skip
         parts.clear()
         await store.close()

@@ -13,6 +13,9 @@ equal.
 - `task_logs`: one row per (uid, task, attempt), capped by the store.
 - Lists are keyset pages over (sort_time, uid), newest first: a deep page costs what the
   first one does. A row whose JSON does not read is skipped with a logged reason.
+- `workflow_colors`: one row per Workflow color transition, keyed by (uid, time,
+  to_color) and inserted with `ON CONFLICT DO NOTHING`, so a replay stores nothing twice;
+  read by (namespace, name, time).
 - Prune deletes in batches of `batchSize` runs, each its own short transaction: first
   the runs past `keepPerFlowStatus` (a window over namespace, flow and status), then those
   older than `maxAge`; a dry run counts the same two sets.
@@ -71,6 +74,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from flow_operator.history.store import (
     DEFAULT_LOG_CAP,
     EXAMPLES,
+    MAX_COLOR_TRANSITIONS,
+    ColorHistory,
+    ColorTransition,
     Cursor,
     HistoryError,
     LogRecord,
@@ -183,6 +189,20 @@ logs = Table(
     Column("size", BigInteger, nullable=False),
     Column("lost_reason", Text),
     Column("captured_at", UTCTime, nullable=False),
+)
+
+# Workflow color transitions (migration 0003), keyed by (uid, time, to_color).
+colors = Table(
+    "workflow_colors",
+    metadata,
+    Column("uid", String, primary_key=True),
+    Column("time", UTCTime, primary_key=True),
+    Column("to_color", String, primary_key=True),
+    Column("namespace", String, nullable=False),
+    Column("name", String, nullable=False),
+    Column("from_color", String),
+    Column("reason", Text, nullable=False),
+    Index("ix_workflow_colors_name", "namespace", "name", "time"),
 )
 
 
@@ -676,8 +696,63 @@ class SqlRunStore:
                 break
         return deleted, batches
 
+    async def record_colors(self, transitions: Sequence[ColorTransition]) -> int:
+        stored = 0
+        async with self._connection("record color transitions", write=True) as conn:
+            for t in transitions:
+                values = {
+                    "uid": t.uid,
+                    "time": t.time,
+                    "to_color": t.to_color,
+                    "namespace": t.namespace,
+                    "name": t.name,
+                    "from_color": t.from_color,
+                    "reason": t.reason,
+                }
+                stmt: Any
+                if self.backend == "sqlite":
+                    stmt = sqlite.insert(colors).values(values).on_conflict_do_nothing()
+                else:
+                    stmt = postgresql.insert(colors).values(values).on_conflict_do_nothing()
+                if (await conn.execute(stmt.returning(colors.c.uid))).first() is not None:
+                    stored += 1
+        return stored
+
+    async def color_history(
+        self, namespace: str, name: str, since: datetime, until: datetime
+    ) -> ColorHistory:
+        c = colors.c
+        mine = (c.namespace == namespace, c.name == name)
+        order = (c.time.desc(), c.uid.desc(), c.to_color.desc())
+        inside = (
+            select(*colors.c)
+            .where(*mine, c.time >= since, c.time < until)
+            .order_by(*order)
+            .limit(MAX_COLOR_TRANSITIONS)
+        )
+        before = select(*colors.c).where(*mine, c.time < since).order_by(*order).limit(1)
+        async with self._connection("read color transitions", write=False) as conn:
+            rows = (await conn.execute(inside)).all()
+            first = (await conn.execute(before)).first()
+        return ColorHistory(
+            before=None if first is None else _color_of(first),
+            transitions=tuple(_color_of(row) for row in reversed(rows)),
+        )
+
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _color_of(row: Any) -> ColorTransition:
+    return ColorTransition(
+        uid=row.uid,
+        namespace=row.namespace,
+        name=row.name,
+        time=row.time,
+        from_color=row.from_color,
+        to_color=row.to_color,
+        reason=row.reason,
+    )
 
 
 def _examples(rows: Sequence[Any]) -> list[str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Protocol
@@ -248,6 +248,36 @@ class PruneReport(Value):
 EXAMPLES = 20
 
 
+class ColorTransition(Value):
+    """A Workflow's color changed: at `time`, from `fromColor` (None: not known, the first
+    color the operator saw) to `toColor`, `reason` being its Ready condition's reason.
+    Keyed by (uid, time, toColor): recording one twice stores it once."""
+
+    uid: Annotated[str, Field(min_length=1, max_length=64)]
+    namespace: Annotated[str, Field(min_length=1, max_length=253)]
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    time: Time
+    from_color: str | None = None
+    to_color: Annotated[str, Field(min_length=1, max_length=16)]
+    reason: str = ""
+
+    @property
+    def key(self) -> tuple[str, datetime, str]:
+        return (self.uid, self.time, self.to_color)
+
+
+class ColorHistory(Value):
+    """A Workflow's transitions in a window, oldest first, and the last one before it (the
+    color the window starts in; None when none is stored)."""
+
+    before: ColorTransition | None = None
+    transitions: tuple[ColorTransition, ...] = ()
+
+
+# The transitions a color read returns at most (a window holding more is cut, newest kept).
+MAX_COLOR_TRANSITIONS = 10_000
+
+
 def cap_log(text: str, cap: int = DEFAULT_LOG_CAP) -> tuple[str, bool, int]:
     """The last `cap` bytes of a log (cut at a character boundary), whether it was cut,
     and its size before."""
@@ -307,6 +337,18 @@ class RunStore(Protocol):
 
     async def prune(self, policy: PrunePolicy, *, dry_run: bool = False) -> PruneReport: ...
 
+    async def record_colors(self, transitions: Sequence[ColorTransition]) -> int:
+        """Store these Workflow color transitions (one transaction); those stored already
+        (same uid, time and color) are left as they are. The number newly stored."""
+        ...
+
+    async def color_history(
+        self, namespace: str, name: str, since: datetime, until: datetime
+    ) -> ColorHistory:
+        """The Workflow's transitions with `since <= time < until` (every uid that had the
+        name), and the last one before `since`."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -359,6 +401,14 @@ class NullRunStore:
 
     async def prune(self, policy: PrunePolicy, *, dry_run: bool = False) -> PruneReport:
         return PruneReport(dry_run=dry_run)
+
+    async def record_colors(self, transitions: Sequence[ColorTransition]) -> int:
+        return 0
+
+    async def color_history(
+        self, namespace: str, name: str, since: datetime, until: datetime
+    ) -> ColorHistory:
+        return ColorHistory()
 
     async def close(self) -> None:
         return None

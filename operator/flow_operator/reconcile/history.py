@@ -9,6 +9,10 @@ archive check that lets a finished run leave the cluster (docs/history.md).
 - `LogCapture` stores each task attempt's log, read through the LogReader port when the
   attempt ended (the tail, `cap` bytes), keyed by (uid, task, attempt) and idempotent. A
   pod gone before its log was read is stored as LOG_LOST_POD_DELETED and counted.
+- `ColorRecorder` follows the `app.workflows` topic: each change of a Workflow's color
+  (history/colors.py) waits, keyed by (uid, time, color), for the same kind of writer.
+  At start the first decision of each Workflow adds the color its status holds (with its
+  `colorSince`), so a transition decided but not stored before a kill -9 is stored then.
 - `History` ties them to the store: `archived(uid)` is True once the store has the run's
   final record and every attempt's log (or its loss), what TTL and history-limit deletions
   wait for.
@@ -25,16 +29,19 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flow_operator import metrics
 from flow_operator.builders.naming import TASK_LABEL
 from flow_operator.errors import KubeError, NotFound
+from flow_operator.history.colors import Seen, transitions
 from flow_operator.history.record import record_of
 from flow_operator.history.store import (
     DEFAULT_LOG_CAP,
     LOG_LOST_POD_DELETED,
+    ColorHistory,
+    ColorTransition,
     HistoryError,
     InvalidRecord,
     LogRecord,
@@ -47,7 +54,7 @@ from flow_operator.history.store import (
     StoreUnavailable,
 )
 from flow_operator.models.flowrun import TERMINAL, FlowRunStatus
-from flow_operator.observers import RunChanged
+from flow_operator.observers import RunChanged, WorkflowChanged
 from flow_operator.ports import EventSink, LogReader
 
 log = logging.getLogger(__name__)
@@ -59,6 +66,10 @@ MAX_BACKOFF = 30.0
 # Writes failing this long post a Warning Event (once per outage) on the oldest run waiting.
 WARN_AFTER = 60.0
 ENDED_PODS = frozenset({"Succeeded", "Failed"})
+# Color transitions waiting at most (beyond: the oldest dropped, logged and counted), and
+# written per transaction.
+MAX_PENDING_COLORS = 100_000
+COLOR_BATCH = 500
 
 
 def _digest(record: RunRecord) -> int:
@@ -222,6 +233,84 @@ async def _flushed(
         log.exception("history: writing to the run store failed")
         outage.failed(monotonic())
         return False
+
+
+class ColorRecorder:
+    """Workflow color transitions waiting for the store (at most `limit`, keyed so one
+    is queued once), written in the background like the run records: never blocking the
+    reconcile, waiting while the database is down."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        limit: int = MAX_PENDING_COLORS,
+    ) -> None:
+        self.store = store
+        self.monotonic = monotonic
+        self.limit = limit
+        self.pending: dict[tuple[str, datetime, str], ColorTransition] = {}
+        self._seen: dict[Key, Seen] = {}
+        self._wake = asyncio.Event()
+        self.outage = Outage()
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def on_workflow(self, event: WorkflowChanged) -> None:
+        """The `app.workflows` subscriber: queue the transitions this decision shows."""
+        if event.status is None:
+            self._seen.pop(event.key, None)  # gone: a Workflow made again is seen anew
+            return
+        found, seen = transitions(event.body, event.status, self._seen.get(event.key))
+        if seen is not None:
+            self._seen[event.key] = seen
+        for t in found:
+            self.offer(t)
+
+    def offer(self, transition: ColorTransition) -> None:
+        if transition.key in self.pending:
+            return
+        if len(self.pending) >= self.limit:
+            # Bounded: the oldest waiting goes, said in the log and the metric.
+            oldest = next(iter(self.pending))
+            lost = self.pending.pop(oldest)
+            metrics.history_write_error("color")
+            log.error("history: %d color transitions waiting, the oldest dropped: %s/%s "
+                      "%s at %s", len(self.pending) + 1, lost.namespace, lost.name,
+                      lost.to_color, lost.time.isoformat())  # fmt: skip
+        self.pending[transition.key] = transition
+        self._wake.set()
+
+    async def flush(self) -> bool:
+        """Write what waits, COLOR_BATCH at a time; False when the store cannot be
+        reached (the rest wait). A batch the store refuses as invalid is dropped, logged."""
+        while self.pending:
+            batch = list(self.pending.values())[:COLOR_BATCH]
+            try:
+                await self.store.record_colors(batch)
+            except StoreUnavailable as e:
+                metrics.history_write_error("color")
+                wait = self.outage.failed(self.monotonic())
+                log.warning("history: %d color transitions waiting, next try in %.1fs: %s",
+                            len(self.pending), wait, e)  # fmt: skip
+                return False
+            except HistoryError as e:
+                metrics.history_write_error("color")
+                log.error("history: %d color transitions not recorded: %s", len(batch), e)
+            for t in batch:
+                self.pending.pop(t.key, None)
+        self.outage.ok()
+        return True
+
+    async def run(self, sleep: Sleep = asyncio.sleep) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not await _flushed(self.flush, self.outage, self.monotonic):
+                self._wake.set()
+                await sleep(_backoff(self.outage.failures))
 
 
 @dataclass(frozen=True)
@@ -417,6 +506,7 @@ class History:
     store: RunStore
     recorder: Recorder
     capture: LogCapture
+    colors: ColorRecorder | None = None
     ttl: timedelta | None = None  # --finished-run-ttl: the default of spec.ttlSecondsAfterFinished
     enabled: bool = True  # False: history off (NullRunStore), nothing is ever archived
 
@@ -540,6 +630,14 @@ class OpeningStore:
 
     async def prune(self, policy: PrunePolicy, *, dry_run: bool = False) -> PruneReport:
         return await (await self._get()).prune(policy, dry_run=dry_run)
+
+    async def record_colors(self, transitions: Sequence[ColorTransition]) -> int:
+        return await (await self._get()).record_colors(transitions)
+
+    async def color_history(
+        self, namespace: str, name: str, since: datetime, until: datetime
+    ) -> ColorHistory:
+        return await (await self._get()).color_history(namespace, name, since, until)
 
     async def close(self) -> None:
         if self._store is not None:

@@ -1,7 +1,7 @@
 """The store's schema comes from Alembic's migrations alone: from an empty database to the
 newest revision on both backends, again without harm, down to nothing and back, and what
 they build is exactly the tables `sql.py` queries (columns, types, keys, indexes); and a
-database at the previous revision (0001), runs in it, reaches the newest with its runs."""
+database at an earlier revision (0001, 0002), runs in it, reaches the newest with its runs."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from flow_operator.history.sql import (
     migrate,
     schema_revision,
 )
-from flow_operator.history.store import RunQuery
+from flow_operator.history.store import ColorTransition, RunQuery
+from tests.unit.history.test_store_colors import at
 from tests.unit.history.test_store_sql import rec
 
 
@@ -65,9 +66,15 @@ async def test_from_empty_to_head_and_again(dsn: str) -> None:
     assert await schema_revision(dsn) is None
     assert await _tables(dsn) == set()
     await migrate(dsn)
-    assert _head() == "0002"
+    assert _head() == "0003"
     assert await schema_revision(dsn) == _head()
-    assert await _tables(dsn) == {"alembic_version", "flowrun_counts", "flowruns", "task_logs"}
+    assert await _tables(dsn) == {
+        "alembic_version",
+        "flowrun_counts",
+        "flowruns",
+        "task_logs",
+        "workflow_colors",
+    }
     await migrate(dsn)  # at start, every start: nothing to do the second time
     assert await schema_revision(dsn) == _head()
 
@@ -122,3 +129,26 @@ async def test_from_the_previous_version_with_runs_to_head(dsn: str) -> None:
         ]
     finally:
         await store.close()
+
+
+async def test_from_0002_with_runs_to_head_records_colors(dsn: str) -> None:
+    # 0003 adds workflow_colors and touches nothing else: the runs stay, colors are stored.
+    await migrate(dsn, "0002")
+    assert "workflow_colors" not in await _tables(dsn)
+    old = SqlRunStore(create_engine(dsn))
+    try:
+        await old.upsert_run(rec("r0", 0, status="Completed"))
+    finally:
+        await old.close()
+    await migrate(dsn)
+    assert await schema_revision(dsn) == _head() == "0003"
+    store = SqlRunStore(create_engine(dsn))
+    try:
+        assert [r.uid for r in (await store.list_runs(RunQuery())).items] == ["r0"]
+        green = ColorTransition(uid="w", namespace="ml", name="shop", time=at(0), to_color="GREEN")
+        assert await store.record_colors([green]) == 1
+        assert (await store.color_history("ml", "shop", at(-1), at(1))).transitions == (green,)
+    finally:
+        await store.close()
+    await downgrade(dsn, "0002")
+    assert "workflow_colors" not in await _tables(dsn)
