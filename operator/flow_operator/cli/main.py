@@ -1,8 +1,10 @@
 """flowctl (also `kubectl flow`): Workflows and flow runs through the kubeconfig.
 
-Talks to the API server directly (no operator HTTP API needed): `status` prints the
-reference status document with ages as of now, `runs` the Flow Run Status table. Only
-`history prune` asks the operator's HTTP API (cli/history.py).
+Talks to the API server directly: `status` prints the reference status document with ages
+as of now, `runs` the Flow Run Status table. Given the operator's HTTP API (`--server`,
+cli/history.py), `runs` lists through it (live runs merged with the run history, paged),
+and `run` and `logs` read a run that has left the cluster from the history; `history
+prune` always asks it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from flow_operator.cli.cluster import (
     workflow_pods_selector,
 )
 from flow_operator.models.flowrun import TERMINAL
-from flow_operator.views.runs import rerun_body, row_of, select
+from flow_operator.views.runs import FlowRunRow, TaskRow, rerun_body, row_of, select
 from flow_operator.views.workflows import (
     key_of,
     live_document,
@@ -177,6 +179,35 @@ def _get_run(c: Context, namespace: str, name: str) -> dict[str, Any]:
         fail(f"flow run {namespace}/{name} not found")
 
 
+ASK_THE_ARCHIVE = (
+    "a finished run leaves the cluster after its TTL: ask the run history with --server URL "
+    "(or $FLOW_API_URL), the operator's HTTP API"
+)
+
+
+def _live_or_archived(
+    c: Context, namespace: str, name: str, archive: history.Archive | None
+) -> tuple[dict[str, Any] | None, FlowRunRow]:
+    """The run's live body and row, else (None, its row from the history)."""
+    try:
+        body = c.cluster.get(FLOWRUNS, namespace, name)
+        return body, row_of(body)
+    except NotFound:
+        if archive is None:
+            fail(f"flow run {namespace}/{name} not found in the cluster; {ASK_THE_ARCHIVE}")
+    doc = archive.run(namespace, name)
+    if doc is None:
+        fail(
+            f"flow run {namespace}/{name} is neither in the cluster nor in the run history "
+            f"at {archive.server}"
+        )
+    return None, FlowRunRow.model_validate(doc)
+
+
+def _archive(c: Context, server: str | None, token: str | None) -> history.Archive | None:
+    return history.Archive(c.operator, server, token) if server else None
+
+
 @flowctl.command()
 @namespaced
 @click.option("-A", "--all-namespaces", is_flag=True, help="every namespace")
@@ -184,6 +215,21 @@ def _get_run(c: Context, namespace: str, name: str) -> dict[str, Any]:
 @click.option("--status", help="only runs in this state (Queued, Deployed, Failed, ...)")
 @click.option("--run-type", help="only runs of this run type (Manual, Scheduled, ...)")
 @click.option("--configuration", help="only runs of this configuration")
+@click.option("--flow", help="only runs of this Flow (with --server)")
+@click.option("--level", help="only runs of this level (with --server)")
+@click.option(
+    "--since", help="started at or after: RFC 3339, or a duration ago (2h, 7d; with --server)"
+)
+@click.option("--until", help="started before: RFC 3339, or a duration ago (with --server)")
+@click.option("--log-contains", help="a task log of the run holds this text (with --server)")
+@click.option("--limit", type=click.IntRange(1, 1000), help="at most N runs (with --server)")
+@click.option(
+    "--continue",
+    "continue_",
+    metavar="TOKEN",
+    help="the next page: the token the previous page printed (with --server)",
+)
+@history.server_options(required=False)
 @output
 @pass_ctx
 def runs(
@@ -194,25 +240,106 @@ def runs(
     status: str | None,
     run_type: str | None,
     configuration: str | None,
+    flow: str | None,
+    level: str | None,
+    since: str | None,
+    until: str | None,
+    log_contains: str | None,
+    limit: int | None,
+    continue_: str | None,
+    server: str | None,
+    token: str | None,
     output: str,
 ) -> None:
-    """The Flow Run Status table, newest first; searchable like the dashboard."""
-    items = c.cluster.items(FLOWRUNS, None if all_namespaces else c.namespace(namespace))
+    """The Flow Run Status table, newest first; searchable like the dashboard. With
+    --server, live runs merged with the run history, paged (the totals per state under
+    the table); without, the runs in the cluster."""
     filters = {"search": search, "status": status, "runType": run_type,
                "configuration": configuration}  # fmt: skip
-    rows = select((row_of(b) for b in items), {k: v for k, v in filters.items() if v})
-    emit(rows, output, lambda: render.runs(rows, all_namespaces))
+    server_only = {"--flow": flow, "--level": level, "--since": since, "--until": until,
+                   "--log-contains": log_contains, "--limit": limit,
+                   "--continue": continue_}  # fmt: skip
+    if not server:
+        given = [option for option, value in server_only.items() if value is not None]
+        if given:
+            raise click.UsageError(
+                f"{given[0]} is answered by the run history: give the operator's HTTP API "
+                "with --server URL (or $FLOW_API_URL)"
+            )
+        items = c.cluster.items(FLOWRUNS, None if all_namespaces else c.namespace(namespace))
+        rows = select((row_of(b) for b in items), {k: v for k, v in filters.items() if v})
+        emit(rows, output, lambda: render.runs(rows, all_namespaces))
+        return
+    params = {k: v for k, v in filters.items() if v}
+    if not all_namespaces:
+        params["namespace"] = c.namespace(namespace)
+    params |= {k: v for k, v in (("flow", flow), ("level", level), ("logContains", log_contains),
+                                 ("continue", continue_)) if v}  # fmt: skip
+    for key, moment in (("since", since), ("until", until)):
+        if moment:
+            params[key] = history.when(f"--{key}", moment, c.now())
+    if limit is not None:
+        params["limit"] = str(limit)
+    page = history.Archive(c.operator, server, token).page(params)
+    rows = list(page.get("items") or [])
+    emit(page, output, lambda: render.runs(rows, all_namespaces) + "\n\n"
+         + history.page_footer(page))  # fmt: skip
 
 
 @flowctl.command()
 @click.argument("name")
 @namespaced
+@history.server_options(required=False)
 @output
 @pass_ctx
-def run(c: Context, name: str, namespace: str | None, output: str) -> None:
-    """One flow run with its tasks."""
-    row = row_of(_get_run(c, c.namespace(namespace), name)).dump()
-    emit(row, output, lambda: render.run(row))
+def run(
+    c: Context, name: str, namespace: str | None, server: str | None, token: str | None,
+    output: str,
+) -> None:  # fmt: skip
+    """One flow run with its tasks; with --server, from the run history once it has left
+    the cluster (marked archived)."""
+    ns = c.namespace(namespace)
+    body, found = _live_or_archived(c, ns, name, _archive(c, server, token))
+    row = found.dump()
+    if body is not None:
+        emit(row, output, lambda: render.run(row))
+        return
+    emit({**row, "archived": True}, output, lambda: render.archived(row))
+
+
+def _task(name: str, row: FlowRunRow, task: str | None) -> TaskRow:
+    """TASK, or the only task that has started."""
+    tasks = row.tasks or []
+    if task is None:
+        started = [t for t in tasks if t.pod]
+        if len(started) != 1:
+            names = ", ".join(t.name for t in started) or "none has started"
+            fail(f"flow run {name} has {len(started)} started tasks; name one: {names}")
+        return started[0]
+    found = next((t for t in tasks if t.name == task), None)
+    if found is None:
+        fail(f"flow run {name} has no task {task}: {', '.join(t.name for t in tasks)}")
+    return found
+
+
+def _stored_log(
+    archive: history.Archive, ns: str, name: str, task: str, attempt: int | None, why: str
+) -> None:
+    """The attempt's log from the API (the store's capture once the pod is gone), a note of
+    where it came from on stderr, the cut marked before the text, a lost log an error."""
+    reply = archive.log(ns, name, task, attempt)
+    note = history.StoredLogNote.of(reply.headers, len(reply.data))
+    if reply.headers.get("x-log-source") != "history":  # the pod was still there
+        where = f"task {task}: the pod's log, through the operator"
+    elif note.lost:
+        fail(f"task {task} of {ns}/{name}, attempt {note.attempt}: no log was kept ({note.lost})")
+    else:
+        where = f"task {task}, attempt {note.attempt}, from the run history"
+    click.echo(render.printable(f"[{why}{where}]"), err=True)
+    if note.marker:
+        click.echo(note.marker)
+    text = render.LogText()
+    click.echo(text.feed(reply.data) + text.end(), nl=False)
 
 
 @flowctl.command()
@@ -220,32 +347,58 @@ def run(c: Context, name: str, namespace: str | None, output: str) -> None:
 @click.argument("task", required=False)
 @namespaced
 @click.option("-f", "--follow", is_flag=True, help="stream the log while the task runs")
+@click.option(
+    "--attempt",
+    type=click.IntRange(1, 10_000),
+    help="an attempt's log from the run history (with --server; default: the last)",
+)
+@history.server_options(required=False)
 @pass_ctx
-def logs(c: Context, name: str, task: str | None, namespace: str | None, follow: bool) -> None:
-    """A task's log (the only task, or TASK) read from its pod."""
+def logs(
+    c: Context,
+    name: str,
+    task: str | None,
+    namespace: str | None,
+    follow: bool,
+    attempt: int | None,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """A task's log (the only task, or TASK) read from its pod; with --server, from the run
+    history once the pod or the run is gone."""
     ns = c.namespace(namespace)
-    row = row_of(_get_run(c, ns, name))
-    tasks = row.tasks or []
-    if task is None:
-        started = [t for t in tasks if t.pod]
-        if len(started) != 1:
-            names = ", ".join(t.name for t in started) or "none has started"
-            fail(f"flow run {name} has {len(started)} started tasks; name one: {names}")
-        chosen = started[0]
-    else:
-        found = next((t for t in tasks if t.name == task), None)
-        if found is None:
-            fail(f"flow run {name} has no task {task}: {', '.join(t.name for t in tasks)}")
-        chosen = found
+    archive = _archive(c, server, token)
+    if attempt is not None and archive is None:
+        raise click.UsageError(
+            "--attempt reads the run history: give the operator's HTTP API with --server URL "
+            "(or $FLOW_API_URL)"
+        )
+    body, row = _live_or_archived(c, ns, name, archive)
+    chosen = _task(name, row, task)
+    nothing = "nothing to follow: " if follow else ""
+    if archive is not None and (body is None or attempt is not None):
+        gone = f"flow run {ns}/{name} is archived (gone from the cluster); " if body is None else ""
+        _stored_log(archive, ns, name, chosen.name, attempt, gone + nothing)
+        return
     if not chosen.pod:
         fail(f"task {chosen.name} has no pod yet ({chosen.status})")
     text = render.LogText()
+    printed = False
     try:
         for chunk in c.cluster.logs(ns, str(chosen.pod), None, follow):
+            printed = True
             click.echo(text.feed(chunk), nl=False)
         click.echo(text.end(), nl=False)
     except NotFound:
-        fail(f"the pod {chosen.pod} of task {chosen.name} is gone")
+        if printed:
+            fail(f"the pod {chosen.pod} of task {chosen.name} went away during the log")
+        if archive is None:
+            fail(
+                f"the pod {chosen.pod} of task {chosen.name} is gone; its stored log: give "
+                "the operator's HTTP API with --server URL (or $FLOW_API_URL)"
+            )
+        _stored_log(archive, ns, name, chosen.name, None,
+                    f"the pod {chosen.pod} is gone; {nothing}")  # fmt: skip
 
 
 @flowctl.command()

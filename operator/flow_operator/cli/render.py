@@ -267,3 +267,13 @@ def run(row: dict[str, Any]) -> str:
     ]
     out += ["", table(["TASK", "VERSION", "STATUS", "START", "END", "RUNTIME", "MESSAGE"], tasks)]
     return "\n".join(out)
+
+
+def archived(row: dict[str, Any]) -> str:
+    """A run read from the run history (gone from the cluster): marked so, then as `run`."""
+    where = f"{row.get('namespace', '')}/{row.get('name', '')}"
+    mark = click.style("archived", bold=True)
+    return (
+        f"flow run {printable(where)}: {mark} (from the run history, no longer in the cluster)\n\n"
+        + run(row)
+    )

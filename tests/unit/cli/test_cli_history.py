@@ -92,8 +92,17 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         else:
             self._answer(200, json.dumps(REPORT).encode())
 
-    def _answer(self, status: int, body: bytes) -> None:
+    def do_GET(self) -> None:
+        Recorder.seen.append((self.command, self.path, self.headers.get("Authorization")))
+        if self.path.startswith("/api/v1/flowruns/ns/old/tasks/"):
+            self._answer(200, b"tail\n", {"X-Log-Source": "history", "X-Log-Attempt": "2"})
+        else:
+            self._answer(404, b'{"error": "NotFound", "message": "no flow run ns/x"}')
+
+    def _answer(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -123,6 +132,19 @@ def test_the_http_client_posts_with_the_bearer_token(server: str) -> None:
     assert Recorder.seen == [("POST", "/api/v1/history/prune?dryRun=true", "Bearer s3cret")]
     status, body = client.post("/api/v1/history/prune", {"maxAge": "bad"})
     assert status == 400 and body["message"] == "maxAge must be a duration"
+
+
+def test_the_http_client_gets_with_the_bearer_token_and_the_headers(server: str) -> None:
+    client = OperatorHttp(server, "s3cret", timeout=10)
+    log = client.get("/api/v1/flowruns/ns/old/tasks/a%20b/logs", {"attempt": "1"})
+    assert (log.status, log.data, log.body()) == (200, b"tail\n", "tail\n")
+    assert log.headers["x-log-source"] == "history" and log.headers["x-log-attempt"] == "2"
+    missing = client.get("/api/v1/flowruns/ns/x", {})
+    assert missing.status == 404 and missing.body()["message"] == "no flow run ns/x"
+    assert Recorder.seen == [
+        ("GET", "/api/v1/flowruns/ns/old/tasks/a%20b/logs?attempt=1", "Bearer s3cret"),
+        ("GET", "/api/v1/flowruns/ns/x", "Bearer s3cret"),
+    ]
 
 
 def test_the_http_client_says_when_the_operator_cannot_be_reached(server: str) -> None:
