@@ -7,15 +7,17 @@ same `concurrency.decide` the Flow reconciler made, now with this run as the can
 Start: it deploys. Otherwise it stays Queued with the decision's reason and message
 (WaitingForFlowConcurrency, or ReplacingRuns until the replaced runs have finished), and
 its queue timeout applies. A run of no flow, or made under Start, is never held here.
+The reconciler asks `admission_counted`, with the counts flowrun/slots.py keeps (the flow's
+runs holding a slot, the runs waiting ahead), so admission never reads every run of the flow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flow_operator.flows.concurrency import Action, RunSlot, decide
+from flow_operator.flows.concurrency import Action, RunSlot, decide, decide_counted
 from flow_operator.flows.runs import FlowRunRecord
 from flow_operator.models.flow import Concurrency
 
@@ -42,6 +44,23 @@ def admission(
     rest = [FlowRunRecord.from_body(b) for b in others]
     slots = [r.slot() for r in rest if r is not None and not r.finished and r.name != me.name]
     decision = decide(concurrency, RunSlot(me.name, me.created, holding=False), slots)
+    if decision.action is Action.START:
+        return None
+    return Hold(decision.reason, decision.message)
+
+
+def admission_counted(
+    concurrency: Concurrency | None,
+    run: Mapping[str, Any],
+    holding: Sequence[RunSlot],
+    ahead: int,
+) -> Hold | None:
+    """`admission` from the counts: the flow's other runs holding a slot, and how many of
+    its runs wait ahead of `run`."""
+    me = FlowRunRecord.from_body(run)
+    if concurrency is None or me is None or me.decision not in (Action.QUEUE, Action.REPLACE):
+        return None
+    decision = decide_counted(concurrency, [r for r in holding if r.name != me.name], ahead)
     if decision.action is Action.START:
         return None
     return Hold(decision.reason, decision.message)

@@ -59,11 +59,24 @@ def _order(r: RunSlot) -> tuple[datetime, str]:
 
 def decide(concurrency: Concurrency, candidate: RunSlot, others: Sequence[RunSlot]) -> Decision:
     """What the candidate run does, given the flow's other unfinished runs."""
+    holding = [r for r in others if r.holding and r.name != candidate.name]
+    ahead = sum(
+        1
+        for r in others
+        if not r.holding and r.name != candidate.name and _order(r) < _order(candidate)
+    )
+    return decide_counted(concurrency, holding, ahead)
+
+
+def decide_counted(concurrency: Concurrency, holding: Sequence[RunSlot], ahead: int) -> Decision:
+    """The same decision from what it depends on: the other runs holding a slot, and how
+    many runs wait for one ahead of the candidate (Queue's order). flowrun/slots.py keeps
+    both as the watch reports runs, so that admission never reads every run of the flow."""
     limit = concurrency.limit()
     policy = concurrency.policy
     if limit is None:
         return Decision(Action.START)
-    holding = sorted((r for r in others if r.holding and r.name != candidate.name), key=_order)
+    holding = sorted(holding, key=_order)
     plural = "run" if limit == 1 else "runs"
     if policy is ConcurrencyPolicy.FORBID:
         if len(holding) < limit:
@@ -89,16 +102,11 @@ def decide(concurrency: Concurrency, candidate: RunSlot, others: Sequence[RunSlo
         )
     # Queue: first come, first served among the runs that wait.
     free = limit - len(holding)
-    ahead = [
-        r
-        for r in others
-        if not r.holding and r.name != candidate.name and _order(r) < _order(candidate)
-    ]
-    if free > len(ahead):
+    if free > ahead:
         return Decision(Action.START)
     return Decision(
         Action.QUEUE,
         WAITING,
         f"waiting for a slot: the flow allows {limit} unfinished {plural} (concurrency Queue); "
-        f"{len(holding)} running, {len(ahead)} waiting ahead",
+        f"{len(holding)} running, {ahead} waiting ahead",
     )
