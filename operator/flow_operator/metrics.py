@@ -7,7 +7,9 @@ labels live in this one module.
 
 * Workflows: `observe_workflow` is the reconciler's status hook; a deleted Workflow
   (status None) takes its series with it, and so does a removed service.
-* FlowRuns: `flowrun_transition`, `observe_run_duration`, `observe_task_duration`.
+* FlowRuns: `flowrun_transition`, `observe_run_duration`, `observe_task_duration`; a
+  Flow's runs also by namespace and Flow (`observe_flow_run`: a few Flows per namespace,
+  never a label per run).
 * API: `observe_status_write`, each status write's round trip.
 * HTTP API: `auth_failed`; `log_stream_opened`/`_closed` (the open task-log streams) and
   `log_stream_refused` (429s past --max-log-streams).
@@ -85,6 +87,14 @@ RUN_DURATION = Histogram(
     f"{PREFIX}_flowrun_duration_seconds",
     "FlowRun wall time from submission to its final phase, by that phase",
     ["phase"],
+    buckets=RUN_BUCKETS,
+    registry=REGISTRY,
+)
+FLOW_RUN_DURATION = Histogram(
+    f"{PREFIX}_flow_run_duration_seconds",
+    "A Flow's runs, submission to final phase, by namespace, Flow and that phase (its count "
+    "is the Flow's finished runs; inline runs are only in flowops_flowrun_duration_seconds)",
+    ["namespace", "flow", "phase"],
     buckets=RUN_BUCKETS,
     registry=REGISTRY,
 )
@@ -230,6 +240,22 @@ def observe_task_duration(seconds: float, status: str) -> None:
     TASK_DURATION.labels(status).observe(max(seconds, 0.0))
 
 
+def _run_seconds(status: FlowRunStatus) -> float | None:
+    """A finished run's wall time, submission (its first transition) to endTime."""
+    begin = parse_time(status.history[0].time) if status.history else None
+    end = parse_time(status.end_time)
+    return max((end - begin).total_seconds(), 0.0) if begin and end else None
+
+
+def observe_flow_run(key: Key, old: Phase | None, status: FlowRunStatus, flow: str | None) -> None:
+    """The Flow wiring's hook on the FlowRun reconciler's decisions: a run of `flow` (None:
+    an inline run, not counted) that reached its final phase, by namespace and Flow."""
+    if flow and old is not status.phase and status.phase in TERMINAL:
+        seconds = _run_seconds(status)
+        if seconds is not None:
+            FLOW_RUN_DURATION.labels(key[0], flow, status.phase.value).observe(seconds)
+
+
 def observe_flowrun(key: Key, old: Phase | None, status: FlowRunStatus) -> None:
     """The FlowRun reconciler's status hook: a phase entered; on the final one, the run's
     and its tasks' durations."""
@@ -238,10 +264,9 @@ def observe_flowrun(key: Key, old: Phase | None, status: FlowRunStatus) -> None:
     flowrun_transition(key[0], status.phase.value)
     if status.phase not in TERMINAL:
         return
-    begin = parse_time(status.history[0].time) if status.history else None
-    end = parse_time(status.end_time)
-    if begin and end:
-        observe_run_duration((end - begin).total_seconds(), status.phase.value)
+    seconds = _run_seconds(status)
+    if seconds is not None:
+        observe_run_duration(seconds, status.phase.value)
     for task in status.tasks:
         started, ended = parse_time(task.start_time), parse_time(task.end_time)
         if started and ended:

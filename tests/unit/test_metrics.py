@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from flow_operator import metrics
+from flow_operator.models.flowrun import FlowRunStatus, Phase
 from flow_operator.models.workflow import WorkflowStatus
 from flow_operator.reconcile.workqueue import WorkQueue
 from tests.unit.virtual_time import VirtualTimeLoop, virtual_time
@@ -232,3 +233,36 @@ def test_full_collections_are_traced(caplog: pytest.LogCaptureFixture) -> None:
         gc.collect()
     lines = [r.getMessage() for r in caplog.records if r.name == "flow_operator.trace"]
     assert len(lines) == 1 and lines[0].startswith("gc t=") and " took=" in lines[0]
+
+
+def run_status(phase: str, seconds: int) -> FlowRunStatus:
+    return FlowRunStatus.model_validate({
+        "phase": phase, "endTime": f"2026-01-01T00:{seconds // 60:02d}:{seconds % 60:02d}Z",
+        "history": [{"phase": "Submitted", "time": "2026-01-01T00:00:00Z", "reason": "Created"}],
+    })  # fmt: skip
+
+
+def test_a_flows_finished_runs_by_flow_and_phase() -> None:
+    def count(phase: str, flow: str = "nightly") -> float:
+        name = "flowops_flow_run_duration_seconds_count"
+        return value(name, namespace="etl", flow=flow, phase=phase) or 0
+
+    before = {p: count(p) for p in ("Completed", "Failed")}
+    metrics.observe_flow_run(
+        ("etl", "nightly-a"), Phase.DEPLOYED, run_status("Completed", 90), "nightly"
+    )
+    metrics.observe_flow_run(
+        ("etl", "nightly-b"), Phase.DEPLOYED, run_status("Failed", 30), "nightly"
+    )
+    metrics.observe_flow_run(
+        ("etl", "nightly-b"), Phase.FAILED, run_status("Failed", 30), "nightly"
+    )
+    assert {p: count(p) for p in before} == {"Completed": before["Completed"] + 1,
+                                              "Failed": before["Failed"] + 1}  # fmt: skip
+    le = {"namespace": "etl", "flow": "nightly", "phase": "Completed"}
+    assert value("flowops_flow_run_duration_seconds_bucket", **le, le="60.0") == 0
+    assert value("flowops_flow_run_duration_seconds_bucket", **le, le="120.0") == 1
+    # An inline run is not a Flow's; no series has a run's name.
+    metrics.observe_flow_run(("etl", "inline-x"), Phase.DEPLOYED, run_status("Completed", 5), None)
+    flows = [s["flow"] for s in series("flowops_flow_run_duration_seconds_count", namespace="etl")]
+    assert set(flows) == {"nightly"}

@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from flow_operator import GROUP, VERSION
+from flow_operator import GROUP, VERSION, metrics
 from flow_operator.app import Operator, Started
 from flow_operator.flows.runs import flow_of
 from flow_operator.models.flow import PLURAL
@@ -70,6 +70,9 @@ def setup(app: Operator) -> None:
                    registry=registry)  # fmt: skip
     async def run_of_flow_changed(namespace: str | None, body: kopf.Body, **_: Any) -> None:
         queue.enqueue((namespace or "", flow_of(body) or ""))
+
+    # a Flow's finished runs by Flow: its failure ratio and durations (docs/operations.md)
+    app.runs.subscribe(lambda e: metrics.observe_flow_run(e.key, e.old, e.status, flow_of(e.body)))
 
     @app.on_build
     def build(ctx: Started) -> None:
