@@ -132,11 +132,25 @@ WORKLOAD = RuleSet(
             "listed (by field selector) only for a Job without pods, to see a quota refusing "
             "them.",
         ),
+    ),
+)
+
+# Not in WORKLOAD: `get` on Secrets is every Secret's value to whoever knows a name, and
+# RBAC cannot narrow it to the flowops.io/api-key type (rules match names, never types or
+# fields). So it goes to the watched namespaces' Roles, to the namespaces named in
+# rbac.apiKeySecrets.namespaces, or cluster-wide only by rbac.apiKeySecrets.clusterWide.
+API_KEY_SECRETS = RuleSet(
+    "apiKeySecretRules",
+    "API keys (spec.apiKeySecretRef): a Role in each watched namespace (watch.scope="
+    "namespaced) or in each of rbac.apiKeySecrets.namespaces; a ClusterRole only with "
+    "rbac.apiKeySecrets.clusterWide.",
+    (
         Rule(
             "",
             ("secrets",),
             ("get",),
-            "API keys: the Secret a Workflow names in spec.apiKeySecretRef (any name: get only).",
+            "API keys: the Secret a Workflow names in spec.apiKeySecretRef (any name: get "
+            "only, never list or watch; only type flowops.io/api-key gives keys).",
         ),
     ),
 )
@@ -292,6 +306,7 @@ USER_ROLES_TARGET = Path("cluster/flow-roles.yaml")
 
 RULE_SETS: tuple[RuleSet, ...] = (
     WORKLOAD,
+    API_KEY_SECRETS,
     CRD_OBSERVATION,
     NAMESPACE_OBSERVATION,
     API_TOKEN,

@@ -83,6 +83,7 @@ class Operator:
     """`python -m flow_operator run` as a subprocess with the given KUBECONFIG."""
 
     def __init__(self, kubeconfig: Path, namespace: str, scope: list[str], log: Path) -> None:
+        self.scope = scope
         self.metrics_port = free_port()
         self.log = log
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": namespace}
@@ -252,7 +253,7 @@ def test_operator_with_only_the_chart_rbac_runs_flowruns(
 def test_the_token_is_refused_what_the_code_never_does(
     cluster: Any, namespace: str, restricted_operator: tuple[Operator, Path]
 ) -> None:
-    _, kubeconfig = restricted_operator
+    operator, kubeconfig = restricted_operator
 
     def can(*args: str) -> bool:
         done = subprocess.run(
@@ -262,8 +263,13 @@ def test_the_token_is_refused_what_the_code_never_does(
         return done.stdout.strip() == "yes"
 
     ns = ["-n", namespace]
+    # Secrets (apiKeySecretRef): a watched namespace's Role grants get; the cluster scope's
+    # ClusterRole does not (rbac.apiKeySecrets, docs/security.md)
+    namespaced = operator.scope != ["--all-namespaces"]
+    assert can("get", "secrets", *ns) is namespaced
+    assert not can("get", "secrets", "-n", "kube-system")
     for allowed in (["create", "deployments"], ["patch", "deployments"], ["delete", "services"],
-                    ["list", "pods"], ["get", "pods", "--subresource=log"], ["get", "secrets"],
+                    ["list", "pods"], ["get", "pods", "--subresource=log"],
                     ["patch", "workflows.flowops.io", "--subresource=status"],
                     ["create", "jobs.batch"], ["delete", "jobs.batch"], ["create", "events"], ["list", "events"],
                     ["create", "flowruns.flowops.io"],

@@ -346,8 +346,8 @@ WORKLOAD_RULES = {
     ("", "pods/log"): {"get"},
     ("batch", "jobs"): {"list", "watch", "create", "delete"},
     ("", "events"): {"create", "list"},
-    ("", "secrets"): {"get"},
 }
+SECRETS_GET = {("", "secrets"): {"get"}}  # apiKeySecretRef: per namespace, or an opt-in
 CRD_RULE = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
 
 
@@ -427,7 +427,7 @@ def test_namespaced_scope_rbac() -> None:
              if r["metadata"]["name"] == "flow-flow-operator"}  # fmt: skip
     assert sorted(roles) == ["team-a", "team-b"]
     for role in roles.values():
-        assert grants(role) == WORKLOAD_RULES
+        assert grants(role) == {**WORKLOAD_RULES, **SECRETS_GET}  # each watched namespace's
     bindings = {b["metadata"]["namespace"] for b in objects("namespaced", "RoleBinding")
                 if b["roleRef"]["name"] == "flow-flow-operator"}  # fmt: skip
     assert bindings == {"team-a", "team-b"}
@@ -443,6 +443,41 @@ def test_namespaced_scope_rbac() -> None:
     assert token["metadata"]["namespace"] == "flow-system"
     assert token["rules"] == [{"apiGroups": [""], "resources": ["secrets"],
                                "resourceNames": ["flow-operator-api"], "verbs": ["get"]}]  # fmt: skip
+
+
+def secret_grants(docs: list[Body]) -> dict[tuple[str, str], set[str]]:
+    """(kind, namespace) -> verbs on Secrets without resourceNames, over every role."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for role in docs:
+        if role["kind"] in ("Role", "ClusterRole"):
+            verbs = grants(role).get(("", "secrets"))
+            if verbs:
+                where = (role["kind"], role["metadata"].get("namespace", ""))
+                out.setdefault(where, set()).update(verbs)
+    return out
+
+
+def test_no_cluster_wide_secret_access_unless_opted_in() -> None:
+    """The cluster scope grants `get` on Secrets nowhere by default (RBAC cannot narrow it
+    to the api-key type), in the namespaces of rbac.apiKeySecrets.namespaces by a Role
+    each, and cluster-wide only with rbac.apiKeySecrets.clusterWide."""
+
+    def rendered(*args: str) -> list[Body]:
+        return [d for d in yaml.safe_load_all(helm_template(*args)) if d]
+
+    assert secret_grants(rendered()) == {}
+    assert secret_grants(rendered("--set", "api.authMode=token")) == {}
+    named = rendered("--set", "rbac.apiKeySecrets.namespaces={shop,ml}")
+    assert secret_grants(named) == {("Role", "shop"): {"get"}, ("Role", "ml"): {"get"}}
+    bound = {(b["metadata"]["namespace"], b["roleRef"]["name"])
+             for b in named if b["kind"] == "RoleBinding"}  # fmt: skip
+    assert {("shop", "flow-flow-operator-api-keys"), ("ml", "flow-flow-operator-api-keys")} <= bound
+    opted = rendered("--set", "rbac.apiKeySecrets.clusterWide=true")
+    assert secret_grants(opted) == {("ClusterRole", ""): {"get"}}
+    # namespaced: the watched namespaces' Roles carry it; the options add nothing beyond
+    scoped = rendered("--set", "watch.scope=namespaced", "--set", "watch.namespaces={team-a}",
+                      "--set", "rbac.apiKeySecrets.clusterWide=true")  # fmt: skip
+    assert secret_grants(scoped) == {("Role", "team-a"): {"get"}}
 
 
 def test_auth_mode_rbac() -> None:

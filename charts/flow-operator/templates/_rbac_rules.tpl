@@ -57,7 +57,16 @@ ClusterRole, or by a Role in each watched namespace.
 - apiGroups: [""]
   resources: [events]
   verbs: [create, list]
-# API keys: the Secret a Workflow names in spec.apiKeySecretRef (any name: get only).
+{{- end -}}
+
+{{/*
+API keys (spec.apiKeySecretRef): a Role in each watched namespace
+(watch.scope=namespaced) or in each of rbac.apiKeySecrets.namespaces; a ClusterRole only
+with rbac.apiKeySecrets.clusterWide.
+*/}}
+{{- define "flow-operator.apiKeySecretRules" -}}
+# API keys: the Secret a Workflow names in spec.apiKeySecretRef (any name: get only, never
+# list or watch; only type flowops.io/api-key gives keys).
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
