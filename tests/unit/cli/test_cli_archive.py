@@ -9,7 +9,7 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from flow_operator.cli.history import Reply
+from flow_operator.cli.history import Reply, run_path
 from flow_operator.cli.main import Context, flowctl
 from flow_operator.errors import NotFound
 from tests.unit.api_support import NOW
@@ -254,3 +254,9 @@ def test_refusals_name_the_option_and_the_fix() -> None:
     assert closed.exit_code == 1
     assert "cannot reach the operator at http://127.0.0.1:1" in closed.output
     assert "check --server (or $FLOW_API_URL)" in closed.output
+
+
+def test_names_in_the_api_paths_are_quoted() -> None:
+    assert run_path("ns", "a b/c", "tasks", "t?x", "logs") == (
+        "/api/v1/flowruns/ns/a%20b%2Fc/tasks/t%3Fx/logs"
+    )
