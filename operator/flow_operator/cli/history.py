@@ -38,6 +38,9 @@ FLOWRUNS = "/api/v1/flowruns"
 TIMEOUT = 300.0  # a prune deletes in batches: it may take a while
 READ_TIMEOUT = 60.0  # a page, a run or a stored log: one read each
 SERVER_HELP = "the operator's HTTP API, e.g. http://localhost:8080 ($FLOW_API_URL)"
+READ_SERVER_HELP = (
+    "the operator's HTTP API, to read the run history (e.g. http://localhost:8080; $FLOW_API_URL)"
+)
 TOKEN_HELP = (
     "bearer token for the API ($FLOW_API_TOKEN; kubernetes auth mode: a Kubernetes token of yours)"
 )
@@ -166,7 +169,7 @@ def server_options(required: bool) -> Decorator:
 
     def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn = click.option("--token", envvar="FLOW_API_TOKEN", help=TOKEN_HELP)(fn)
-        help = SERVER_HELP if required else SERVER_HELP + "; also reads the run history"
+        help = SERVER_HELP if required else READ_SERVER_HELP
         return click.option("--server", envvar="FLOW_API_URL", required=required, help=help)(fn)
 
     return apply
