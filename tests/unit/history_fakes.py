@@ -8,6 +8,9 @@ from datetime import datetime
 
 from flow_operator.errors import NotFound
 from flow_operator.history.store import (
+    AuditPage,
+    AuditQuery,
+    AuditRecord,
     ColorHistory,
     ColorTransition,
     LogRecord,
@@ -31,6 +34,7 @@ class MemoryStore:
         self.upserts = 0
         self.clock = clock
         self.colors: dict[tuple[str, datetime, str], ColorTransition] = {}
+        self.audit: dict[str, AuditRecord] = {}
 
     def _check(self) -> None:
         if self.down:
@@ -115,6 +119,19 @@ class MemoryStore:
             before=before[-1] if before else None,
             transitions=tuple(t for t in mine if since <= t.time < until),
         )
+
+    async def record_audit(self, records: Sequence[AuditRecord]) -> int:
+        self._check()
+        new = [r for r in records if r.id not in self.audit]
+        self.audit.update((r.id, r) for r in new)
+        return len(new)
+
+    async def list_audit(
+        self, query: AuditQuery, limit: int | None = None, cursor: str | None = None
+    ) -> AuditPage:
+        self._check()
+        items = sorted(self.audit.values(), key=lambda r: (r.time, r.id), reverse=True)
+        return AuditPage(items=tuple(items))
 
     async def close(self) -> None:
         return None

@@ -4,7 +4,10 @@ and how it ended (docs/security.md#audit).
 Each action is recorded three ways:
 
 * a structured log line (logger `flow_operator.audit`, one JSON object: user, groups,
-  action, target, time, result), refused and failed attempts included;
+  action, target, time, result), refused and failed attempts included; the record also
+  carries the `Entry` (attribute `audit`), which the run store's sink on that logger
+  (handlers/history.py) queues for the audit table (GET /api/v1/audit), so a request
+  never waits for the database and the API knows nothing of the store's writer;
 * a Kubernetes Event on the object that names the user (`cancelled by
   system:serviceaccount:team-a:alice`), through the operator's EventSink (its background
   recorder), for an action that was done;
@@ -20,17 +23,20 @@ import contextlib
 import contextvars
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 from flow_operator import GROUP
+from flow_operator.history.store import AuditRecord
 from flow_operator.objects.body import Body
 from flow_operator.objects.times import rfc3339
 from flow_operator.ports import FLOWRUNS, FLOWS, EventSink, Identity, Resource
 
 log = logging.getLogger("flow_operator.audit")
+AUDIT_ATTRIBUTE = "audit"  # the log record's attribute holding the Entry
 REQUESTED_BY = f"{GROUP}/requested-by"
 _requester: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "flowops_requested_by", default=None
@@ -57,6 +63,9 @@ class Entry:
     status: int  # the HTTP status answered
     created: str | None = None  # the run an action made
     detail: str = ""  # why it was refused or failed
+    # Made once per action: the run store's audit table stores it once however often
+    # the history's writer retries it.
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def result(self) -> str:
@@ -79,6 +88,24 @@ class Entry:
         if self.detail:
             out["detail"] = self.detail
         return out
+
+    def stored(self) -> AuditRecord:
+        """The row of the run store's audit table."""
+        described = EVENTS.get(self.action)
+        return AuditRecord(
+            id=self.id,
+            time=self.time,
+            user=self.user,
+            groups=self.groups,
+            action=self.action,
+            namespace=self.namespace,
+            kind=described[0].kind if described is not None else "",
+            name=self.name,
+            result=self.result,
+            status=self.status,
+            created=self.created,
+            detail=self.detail,
+        )
 
 
 # (resource, namespace, name) -> the object as the operator's index holds it, or None
@@ -110,7 +137,10 @@ class Audit:
         entry = Entry(
             who.user, who.groups, action, namespace, name, self.clock(), status, created, detail
         )
-        log.info("audit %s", json.dumps(entry.dump(), ensure_ascii=True, sort_keys=True))
+        # `audit` carries the entry itself to the log's other sinks: the run store's
+        # (handlers/history.py AuditSink) writes it to the audit table, off the request.
+        log.info("audit %s", json.dumps(entry.dump(), ensure_ascii=True, sort_keys=True),
+                 extra={AUDIT_ATTRIBUTE: entry})  # fmt: skip
         described = EVENTS.get(action)
         if entry.result == "done" and described is not None and self.events is not None:
             resource, reason, message = described

@@ -38,6 +38,9 @@ from flow_operator.errors import KubeError, NotFound
 from flow_operator.history.record import record_of
 from flow_operator.history.store import (
     MAX_PAGE,
+    AuditPage,
+    AuditQuery,
+    ColorHistory,
     Cursor,
     HistoryError,
     InvalidCursor,
@@ -345,6 +348,28 @@ class IndexedFlowRuns:
             raise FlowRunError(503, "HistoryUnavailable", str(e)) from None
         except HistoryError as e:
             raise FlowRunError(500, "PruneFailed", str(e)) from None
+
+    async def colors(
+        self, namespace: str, name: str, since: datetime, until: datetime
+    ) -> ColorHistory:
+        try:
+            return await self.store.color_history(namespace, name, since, until)
+        except StoreUnavailable as e:
+            raise FlowRunError(503, "HistoryUnavailable", str(e)) from None
+        except HistoryError as e:
+            raise FlowRunError(500, "HistoryFailed", str(e)) from None
+
+    async def audit(
+        self, query: AuditQuery, *, limit: int | None = None, cursor: str | None = None
+    ) -> AuditPage:
+        try:
+            return await self.store.list_audit(query, limit, cursor)
+        except InvalidCursor as e:
+            raise FlowRunError(400, "BadRequest", f"continue: {e}") from None
+        except StoreUnavailable as e:
+            raise FlowRunError(503, "HistoryUnavailable", str(e)) from None
+        except HistoryError as e:
+            raise FlowRunError(500, "HistoryFailed", str(e)) from None
 
     async def cancel(self, namespace: str, name: str) -> dict[str, Any]:
         body = self._body(namespace, name)

@@ -18,7 +18,16 @@ from pydantic import ValidationError
 
 from flow_operator.flows.schedule import FLOW_LABEL
 from flow_operator.history.retention import parse_duration
-from flow_operator.history.store import LogRecord, PrunePolicy, PruneReport, RunQuery, RunRecord
+from flow_operator.history.store import (
+    AuditPage,
+    AuditQuery,
+    ColorHistory,
+    LogRecord,
+    PrunePolicy,
+    PruneReport,
+    RunQuery,
+    RunRecord,
+)
 from flow_operator.objects.times import parse_aware, rfc3339
 from flow_operator.views.paging import Page
 from flow_operator.views.runs import (
@@ -267,6 +276,20 @@ class FlowRunBackend(Protocol):
         ...
 
     async def prune(self, policy: PrunePolicy, *, dry_run: bool) -> PruneReport: ...
+
+    async def colors(
+        self, namespace: str, name: str, since: datetime, until: datetime
+    ) -> ColorHistory:
+        """A Workflow's stored color transitions over the window (FlowRunError 503 when
+        the store cannot be read)."""
+        ...
+
+    async def audit(
+        self, query: AuditQuery, *, limit: int | None = None, cursor: str | None = None
+    ) -> AuditPage:
+        """The API's audit, newest first, one page (FlowRunError 503 when the store cannot
+        be read, 400 for a cursor not of this list)."""
+        ...
 
     async def cancel(self, namespace: str, name: str) -> dict[str, Any]: ...
 

@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Generic, Protocol, TypeVar
 
+from flow_operator import GROUP, VERSION
 from flow_operator.api.auth import which
 from flow_operator.errors import KubeError
 from flow_operator.ports import (
@@ -56,8 +57,13 @@ NEEDS: dict[str, tuple[Need, ...]] = {
     "cancel": (("get", FLOWRUNS, ""), ("patch", FLOWRUNS, "")),
     "rerun": (("get", FLOWRUNS, ""), ("create", FLOWRUNS, "")),
     "getFlow": (("get", FLOWS, ""),),
+    "getWorkflow": (("get", WORKFLOWS, ""),),
     "run": (("get", FLOWS, ""), ("create", FLOWRUNS, "")),
 }
+# GET /api/v1/audit is for admins: `list` on this virtual resource, cluster-wide (no such
+# kind exists; RBAC grants it all the same: rbac.py USER_ADMIN, aggregated into admin).
+AUDITS = Resource(GROUP, VERSION, "audits", "Audit", namespaced=False)
+READ_AUDIT = Permission("list", AUDITS, None)
 ACTIONS = frozenset({"cancel", "rerun", "run"})  # what --read-only refuses; what is audited
 # What `me` reports per namespace: the lists, then the per-object abilities.
 LISTS: dict[str, Resource] = {"flowruns": FLOWRUNS, "workflows": WORKFLOWS, "flows": FLOWS}

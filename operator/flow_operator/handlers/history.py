@@ -1,8 +1,8 @@
 """Run history wiring (docs/history.md): the run store from `--history-db`, the recorder
 of the runs the FlowRun reconciler decides and of the Workflows' color transitions, the
-capture of task logs, and the store's own retention. Provides `History` to the later
-build steps: the FlowRun reconciler (logs, TTL deletions), the HTTP API (reads) and the
-Flow reconciler (`archived`).
+capture of task logs, the API's audit (a sink on its log), and the store's own retention.
+Provides `History` to the later build steps: the FlowRun reconciler (logs, TTL
+deletions), the HTTP API (reads) and the Flow reconciler (`archived`).
 
 The store opens on first use (migrations run then), so a database down at start does not
 stop the operator: records wait, and no finished run leaves the cluster. `none` is history
@@ -17,6 +17,8 @@ import logging
 from pathlib import Path
 
 from flow_operator import metrics
+from flow_operator.api.audit import AUDIT_ATTRIBUTE, Entry
+from flow_operator.api.audit import log as audit_log
 from flow_operator.app import Operator, Started
 from flow_operator.history import sql
 from flow_operator.history.store import (
@@ -27,6 +29,7 @@ from flow_operator.history.store import (
     StoreUnavailable,
 )
 from flow_operator.reconcile.history import (
+    AuditRecorder,
     ColorRecorder,
     History,
     LogCapture,
@@ -68,11 +71,37 @@ async def _prune(store: RunStore, policy: PrunePolicy) -> None:
         await asyncio.sleep(PRUNE_EVERY)
 
 
+class AuditSink(logging.Handler):
+    """The run store's sink on the audit log (api/audit.py): each record's `Entry` goes
+    to the audit table through the AuditRecorder's queue (never blocking the request)."""
+
+    def __init__(self, recorder: AuditRecorder) -> None:
+        super().__init__(logging.INFO)
+        self.recorder = recorder
+
+    def emit(self, record: logging.LogRecord) -> None:
+        entry = getattr(record, AUDIT_ATTRIBUTE, None)
+        if isinstance(entry, Entry):
+            self.recorder.offer(entry.stored())
+
+    def attach(self) -> None:
+        """On the audit log, which logs at INFO whatever the root's level (else a quiet
+        operator would make no record for the table)."""
+        if not audit_log.isEnabledFor(logging.INFO):
+            audit_log.setLevel(logging.INFO)
+        audit_log.addHandler(self)
+
+    def detach(self) -> None:
+        audit_log.removeHandler(self)
+
+
 def setup(app: Operator) -> None:
     settings = app.settings.history
     store: RunStore = _store(settings.db, settings.log_cap) if settings.enabled else NullRunStore()
     recorder = Recorder(store)
     colors = ColorRecorder(store)
+    audits = AuditRecorder(store)
+    sink = AuditSink(audits)
     parts: list[History] = []
 
     @app.on_build
@@ -83,6 +112,7 @@ def setup(app: Operator) -> None:
             recorder,
             capture,
             colors=colors,
+            audit=audits,
             ttl=settings.finished_run_ttl,
             enabled=settings.enabled,
         )
@@ -99,6 +129,10 @@ def setup(app: Operator) -> None:
         metrics.track_history("colors", colors)
         app.spawn(recorder.run(), "history recorder")
         app.spawn(colors.run(), "history colors")
+        # the API's audit (api/audit.py logs each action with its Entry)
+        sink.attach()
+        metrics.track_history("audit", audits)
+        app.spawn(audits.run(), "history audit")
         app.spawn(capture.run(), "history logs")
         policy = PrunePolicy(
             max_age=settings.retention, keep_per_flow_status=settings.keep_per_flow_status
@@ -114,10 +148,18 @@ def setup(app: Operator) -> None:
                     await history.recorder.flush()
                     await history.capture.flush()
                     await colors.flush()
+                    await audits.flush()
+            if audits.pending:
+                # not in the live objects: said here, each one, so none is lost silently
+                metrics.history_write_error("audit")
+                for waiting in audits.pending.values():
+                    log.error("history: audit record not written at stop: %s",
+                              waiting.model_dump_json())  # fmt: skip
             if history.recorder.pending or history.capture.pending or colors.pending:
                 log.warning("history: %d runs, %d logs and %d color transitions not written "
                             "at stop (the live objects are recorded again at the next start)",
                             len(history.recorder), len(history.capture),
                             len(colors))  # fmt: skip
         parts.clear()
+        sink.detach()
         await store.close()

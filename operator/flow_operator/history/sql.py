@@ -16,6 +16,9 @@ equal.
 - `workflow_colors`: one row per Workflow color transition, keyed by (uid, time,
   to_color) and inserted with `ON CONFLICT DO NOTHING`, so a replay stores nothing twice;
   read by (namespace, name, time).
+- `audit_log`: one row per audited API action, keyed by the id the API made for it
+  (`ON CONFLICT DO NOTHING`), listed newest first by (time, id) in keyset pages, filtered
+  by user, namespace and action.
 - Prune deletes in batches of `batchSize` runs, each its own short transaction: first
   the runs past `keepPerFlowStatus` (a window over namespace, flow and status), then those
   older than `maxAge`; a dry run counts the same two sets.
@@ -27,6 +30,7 @@ driver's exception.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -75,6 +79,9 @@ from flow_operator.history.store import (
     DEFAULT_LOG_CAP,
     EXAMPLES,
     MAX_COLOR_TRANSITIONS,
+    AuditPage,
+    AuditQuery,
+    AuditRecord,
     ColorHistory,
     ColorTransition,
     Cursor,
@@ -203,6 +210,28 @@ colors = Table(
     Column("from_color", String),
     Column("reason", Text, nullable=False),
     Index("ix_workflow_colors_name", "namespace", "name", "time"),
+)
+
+# The API's audited actions (migration 0004), newest first by (time, id).
+audit = Table(
+    "audit_log",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("time", UTCTime, nullable=False),
+    Column("user", String, nullable=False),
+    Column("groups", Text, nullable=False),  # a JSON list
+    Column("action", String, nullable=False),
+    Column("namespace", String, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("name", String, nullable=False),
+    Column("result", String, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("created", String),
+    Column("detail", Text, nullable=False),
+    Index("ix_audit_log_time", "time", "id"),
+    Index("ix_audit_log_user", "user", "time", "id"),
+    Index("ix_audit_log_namespace", "namespace", "time", "id"),
+    Index("ix_audit_log_action", "action", "time", "id"),
 )
 
 
@@ -739,8 +768,67 @@ class SqlRunStore:
             transitions=tuple(_color_of(row) for row in reversed(rows)),
         )
 
+    async def record_audit(self, records: Sequence[AuditRecord]) -> int:
+        stored = 0
+        async with self._connection("record audit entries", write=True) as conn:
+            for r in records:
+                values = {
+                    **r.model_dump(exclude={"groups"}),
+                    "groups": json.dumps(list(r.groups)),
+                }
+                stmt: Any
+                if self.backend == "sqlite":
+                    stmt = sqlite.insert(audit).values(values).on_conflict_do_nothing()
+                else:
+                    stmt = postgresql.insert(audit).values(values).on_conflict_do_nothing()
+                if (await conn.execute(stmt.returning(audit.c.id))).first() is not None:
+                    stored += 1
+        return stored
+
+    async def list_audit(
+        self, query: AuditQuery, limit: int | None = None, cursor: str | None = None
+    ) -> AuditPage:
+        size = page_limit(limit)
+        c = audit.c
+        exact = ((c.user, query.user), (c.namespace, query.namespace), (c.action, query.action))
+        stmt = select(*audit.c).where(*(col == v for col, v in exact if v is not None))
+        if cursor is not None:
+            after = Cursor.decode(cursor)
+            key = tuple_(literal(after.sort_time, UTCTime()), literal(after.uid, String()))
+            stmt = stmt.where(tuple_(c.time, c.id) < key)
+        stmt = stmt.order_by(c.time.desc(), c.id.desc()).limit(size + 1)
+        async with self._connection("list audit entries", write=False) as conn:
+            rows = (await conn.execute(stmt)).all()
+        shown = rows[:size]
+        last = shown[-1] if len(rows) > size else None
+        return AuditPage(
+            items=tuple(_audit_of(row) for row in shown),
+            next_cursor=Cursor(last.time, last.id).encode() if last else None,
+        )
+
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _audit_of(row: Any) -> AuditRecord:
+    try:
+        groups = tuple(str(g) for g in json.loads(row.groups))
+    except (ValueError, TypeError):
+        groups = ()
+    return AuditRecord(
+        id=row.id,
+        time=row.time,
+        user=row.user,
+        groups=groups,
+        action=row.action,
+        namespace=row.namespace,
+        kind=row.kind,
+        name=row.name,
+        result=row.result,
+        status=row.status,
+        created=row.created,
+        detail=row.detail,
+    )
 
 
 def _color_of(row: Any) -> ColorTransition:

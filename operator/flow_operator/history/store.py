@@ -278,6 +278,42 @@ class ColorHistory(Value):
 MAX_COLOR_TRANSITIONS = 10_000
 
 
+AUDIT_RESULTS = ("done", "refused", "failed")
+
+
+class AuditRecord(Value):
+    """One audited API action (api/audit.py): who, what, on which object, when, how it
+    ended. `id` is made once per action, so writing it again stores nothing twice."""
+
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    time: Time
+    user: Annotated[str, Field(min_length=1)]
+    groups: tuple[str, ...] = ()
+    action: Annotated[str, Field(min_length=1, max_length=64)]
+    namespace: str = ""
+    kind: str = ""
+    name: str = ""
+    result: Annotated[str, Field(pattern="^(done|refused|failed)$")]
+    status: int
+    created: str | None = None  # the run the action made
+    detail: str = ""
+
+
+class AuditQuery(Value):
+    """Which audit records to list: each field matches exactly; None: any."""
+
+    user: str | None = None
+    namespace: str | None = None
+    action: str | None = None
+
+
+class AuditPage(Value):
+    """One page of audit records, newest first."""
+
+    items: tuple[AuditRecord, ...]
+    next_cursor: str | None = None
+
+
 def cap_log(text: str, cap: int = DEFAULT_LOG_CAP) -> tuple[str, bool, int]:
     """The last `cap` bytes of a log (cut at a character boundary), whether it was cut,
     and its size before."""
@@ -349,6 +385,17 @@ class RunStore(Protocol):
         name), and the last one before `since`."""
         ...
 
+    async def record_audit(self, records: Sequence[AuditRecord]) -> int:
+        """Store these audit records (one transaction); one stored already (same id) is
+        left as it is. The number newly stored."""
+        ...
+
+    async def list_audit(
+        self, query: AuditQuery, limit: int | None = None, cursor: str | None = None
+    ) -> AuditPage:
+        """Audit records newest first (time, then id), one page; InvalidCursor."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -409,6 +456,17 @@ class NullRunStore:
         self, namespace: str, name: str, since: datetime, until: datetime
     ) -> ColorHistory:
         return ColorHistory()
+
+    async def record_audit(self, records: Sequence[AuditRecord]) -> int:
+        return 0
+
+    async def list_audit(
+        self, query: AuditQuery, limit: int | None = None, cursor: str | None = None
+    ) -> AuditPage:
+        page_limit(limit)
+        if cursor is not None:
+            Cursor.decode(cursor)
+        return AuditPage(items=())
 
     async def close(self) -> None:
         return None

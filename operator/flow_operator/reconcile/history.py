@@ -40,6 +40,9 @@ from flow_operator.history.record import record_of
 from flow_operator.history.store import (
     DEFAULT_LOG_CAP,
     LOG_LOST_POD_DELETED,
+    AuditPage,
+    AuditQuery,
+    AuditRecord,
     ColorHistory,
     ColorTransition,
     HistoryError,
@@ -70,6 +73,9 @@ ENDED_PODS = frozenset({"Succeeded", "Failed"})
 # written per transaction.
 MAX_PENDING_COLORS = 100_000
 COLOR_BATCH = 500
+# Audit records likewise.
+MAX_PENDING_AUDIT = 100_000
+AUDIT_BATCH = 500
 
 
 def _digest(record: RunRecord) -> int:
@@ -313,6 +319,74 @@ class ColorRecorder:
                 await sleep(_backoff(self.outage.failures))
 
 
+class AuditRecorder:
+    """Audit records on their way to the store (at most `limit`), written in the
+    background: an API request never waits for the database. A record that cannot be
+    written is never lost silently: while the database is down they wait (counted in
+    flowops_history_pending{what="audit"}); one dropped (the queue full, or refused as
+    invalid) is logged with its content and counted in
+    flowops_history_write_errors_total{what="audit"}."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        limit: int = MAX_PENDING_AUDIT,
+    ) -> None:
+        self.store = store
+        self.monotonic = monotonic
+        self.limit = limit
+        self.pending: dict[str, AuditRecord] = {}
+        self._wake = asyncio.Event()
+        self.outage = Outage()
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def offer(self, record: AuditRecord) -> None:
+        if record.id in self.pending:
+            return
+        if len(self.pending) >= self.limit:
+            lost = self.pending.pop(next(iter(self.pending)))
+            metrics.history_write_error("audit")
+            log.error("history: %d audit records waiting, the oldest dropped: %s",
+                      len(self.pending) + 1, lost.model_dump_json())  # fmt: skip
+        self.pending[record.id] = record
+        self._wake.set()
+
+    async def flush(self) -> bool:
+        """Write what waits, AUDIT_BATCH at a time; False when the store cannot be
+        reached (the rest wait)."""
+        while self.pending:
+            batch = list(self.pending.values())[:AUDIT_BATCH]
+            try:
+                await self.store.record_audit(batch)
+            except StoreUnavailable as e:
+                metrics.history_write_error("audit")
+                wait = self.outage.failed(self.monotonic())
+                log.warning("history: %d audit records waiting, next try in %.1fs: %s",
+                            len(self.pending), wait, e)  # fmt: skip
+                return False
+            except HistoryError as e:
+                metrics.history_write_error("audit")
+                for r in batch:
+                    log.error("history: audit record not stored (%s): %s", e,
+                              r.model_dump_json())  # fmt: skip
+            for r in batch:
+                self.pending.pop(r.id, None)
+        self.outage.ok()
+        return True
+
+    async def run(self, sleep: Sleep = asyncio.sleep) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not await _flushed(self.flush, self.outage, self.monotonic):
+                self._wake.set()
+                await sleep(_backoff(self.outage.failures))
+
+
 @dataclass(frozen=True)
 class Attempt:
     """One attempt of a task to capture: its pod, or None when no pod shows it any more."""
@@ -507,6 +581,7 @@ class History:
     recorder: Recorder
     capture: LogCapture
     colors: ColorRecorder | None = None
+    audit: AuditRecorder | None = None
     ttl: timedelta | None = None  # --finished-run-ttl: the default of spec.ttlSecondsAfterFinished
     enabled: bool = True  # False: history off (NullRunStore), nothing is ever archived
 
@@ -638,6 +713,14 @@ class OpeningStore:
         self, namespace: str, name: str, since: datetime, until: datetime
     ) -> ColorHistory:
         return await (await self._get()).color_history(namespace, name, since, until)
+
+    async def record_audit(self, records: Sequence[AuditRecord]) -> int:
+        return await (await self._get()).record_audit(records)
+
+    async def list_audit(
+        self, query: AuditQuery, limit: int | None = None, cursor: str | None = None
+    ) -> AuditPage:
+        return await (await self._get()).list_audit(query, limit, cursor)
 
     async def close(self) -> None:
         if self._store is not None:

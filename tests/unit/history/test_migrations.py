@@ -1,7 +1,8 @@
 """The store's schema comes from Alembic's migrations alone: from an empty database to the
 newest revision on both backends, again without harm, down to nothing and back, and what
 they build is exactly the tables `sql.py` queries (columns, types, keys, indexes); and a
-database at an earlier revision (0001, 0002), runs in it, reaches the newest with its runs."""
+database at an earlier revision (0001, 0002, 0003), runs in it, reaches the newest with its
+runs."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from flow_operator.history.sql import (
     migrate,
     schema_revision,
 )
-from flow_operator.history.store import ColorTransition, RunQuery
+from flow_operator.history.store import AuditQuery, AuditRecord, ColorTransition, RunQuery
 from tests.unit.history.test_store_colors import at
 from tests.unit.history.test_store_sql import rec
 
@@ -66,10 +67,11 @@ async def test_from_empty_to_head_and_again(dsn: str) -> None:
     assert await schema_revision(dsn) is None
     assert await _tables(dsn) == set()
     await migrate(dsn)
-    assert _head() == "0003"
+    assert _head() == "0004"
     assert await schema_revision(dsn) == _head()
     assert await _tables(dsn) == {
         "alembic_version",
+        "audit_log",
         "flowrun_counts",
         "flowruns",
         "task_logs",
@@ -141,7 +143,7 @@ async def test_from_0002_with_runs_to_head_records_colors(dsn: str) -> None:
     finally:
         await old.close()
     await migrate(dsn)
-    assert await schema_revision(dsn) == _head() == "0003"
+    assert await schema_revision(dsn) == _head()
     store = SqlRunStore(create_engine(dsn))
     try:
         assert [r.uid for r in (await store.list_runs(RunQuery())).items] == ["r0"]
@@ -152,3 +154,31 @@ async def test_from_0002_with_runs_to_head_records_colors(dsn: str) -> None:
         await store.close()
     await downgrade(dsn, "0002")
     assert "workflow_colors" not in await _tables(dsn)
+
+
+async def test_from_0003_with_runs_and_colors_to_head_records_audit(dsn: str) -> None:
+    # 0004 adds audit_log and touches nothing else.
+    await migrate(dsn, "0003")
+    assert "audit_log" not in await _tables(dsn)
+    green = ColorTransition(uid="w", namespace="ml", name="shop", time=at(0), to_color="GREEN")
+    old = SqlRunStore(create_engine(dsn))
+    try:
+        await old.upsert_run(rec("r0", 0, status="Completed"))
+        await old.record_colors([green])
+    finally:
+        await old.close()
+    await migrate(dsn)
+    assert await schema_revision(dsn) == _head() == "0004"
+    store = SqlRunStore(create_engine(dsn))
+    try:
+        assert [r.uid for r in (await store.list_runs(RunQuery())).items] == ["r0"]
+        assert (await store.color_history("ml", "shop", at(-1), at(1))).transitions == (green,)
+        done = AuditRecord(id="a1", time=at(0), user="alice", action="cancel",
+                           namespace="ml", kind="FlowRun", name="r0", result="done",
+                           status=200)  # fmt: skip
+        assert await store.record_audit([done]) == 1
+        assert (await store.list_audit(AuditQuery())).items == (done,)
+    finally:
+        await store.close()
+    await downgrade(dsn, "0003")
+    assert "audit_log" not in await _tables(dsn)
