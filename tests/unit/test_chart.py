@@ -383,7 +383,7 @@ def main_roles(values: str) -> list[Body]:
     aggregated ones (test_user_roles_aggregate_into_the_built_in_roles)."""
     return [
         r for r in objects(values, "ClusterRole")
-        if not r["metadata"]["name"].endswith(("-auth", "-user-view", "-user-edit"))
+        if not r["metadata"]["name"].endswith(("-auth", "-user-view", "-user-edit", "-user-admin"))
     ]  # fmt: skip
 
 
@@ -395,13 +395,14 @@ def test_user_roles_aggregate_into_the_built_in_roles() -> None:
     shipped = {r["metadata"]["name"].removeprefix("flow-flow-operator-user-"): r
                for r in objects("defaults", "ClusterRole")
                if "-user-" in r["metadata"]["name"]}  # fmt: skip
-    assert sorted(shipped) == sorted(plain) == ["edit", "view"]
+    assert sorted(shipped) == sorted(plain) == ["admin", "edit", "view"]
     for name, role in shipped.items():
         assert role["rules"] == plain[name]["rules"]
         aggregation = {k: v for k, v in role["metadata"]["labels"].items()
                        if k.startswith("rbac.authorization.k8s.io/")}  # fmt: skip
         assert aggregation == plain[name]["metadata"]["labels"]
     assert grants(shipped["edit"])[("flowops.io", "flowruns")] >= {"create", "patch"}
+    assert grants(shipped["admin"]) == {("flowops.io", "audits"): {"list"}}
     off = [d for d in yaml.safe_load_all(helm_template("--set", "userRoles.create=false")) if d]
     assert not [d for d in off if "-user-" in d["metadata"]["name"]]
 

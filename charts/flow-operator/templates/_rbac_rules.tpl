@@ -172,3 +172,13 @@ Users' changes to the flowops.io kinds, aggregated into edit and admin (userRole
   resources: [flowruns, flows, workflows]
   verbs: [create, update, patch, delete, deletecollection]
 {{- end -}}
+
+{{/*
+Admins' reading of the API's audit, aggregated into admin (userRoles).
+*/}}
+{{- define "flow-operator.userAdminRules" -}}
+# GET /api/v1/audit: the audited actions of every user (a virtual resource).
+- apiGroups: [flowops.io]
+  resources: [audits]
+  verbs: [list]
+{{- end -}}
