@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from flow_operator.flows.concurrency import RunSlot
+from flow_operator.flows.concurrency import REPLACING, RunSlot
 from flow_operator.flows.runs import FlowRunRecord, flow_of
 from flow_operator.objects.times import parse_time
 
@@ -60,6 +60,9 @@ class RunState:
     waiting: bool = False  # Queued, WaitingForCapacity: in its namespace's line
     flow: str | None = None  # the flow it is a run of (flows/runs.flow_of)
     flow_slot: RunSlot | None = None  # its slot in the flow's concurrency; None: finished
+    # Queued, ReplacingRuns: it counts as holding (FlowRunRecord.holding) and waits for the
+    # runs it replaces to end, so a slot the flow frees wakes it too
+    replacing: bool = False
 
 
 def _version(value: Any) -> int | None:
@@ -90,6 +93,7 @@ def state_of(body: Mapping[str, Any]) -> RunState | None:
         waiting=phase == QUEUED and status.get("reason") == WAITING_FOR_CAPACITY,
         flow=flow,
         flow_slot=slot,
+        replacing=slot is not None and phase == QUEUED and status.get("reason") == REPLACING,
     )
 
 
@@ -102,6 +106,7 @@ class _Marks:
     flow: Key | None = None
     flow_holding: RunSlot | None = None
     flow_line: Place | None = None
+    flow_replacing: bool = False
 
 
 NOTHING = _Marks()
@@ -117,7 +122,8 @@ def _marks(state: RunState | None, reserved: bool) -> _Marks:
         return _Marks(holds, line)
     flow = (state.key[0], state.flow)
     if reserved or slot.holding:
-        return _Marks(holds, line, flow, replace(slot, holding=True))
+        replacing = state.replacing and not reserved
+        return _Marks(holds, line, flow, replace(slot, holding=True), flow_replacing=replacing)
     return _Marks(holds, line, flow, flow_line=(slot.created, slot.name))
 
 
@@ -130,6 +136,7 @@ class Counts:
     lines: dict[str, list[Place]]
     flow_holding: dict[Key, dict[str, RunSlot]]
     flow_lines: dict[Key, list[Place]]
+    flow_replacing: dict[Key, set[str]]
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,7 @@ class Slots:
     _lines: dict[str, list[Place]] = field(default_factory=dict)
     _flow_holding: dict[Key, dict[str, RunSlot]] = field(default_factory=dict)
     _flow_lines: dict[Key, list[Place]] = field(default_factory=dict)
+    _flow_replacing: dict[Key, set[str]] = field(default_factory=dict)
 
     # --- events ------------------------------------------------------------------------
     def observe(self, key: Key, state: RunState | None, deleted: bool = False) -> bool:
@@ -190,6 +198,7 @@ class Slots:
         self._lines.clear()
         self._flow_holding.clear()
         self._flow_lines.clear()
+        self._flow_replacing.clear()
         for key in self._states.keys() | self._reserved:
             self._enter(key, self._marks_of(key))
 
@@ -264,11 +273,18 @@ class Slots:
         created = state.created if state is not None else datetime.max.replace(tzinfo=UTC)
         return holding, bisect_left(self._flow_lines.get((ns, flow), []), (created, name))
 
+    def waiting_in_flow(self, flow: Key) -> int:
+        """How many of the flow's runs wait for its slots (Queue's line, Replace's runs)."""
+        return len(self._flow_lines.get(flow, ())) + len(self._flow_replacing.get(flow, ()))
+
     def next_in_flow(self, flow: Key, limit: int | None) -> list[Key]:
-        """The flow's waiting runs its free slots go to, oldest first (None: no limit)."""
+        """The runs to look at again when the flow's slots change: its waiting runs the free
+        slots go to, oldest first (None: no limit), and its runs waiting for the ones they
+        replace to end."""
         line = self._flow_lines.get(flow, [])
         free = len(line) if limit is None else limit - len(self._flow_holding.get(flow, {}))
-        return [(flow[0], n) for _, n in line[: max(free, 0)]]
+        replacing = sorted(self._flow_replacing.get(flow, ()))
+        return [(flow[0], n) for _, n in line[: max(free, 0)]] + [(flow[0], n) for n in replacing]
 
     def counts(self) -> Counts:
         return Counts(
@@ -277,6 +293,7 @@ class Slots:
             {ns: list(line) for ns, line in self._lines.items() if line},
             {f: dict(h) for f, h in self._flow_holding.items() if h},
             {f: list(line) for f, line in self._flow_lines.items() if line},
+            {f: set(names) for f, names in self._flow_replacing.items() if names},
         )
 
     # --- the bookkeeping -----------------------------------------------------------------
@@ -307,6 +324,8 @@ class Slots:
             self._flow_holding.setdefault(m.flow, {})[name] = m.flow_holding
         if m.flow is not None and m.flow_line is not None:
             insort(self._flow_lines.setdefault(m.flow, []), m.flow_line)
+        if m.flow is not None and m.flow_replacing:
+            self._flow_replacing.setdefault(m.flow, set()).add(name)
 
     def _leave(self, key: Key, m: _Marks) -> None:
         ns, name = key
@@ -324,6 +343,11 @@ class Slots:
                 del self._flow_holding[m.flow]
         if m.flow is not None and m.flow_line is not None:
             _remove(self._flow_lines, m.flow, m.flow_line)
+        if m.flow is not None and m.flow_replacing:
+            names = self._flow_replacing[m.flow]
+            names.discard(name)
+            if not names:
+                del self._flow_replacing[m.flow]
 
 
 def _head(namespace: str, line: list[Place], room: int) -> Iterator[tuple[datetime, str, str]]:
@@ -346,6 +370,7 @@ def recount(states: Iterable[RunState], reserved: Iterable[Key] = ()) -> Counts:
     lines: dict[str, list[Place]] = {}
     flow_holding: dict[Key, dict[str, RunSlot]] = {}
     flow_lines: dict[Key, list[Place]] = {}
+    flow_replacing: dict[Key, set[str]] = {}
     for key in by_key.keys() | kept:
         m = _marks(by_key.get(key), key in kept)
         held_in[key[0]] += m.holds
@@ -355,10 +380,13 @@ def recount(states: Iterable[RunState], reserved: Iterable[Key] = ()) -> Counts:
             flow_holding.setdefault(m.flow, {})[key[1]] = m.flow_holding
         if m.flow is not None and m.flow_line is not None:
             flow_lines.setdefault(m.flow, []).append(m.flow_line)
+        if m.flow is not None and m.flow_replacing:
+            flow_replacing.setdefault(m.flow, set()).add(key[1])
     return Counts(
         sum(held_in.values()),
         {ns: n for ns, n in held_in.items() if n},
         {ns: sorted(line) for ns, line in lines.items()},
         flow_holding,
         {f: sorted(line) for f, line in flow_lines.items()},
+        flow_replacing,
     )

@@ -187,6 +187,7 @@ def test_the_flows_line_is_served_first_made_first() -> None:
         state = state_of(b)
         assert state is not None
         slots.observe(state.key, state)
+    assert slots.waiting_in_flow(("ml", "nightly")) == 2
     assert slots.next_in_flow(("ml", "nightly"), 1) == []
     assert slots.next_in_flow(("ml", "nightly"), 2) == [("ml", "b")]
     assert slots.next_in_flow(("ml", "nightly"), None) == [("ml", "b"), ("ml", "c")]
@@ -214,6 +215,7 @@ def run_states(draw: st.DrawFn, key: Key, version: int) -> RunState:
         waiting=draw(st.booleans()),
         flow=flow,
         flow_slot=slot,
+        replacing=draw(st.booleans()),
     )
 
 
@@ -329,3 +331,20 @@ def test_a_reservation_holds_the_flows_slot_too() -> None:
     slots.release(state.key)
     assert slots.counts().flow_lines == {("ml", "nightly"): [(at(1), "q")]}
     assert replace(state, version=2) != state  # states are values: compared whole
+
+
+def test_a_replace_run_waiting_for_the_run_it_replaces_is_woken_when_that_one_ends() -> None:
+    """Queued with ReplacingRuns it counts as holding (FlowRunRecord.holding), so it is in
+    no line; the flow's slot changing still names it."""
+    slots = Slots()
+    for b in (body("old", 0, "Deployed"), body("new", 1, "Queued", "ReplacingRuns", "Replace")):
+        state = state_of(b)
+        assert state is not None and state.replacing == (b["metadata"]["name"] == "new")
+        slots.observe(state.key, state)
+    assert slots.waiting_in_flow(("ml", "nightly")) == 1
+    assert slots.next_in_flow(("ml", "nightly"), 1) == [("ml", "new")]
+    ended = state_of(body("old", 0, "Cancelled", version=2))
+    assert ended is not None and slots.observe(ended.key, ended)
+    holding, ahead = slots.flow_place(("ml", "new"), "nightly")
+    assert [s.name for s in holding] == [] and ahead == 0
+    check(slots)
