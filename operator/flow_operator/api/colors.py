@@ -44,7 +44,10 @@ def _time(query: Mapping[str, str], name: str) -> datetime | None:
 def window(query: Mapping[str, str], now: datetime) -> tuple[datetime, datetime]:
     """The `[since, until)` a request asks for; BadWindow naming the parameter."""
     until = min(_time(query, "until") or now, now)
-    since = _time(query, "since") or until - DEFAULT_WINDOW
+    try:
+        since = _time(query, "since") or until - DEFAULT_WINDOW
+    except OverflowError:  # an until in year 1: a day before it is no time
+        raise BadWindow(f"until ({until.isoformat()}) is too early: give a since") from None
     if since > until:
         raise BadWindow(
             f"since ({since.isoformat()}) is after until ({until.isoformat()}, or now): "
