@@ -161,6 +161,13 @@ def test_rules_read_only_exported_metrics() -> None:
             "flowops_history_pending", "flowops_history_write_errors_total"} <= used  # fmt: skip
 
 
+def test_every_rule_and_alert_is_documented() -> None:
+    documented = (HERE.parent.parent / "docs" / "monitoring.md").read_text()
+    for rule in rules():
+        name = rule.get("record") or rule["alert"]
+        assert f"`{name}`" in documented, f"{name}: not in docs/monitoring.md"
+
+
 def test_rule_values_reach_the_rules() -> None:
     tuned = ["--set", "prometheusRule.workflowNotGreenMinutes=45", "--set",
              "prometheusRule.flowFailureRatio=0.5", "--set", "prometheusRule.historyPending=7",
@@ -276,7 +283,7 @@ def test_dashboard_shape() -> None:
 
 def need_promtool() -> str:
     """promtool from $PROMTOOL or the PATH: optional (cluster/build.sh does not build it,
-    docs/operations.md#prometheus-rules-and-alerts says why), so missing it skips, CI too."""
+    docs/monitoring.md#prometheus-rules-and-alerts says why), so missing it skips, CI too."""
     promtool = os.environ.get("PROMTOOL") or shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not found (set PROMTOOL or put it on the PATH)")
