@@ -6,7 +6,9 @@ For a Job, the first rule that holds:
 2. a capacity signal: Crashed. A container OOMKilled, the pod evicted, the pod
    unschedulable for longer than the grace period, or the Job controller refused the pod
    by a quota (its FailedCreate event) for that long. No retry is spent waiting on these:
-   the next pod would hit the same wall;
+   the next pod would hit the same wall. A pod Pod Security refuses (the namespace's
+   enforce level) for that long Fails the task instead (reason PodSecurity): the spec's
+   securityContexts are the fix, not capacity;
 3. the Job Failed (its retries spent, or its timeout passed), or its pod cannot start its
    container (image pull, bad config) past the grace period: Failed, with the exit code
    of the last attempt and the last lines of its log;
@@ -40,6 +42,9 @@ STUCK_WAITING = frozenset(
         "CreateContainerError",
     }
 )
+# The API server's refusal of a pod by the namespace's pod-security.kubernetes.io/enforce
+# level, in the Job controller's FailedCreate event: the task Fails (reason PodSecurity).
+POD_SECURITY = "violates PodSecurity"
 # The Job controller sets SuccessCriteriaMet and FailureTarget first, while pods terminate.
 SUCCEEDED_CONDITIONS = ("Complete", "SuccessCriteriaMet")
 FAILED_CONDITIONS = ("Failed", "FailureTarget")
@@ -55,6 +60,8 @@ class Reading:
 class _Signal:
     reason: str
     message: str
+    # Crashed for capacity; a policy refusing the pod (Pod Security) is the spec's fault.
+    phase: TaskPhase = TaskPhase.CRASHED
 
 
 def _first_true(obj: Body, types: Sequence[str]) -> Body | None:
@@ -155,6 +162,10 @@ def _capacity(
             )
             message = str(event.get("message") or "")
             if over:
+                if POD_SECURITY in message:
+                    return _Signal(
+                        "PodSecurity", f"pod refused by Pod Security: {message}", TaskPhase.FAILED
+                    ), None
                 quota = "exceeded quota" in message
                 reason = "QuotaExceeded" if quota else "FailedCreate"
                 return _Signal(reason, f"pod refused: {message}"), None
@@ -222,7 +233,7 @@ def job_reading(
     crash, wake = _capacity(task, job, pods, events, now, grace)
     if crash:
         return Reading(
-            finished(status, TaskPhase.CRASHED, end_now, reason=crash.reason, message=crash.message)
+            finished(status, crash.phase, end_now, reason=crash.reason, message=crash.message)
         )
     failed = _first_true(job, FAILED_CONDITIONS)
     if failed:
