@@ -16,6 +16,8 @@ from flow_operator.builders.naming import (
     owner_reference,
     short_hash,
 )
+from flow_operator.builders.security import container_security_context, pod_security_context
+from flow_operator.models.security import SecurityDefault
 from flow_operator.models.workflow import KIND, Component, Workflow
 from flow_operator.objects.body import Body
 
@@ -40,7 +42,7 @@ def _metadata(wf: Workflow, c: Component) -> Body:
     }
 
 
-def container(c: Component) -> Body:
+def container(c: Component, security: SecurityDefault = SecurityDefault.NONE) -> Body:
     spec: Body = {"name": c.id, "image": c.image}
     for key, value in (
         ("command", c.command),
@@ -48,18 +50,25 @@ def container(c: Component) -> Body:
         ("env", [e.dump() for e in c.env] if c.env else None),
         ("ports", [p.dump() for p in c.ports] if c.ports else None),
         ("resources", c.resources.dump() if c.resources else None),
+        ("securityContext", container_security_context(c.container_security_context, security)),
     ):
         if value:
             spec[key] = value
     return spec
 
 
-def desired_deployment(wf: Workflow, c: Component) -> Body:
+def desired_deployment(
+    wf: Workflow, c: Component, security: SecurityDefault = SecurityDefault.NONE
+) -> Body:
+    """The component's Deployment; `security` fills what its securityContexts leave out."""
     pod_spec: Body = {
-        "containers": [container(c)],
+        "containers": [container(c, security)],
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
     }
+    pod_security = pod_security_context(c.pod_security_context, security)
+    if pod_security:
+        pod_spec["securityContext"] = pod_security
     if c.node_selector:
         pod_spec["nodeSelector"] = c.node_selector
     if c.tolerations:

@@ -19,6 +19,7 @@ from flow_operator.builders.naming import (
     managed_labels,
     owner_reference,
 )
+from flow_operator.builders.security import container_security_context, pod_security_context
 from flow_operator.models.flowrun import (
     KIND,
     FlowRun,
@@ -28,6 +29,7 @@ from flow_operator.models.flowrun import (
     Task,
     TaskBase,
 )
+from flow_operator.models.security import SecurityDefault
 from flow_operator.objects.body import Body
 
 
@@ -51,37 +53,51 @@ def _metadata(run: FlowRun, task: TaskBase) -> Body:
 
 def task_env(run: FlowRun, task: TaskBase) -> list[Body]:
     """Who the task is, the configuration's parameters, then the task's own env (which
-    wins over a parameter of the same name)."""
-    env = {"FLOW_RUN": run.metadata.name, "FLOW_NAME": run.spec.flow_name, "FLOW_TASK": task.name}
+    wins over a parameter of the same name; a valueFrom entry is passed as it is, so the
+    kubelet reads the Secret or ConfigMap and its value never enters the Job)."""
+    values = {
+        "FLOW_RUN": run.metadata.name,
+        "FLOW_NAME": run.spec.flow_name,
+        "FLOW_TASK": task.name,
+    }
     config = run.spec.configuration
     if config is not None:
-        env["FLOW_CONFIGURATION"] = config.name
-        env.update(config.parameters or {})
-    env.update({e.name: e.value for e in task.env or ()})
-    return [{"name": k, "value": v} for k, v in env.items()]
+        values["FLOW_CONFIGURATION"] = config.name
+        values.update(config.parameters or {})
+    env: dict[str, Body] = {k: {"name": k, "value": v} for k, v in values.items()}
+    env.update({e.name: e.dump() for e in task.env or ()})
+    return list(env.values())
 
 
-def desired_job(run: FlowRun, task: TaskBase) -> Body:
+def desired_job(
+    run: FlowRun, task: TaskBase, security: SecurityDefault = SecurityDefault.NONE
+) -> Body:
+    """The task's Job; `security` fills what the task's securityContexts leave out."""
     container: Body = {"name": task.name, "image": task.image}
     for key, value in (
         ("command", task.command),
         ("args", task.args),
         ("env", task_env(run, task)),
         ("resources", task.resources.dump() if task.resources else None),
+        (
+            "securityContext",
+            container_security_context(task.container_security_context, security),
+        ),
     ):
         if value:
             container[key] = value
+    pod_spec: Body = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+    }
+    pod_security = pod_security_context(task.pod_security_context, security)
+    if pod_security:
+        pod_spec["securityContext"] = pod_security
     spec: Body = {
         "backoffLimit": task.retries,
-        "template": {
-            "metadata": {"labels": task_labels(run, task)},
-            "spec": {
-                "restartPolicy": "Never",
-                "containers": [container],
-                "automountServiceAccountToken": False,
-                "enableServiceLinks": False,
-            },
-        },
+        "template": {"metadata": {"labels": task_labels(run, task)}, "spec": pod_spec},
     }
     if task.timeout_seconds is not None:
         spec["activeDeadlineSeconds"] = task.timeout_seconds

@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -76,14 +76,93 @@ class Condition(KubeModel):
     ] = None
 
 
+class KeySelector(KubeModel):
+    """One key of a Secret or ConfigMap in the object's namespace."""
+
+    name: Annotated[
+        str,
+        Field(min_length=1, max_length=253, description="The Secret's or ConfigMap's name."),
+    ]
+    key: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=253,
+            pattern=r"^[-._a-zA-Z0-9]+$",
+            description="The key whose value the variable gets.",
+        ),
+    ]
+    optional: Annotated[
+        bool | None,
+        Field(description="true: a missing object or key leaves the variable unset."),
+    ] = None
+
+
+class EnvVarSource(KubeModel):
+    """Where a variable's value comes from: exactly one Secret or ConfigMap key."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.secretKeyRef) != has(self.configMapKeyRef)",
+                    "message": "env[].valueFrom takes exactly one of secretKeyRef or "
+                    "configMapKeyRef",
+                }
+            ]
+        }
+    )
+
+    secret_key_ref: Annotated[
+        KeySelector | None,
+        Field(description="A key of a Secret: credentials stay out of the spec."),
+    ] = None
+    config_map_key_ref: Annotated[
+        KeySelector | None, Field(description="A key of a ConfigMap.")
+    ] = None
+
+    @model_validator(mode="after")
+    def _one(self) -> EnvVarSource:
+        if (self.secret_key_ref is None) == (self.config_map_key_ref is None):
+            raise ValueError("valueFrom takes exactly one of secretKeyRef or configMapKeyRef")
+        return self
+
+
 class EnvVar(KubeModel):
-    """An environment variable of the container."""
+    """An environment variable of the container: a value, or a Secret's or ConfigMap's key."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.value) != has(self.valueFrom)",
+                    "message": "env[] takes exactly one of value or valueFrom",
+                }
+            ]
+        }
+    )
 
     name: Annotated[
         str,
         Field(min_length=1, max_length=253, pattern=ENV_NAME, description="The variable's name."),
     ]
-    value: Annotated[str, Field(max_length=32768, description="Its value (default empty).")] = ""
+    value: Annotated[
+        str | None,
+        Field(max_length=32768, description="Its value (may be empty); or valueFrom."),
+    ] = None
+    value_from: Annotated[
+        EnvVarSource | None,
+        Field(description="Instead of value: a Secret's (secretKeyRef) or ConfigMap's key."),
+    ] = None
+
+    @model_validator(mode="after")
+    def _value_or_source(self) -> EnvVar:
+        if (self.value is None) == (self.value_from is None):
+            raise ValueError(
+                f"env {self.name}: takes exactly one of value or valueFrom "
+                '(value: "" for an empty one)'
+            )
+        return self
 
 
 class ContainerPort(KubeModel):

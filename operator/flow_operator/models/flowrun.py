@@ -34,6 +34,7 @@ from flow_operator.models.common import (
     Resources,
 )
 from flow_operator.models.crd import Column, CrdDefinition
+from flow_operator.models.security import ContainerSecurity, PodSecurity
 
 KIND = "FlowRun"
 PLURAL = "flowruns"
@@ -150,6 +151,8 @@ class TaskBase(KubeModel):
     args: Args = None
     env: EnvList = None
     resources: Resources | None = None
+    pod_security_context: PodSecurity = None
+    container_security_context: ContainerSecurity = None
     depends_on: Annotated[
         list[TaskName] | None,
         Field(
@@ -228,6 +231,12 @@ class Task(TaskBase):
                     " && !has(self.args) && !has(self.env) && !has(self.resources))",
                     "message": "a subFlow task takes no command, args, env, resources or retries",
                 },
+                {
+                    "rule": "!has(self.subFlow) || (!has(self.podSecurityContext)"
+                    " && !has(self.containerSecurityContext))",
+                    "message": "a subFlow task takes no podSecurityContext or "
+                    "containerSecurityContext: its sub-flow's tasks carry their own",
+                },
             ]
         }
     )
@@ -248,6 +257,12 @@ class Task(TaskBase):
             raise ValueError(
                 f"task {self.name}: a subFlow task takes no command, args, env, resources "
                 "or retries"
+            )
+        security = (self.pod_security_context, self.container_security_context)
+        if self.sub_flow is not None and any(f is not None for f in security):
+            raise ValueError(
+                f"task {self.name}: a subFlow task takes no podSecurityContext or "
+                "containerSecurityContext: its sub-flow's tasks carry their own"
             )
         return self
 

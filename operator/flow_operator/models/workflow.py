@@ -21,6 +21,7 @@ from flow_operator.models.common import (
     ObjectMeta,
 )
 from flow_operator.models.crd import Column, CrdDefinition
+from flow_operator.models.security import ContainerSecurity, PodSecurity
 
 KIND = "Workflow"
 PLURAL = "workflows"
@@ -73,6 +74,8 @@ class Component(ContainerSettings):
             description="Ports the container listens on; with any, a ClusterIP Service is made.",
         ),
     ] = None
+    pod_security_context: PodSecurity = None
+    container_security_context: ContainerSecurity = None
 
 
 class SecretRef(KubeModel):
@@ -263,6 +266,13 @@ class WorkflowStatus(StatusModel):
     ] = None
     firstPublishedAt: Annotated[
         str | None, Field(description="When the operator first saw it PUBLISHED (RFC 3339).")
+    ] = None
+    colorSince: Annotated[
+        str | None,
+        Field(
+            description="When actualStatus last changed to its current color (RFC 3339, "
+            "microseconds): the run store's color history is rebuilt from it after a restart."
+        ),
     ] = None
 
     def document(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import yaml
 
 from flow_operator.builders.job import desired_child_run, desired_job
 from flow_operator.models.flowrun import FlowRun
+from flow_operator.models.security import SecurityDefault
 from tests.unit.flowrun_objects import run_body, task
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "flowrun"
@@ -66,7 +67,44 @@ def _child() -> Body:
     return desired_child_run(run, run.spec.tasks[1])
 
 
+def _restricted_default() -> Body:
+    """A task that sets no securityContext, under --default-security-context=restricted."""
+    run = FlowRun.from_body(run_body([task("extract")]))
+    return desired_job(run, run.spec.tasks[0], SecurityDefault.RESTRICTED)
+
+
+def _hardened() -> Body:
+    """A task's own contexts over the restricted default, and env from a Secret and a
+    ConfigMap: its fields win, capabilities merge add and drop, valueFrom passes as is."""
+    hardened = task(
+        "load",
+        podSecurityContext={"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 2000},
+        containerSecurityContext={
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"add": ["NET_BIND_SERVICE"]},
+        },
+        env=[
+            {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+            {"name": "REGION", "valueFrom": {"configMapKeyRef": {"name": "site", "key": "region", "optional": True}}},
+            {"name": "MODE", "value": ""},
+        ],
+    )  # fmt: skip
+    run = FlowRun.from_body(run_body([hardened]))
+    return desired_job(run, run.spec.tasks[0], SecurityDefault.RESTRICTED)
+
+
+def _privileged_no_default() -> Body:
+    """With --default-security-context=none, only what the task sets."""
+    run = FlowRun.from_body(
+        run_body([task("probe", containerSecurityContext={"privileged": True})])
+    )
+    return desired_job(run, run.spec.tasks[0], SecurityDefault.NONE)
+
+
 SCENARIOS: dict[str, Callable[[], Body]] = {
+    "job-restricted-default": _restricted_default,
+    "job-security-contexts-and-secret-env": _hardened,
+    "job-privileged-without-default": _privileged_no_default,
     "job-minimal": _minimal,
     "job-extract-with-configuration": lambda: _example("extract"),
     "job-publish-env-and-dependency": lambda: _example("publish"),
