@@ -53,7 +53,8 @@ def http(
 
 def secret(name: str, **values: str) -> dict[str, Any]:
     data = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "type": "flowops.io/api-key", "data": data}  # fmt: skip
 
 
 def svc(id_: str, image: str = OK, **fields: Any) -> dict[str, Any]:
