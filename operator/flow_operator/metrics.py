@@ -9,7 +9,7 @@ labels live in this one module.
   (status None) takes its series with it, and so does a removed service.
 * FlowRuns: `flowrun_transition`, `observe_run_duration`, `observe_task_duration`; a
   Flow's runs also by namespace and Flow (`observe_flow_run`: a few Flows per namespace,
-  never a label per run).
+  never a label per run; a deleted Flow's series go with it, `forget_flow`).
 * API: `observe_status_write`, each status write's round trip.
 * HTTP API: `auth_failed`; `log_stream_opened`/`_closed` (the open task-log streams) and
   `log_stream_refused` (429s past --max-log-streams).
@@ -254,6 +254,12 @@ def observe_flow_run(key: Key, old: Phase | None, status: FlowRunStatus, flow: s
         seconds = _run_seconds(status)
         if seconds is not None:
             FLOW_RUN_DURATION.labels(key[0], flow, status.phase.value).observe(seconds)
+
+
+def forget_flow(key: Key) -> None:
+    """A deleted Flow: its per-Flow series go (a run of it that finishes later brings
+    them back)."""
+    FLOW_RUN_DURATION.remove_by_labels({"namespace": key[0], "flow": key[1]})
 
 
 def observe_flowrun(key: Key, old: Phase | None, status: FlowRunStatus) -> None:

@@ -1,11 +1,11 @@
 """Flows on the real local cluster: a `* * * * *` schedule makes a Scheduled FlowRun at the
 next minute (the cluster's real time: up to ~70 s), the Run action over HTTP makes a run
-that Completes (Forbid skips a second while it runs; /metrics counts it under its Flow),
-FlowRuns by reference resolve v1 and v2 to their own tasks and a rerun keeps its version
-(or asks for the latest), a bad parameter applied with kubectl is InvalidSpec naming it,
-Queue holds a run until the flow's slot frees, Replace cancels a run applied by hand before
-the new one starts, and a SIGKILL of the operator at a tick neither misses that tick nor
-starts it twice."""
+that Completes (Forbid skips a second while it runs; /metrics counts it under its Flow
+until the Flow is deleted), FlowRuns by reference resolve v1 and v2 to their own tasks and
+a rerun keeps its version (or asks for the latest), a bad parameter applied with kubectl
+is InvalidSpec naming it, Queue holds a run until the flow's slot frees, Replace cancels a
+run applied by hand before the new one starts, and a SIGKILL of the operator at a tick
+neither misses that tick nor starts it twice."""
 
 from __future__ import annotations
 
@@ -137,6 +137,10 @@ def test_the_run_action_over_http_makes_a_run_that_completes(
     # Prometheus counts it under its Flow (the chart's per-Flow rules read it)
     wait_for("the run in flowops_flow_run_duration_seconds",
              lambda: flow_runs_counted(operator, namespace, "manual") == {"Completed": 1}, 10)  # fmt: skip
+    # and forgets a deleted Flow's series
+    cluster.kubectl("-n", namespace, "delete", "flow", "manual", "--wait=false")
+    wait_for("the deleted Flow's series gone",
+             lambda: flow_runs_counted(operator, namespace, "manual") == {}, 30)  # fmt: skip
 
 
 def flow_runs_counted(operator: OperatorProcess, namespace: str, name: str) -> dict[str, float]:

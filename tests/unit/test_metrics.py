@@ -266,3 +266,18 @@ def test_a_flows_finished_runs_by_flow_and_phase() -> None:
     metrics.observe_flow_run(("etl", "inline-x"), Phase.DEPLOYED, run_status("Completed", 5), None)
     flows = [s["flow"] for s in series("flowops_flow_run_duration_seconds_count", namespace="etl")]
     assert set(flows) == {"nightly"}
+
+
+def test_a_deleted_flows_series_go_and_the_others_stay() -> None:
+    done = run_status("Completed", 10)
+    for flow in ("gone", "kept"):
+        metrics.observe_flow_run(("del", f"{flow}-1"), Phase.DEPLOYED, done, flow)
+    metrics.observe_flow_run(("del", "gone-2"), Phase.DEPLOYED, run_status("Failed", 3), "gone")
+    assert {
+        s["flow"] for s in series("flowops_flow_run_duration_seconds_count", namespace="del")
+    } == {"gone", "kept"}
+    metrics.forget_flow(("del", "gone"))
+    assert {
+        s["flow"] for s in series("flowops_flow_run_duration_seconds_count", namespace="del")
+    } == {"kept"}
+    assert series("flowops_flow_run_duration_seconds_bucket", namespace="del", flow="gone") == []

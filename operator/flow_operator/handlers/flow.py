@@ -63,15 +63,19 @@ def setup(app: Operator) -> None:
         return {(namespace or "", flow_of(body)): run_projection(body)}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="flow_changed", registry=registry)
-    async def flow_changed(namespace: str | None, name: str, **_: Any) -> None:
+    async def flow_changed(
+        namespace: str | None, name: str, type: str | None = None, **_: Any
+    ) -> None:
         queue.enqueue((namespace or "", name))
+        if type == "DELETED":  # its per-Flow series go with it
+            metrics.forget_flow((namespace or "", name))
 
     @kopf.on.event(GROUP, VERSION, FLOWRUNS, when=_of_a_flow, id="run_of_flow_changed",
                    registry=registry)  # fmt: skip
     async def run_of_flow_changed(namespace: str | None, body: kopf.Body, **_: Any) -> None:
         queue.enqueue((namespace or "", flow_of(body) or ""))
 
-    # a Flow's finished runs by Flow: its failure ratio and durations (docs/operations.md)
+    # a Flow's finished runs by Flow: its failure ratio and durations (docs/monitoring.md)
     app.runs.subscribe(lambda e: metrics.observe_flow_run(e.key, e.old, e.status, flow_of(e.body)))
 
     @app.on_build
