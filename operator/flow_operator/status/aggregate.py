@@ -35,7 +35,7 @@ from flow_operator.models.workflow import (
 from flow_operator.objects.body import Body
 from flow_operator.objects.conditions import kstatus
 from flow_operator.objects.podstate import replica_detail
-from flow_operator.objects.times import rfc3339
+from flow_operator.objects.times import rfc3339, rfc3339_micro
 from flow_operator.status.rollout import rollout
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
@@ -184,7 +184,16 @@ def aggregate(wf: Workflow, observed: Observed, now: datetime) -> WorkflowStatus
         conditions=conditions,
         servicesReady=ready_count,
         firstPublishedAt=first_published,
+        colorSince=color_since(old, color, now),
     )
+
+
+def color_since(old: WorkflowStatus | None, color: Color, now: datetime) -> str:
+    """When the color became `color`: kept while it stays, `now` when it changes (or was
+    never written, as by an operator before colorSince existed)."""
+    if old is not None and old.actualStatus is color and old.colorSince:
+        return old.colorSince
+    return rfc3339_micro(now)  # microseconds: two changes in a second keep their order
 
 
 def significant(status: Mapping[str, Any] | None) -> Any:
@@ -204,4 +213,8 @@ def significant(status: Mapping[str, Any] | None) -> Any:
         {k: v for k, v in c.items() if k != "lastTransitionTime"}
         for c in doc.get("conditions") or []
     ]
+    # Whether it is dated, not when: a status written before colorSince existed gets it
+    # once; a reconcile on a view that lags its own write (and dates the color anew) does
+    # not rewrite it.
+    doc["colorSince"] = bool(doc.get("colorSince"))
     return doc

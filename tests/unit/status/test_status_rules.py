@@ -171,3 +171,27 @@ def test_significant_ignores_age_only() -> None:
     assert one != two and significant(one) == significant(two)
     observed.pods["a"][0]["status"]["phase"] = "Running"  # type: ignore[index]
     assert significant(aggregate(wf, observed, NOW).dump()) != significant(one)
+
+
+def test_color_since_kept_while_the_color_holds_and_moved_when_it_changes() -> None:
+    wf = _wf(services=[("a", 2)])
+    green = Observed(deployments={"a": deployment("a", replicas=2, available=2)})
+    first = aggregate(wf, green, NOW)
+    assert first.actualStatus is Color.GREEN and first.colorSince == "2024-02-12T10:20:00.000000Z"
+    wf.status = first
+    assert aggregate(wf, green, NOW.replace(minute=40)).colorSince == first.colorSince
+    yellow = Observed(deployments={"a": deployment("a", replicas=2, available=1)})
+    moved = aggregate(wf, yellow, NOW.replace(minute=41))
+    assert moved.actualStatus is Color.YELLOW and moved.colorSince == "2024-02-12T10:41:00.000000Z"
+    # a status written before colorSince existed: the color is dated when first seen
+    wf.status = first.model_copy(update={"colorSince": None})
+    assert aggregate(wf, green, NOW.replace(minute=42)).colorSince == "2024-02-12T10:42:00.000000Z"
+
+
+def test_significant_sees_whether_the_color_is_dated_not_when() -> None:
+    wf = _wf(services=[("a", 1)])
+    status = aggregate(wf, Observed(deployments={"a": deployment("a", available=1)}), NOW)
+    dated = status.dump()
+    moved = {**dated, "colorSince": "2024-02-12T11:00:00Z"}
+    undated = {k: v for k, v in dated.items() if k != "colorSince"}
+    assert significant(moved) == significant(dated) != significant(undated)
