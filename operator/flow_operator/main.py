@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import kopf
 
 from flow_operator import metrics
+from flow_operator.api.tls import TlsError, server_context
 from flow_operator.app import Operator
 from flow_operator.handlers import flow, flowrun, history, http, workflow
 from flow_operator.logsafe import EscapingFormatter
@@ -48,7 +49,12 @@ def configure_logging(settings: Settings) -> None:
 def cli(argv: Sequence[str] | None = None) -> None:
     settings = Settings.parse(argv)
     configure_logging(settings)
-    if settings.metrics_port:
+    if settings.http.tls is not None:
+        try:  # refuse now what the listener could not use later
+            server_context(*settings.http.tls)
+        except TlsError as e:
+            raise SystemExit(f"flow-operator: {e}") from None
+    if settings.metrics_port and not settings.metrics_on_loop:
         metrics.serve(settings.metrics_port)
     app = build(settings)
     asyncio.run(

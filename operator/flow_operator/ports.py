@@ -128,9 +128,17 @@ class LogStreams(LogReader, Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class SecretData:
+    """What the operator keeps of a Secret it read: its type and `data` (base64 values)."""
+
+    type: str
+    data: dict[str, str] = field(default_factory=dict)
+
+
 class SecretReader(Protocol):
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str]:
-        """A Secret's `data` (base64 values); NotFound, or Forbidden when not allowed."""
+    async def read_secret(self, namespace: str, name: str) -> SecretData:
+        """A Secret's type and `data`; NotFound, or Forbidden when not allowed."""
         ...
 
 
@@ -161,23 +169,38 @@ class Identity:
 @dataclass(frozen=True)
 class Permission:
     """One thing a request does, as RBAC names it: a verb on a resource (and subresource)
-    of an API group, in a namespace (None: in every namespace, cluster-wide)."""
+    of an API group, in a namespace (None: in every namespace, cluster-wide); or, with
+    `path`, a verb on a non-resource URL (`get` `/metrics`, as kube-rbac-proxy asks;
+    `resource` is then NON_RESOURCE)."""
 
     verb: str
     resource: Resource
     namespace: str | None
     subresource: str = ""
+    path: str = ""
 
     @property
     def what(self) -> str:
-        """`pods/log`, `flowruns`: the resource as RBAC rules write it."""
+        """`pods/log`, `flowruns`, `/metrics`: the resource (or URL) as RBAC rules write it."""
+        if self.path:
+            return self.path
         name = self.resource.plural
         return f"{name}/{self.subresource}" if self.subresource else name
 
     def refusal(self) -> str:
-        """`cannot patch flowruns in team-b` (or `... cluster-wide`)."""
+        """`cannot patch flowruns in team-b` (or `... cluster-wide`, or `cannot get /metrics`)."""
+        if self.path:
+            return f"cannot {self.verb} {self.path}"
         where = f"in {self.namespace}" if self.namespace else "cluster-wide"
         return f"cannot {self.verb} {self.what} {where}"
+
+
+NON_RESOURCE = Resource("", "", "", "NonResourceURL", namespaced=False)
+
+
+def url_permission(verb: str, path: str) -> Permission:
+    """A verb on a non-resource URL (RBAC's nonResourceURLs)."""
+    return Permission(verb, NON_RESOURCE, None, path=path)
 
 
 class Authenticator(Protocol):

@@ -16,8 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from flow_operator import metrics
+from flow_operator.api.auth import Network, proxy_networks
 from flow_operator.history.retention import parse_duration
 from flow_operator.history.store import DEFAULT_LOG_CAP
+from flow_operator.models.security import SecurityDefault
 from flow_operator.reconcile.flowrun import Limits
 
 DEFAULT_MAX_LOG_STREAMS = 100
@@ -39,6 +41,18 @@ class HttpSettings:
     # Task-log answers under way at once (429 beyond), and the connections of the log
     # streams' own pool (docs/api.md, "Log streams").
     max_log_streams: int = DEFAULT_MAX_LOG_STREAMS
+    # Proxies whose X-Forwarded-For the failed-authentication limiter believes (none: the
+    # header is ignored; api/auth.py client_address, docs/security.md).
+    trusted_proxies: tuple[Network, ...] = ()
+    # PEM files: the API, the dashboard and the loop's /metrics over HTTPS only ("": HTTP)
+    tls_cert: str = ""
+    tls_key: str = ""
+    # /metrics takes a Kubernetes token allowed `get` on the URL /metrics (api/scrape.py)
+    metrics_auth: bool = False
+
+    @property
+    def tls(self) -> tuple[str, str] | None:
+        return (self.tls_cert, self.tls_key) if self.tls_cert else None
 
 
 AUTH_MODES = ("kubernetes", "token")  # api/identity.py's MODES (a unit test keeps them equal)
@@ -51,6 +65,14 @@ def duration(text: str) -> timedelta | None:
     refusals."""
     try:
         return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def trusted_proxies(text: str) -> tuple[Network, ...]:
+    """`--api-trusted-proxies`, as argparse wants its refusals."""
+    try:
+        return proxy_networks(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -69,6 +91,14 @@ def size(text: str) -> int:
     if match is None or match.group(2) not in units or int(match.group(1)) < 1:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 2MiB, 512KiB, 65536)")
     return int(match.group(1)) * units[match.group(2)]
+
+
+def security_default(text: str) -> SecurityDefault:
+    """restricted or none, as argparse wants its refusals."""
+    try:
+        return SecurityDefault(text.strip().lower())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: restricted or none") from None
 
 
 @dataclass(frozen=True)
@@ -107,8 +137,16 @@ class Settings:
     workers: int = 32
     history: HistorySettings = field(default_factory=HistorySettings)
     metrics_port: int = metrics.DEFAULT_PORT  # 0: not served
+    # What the pods of tasks and services get where their securityContexts say nothing.
+    security: SecurityDefault = SecurityDefault.NONE
     verbose: bool = False
     trace: bool = False
+
+    @property
+    def metrics_on_loop(self) -> bool:
+        """/metrics needs TLS or authentication: the HTTP API's host serves it
+        (api/scrape.py) rather than prometheus_client's thread (metrics.serve)."""
+        return bool(self.metrics_port) and (self.http.tls is not None or self.http.metrics_auth)
 
     @classmethod
     def parse(
@@ -116,7 +154,11 @@ class Settings:
     ) -> Settings:
         """The settings of `flow-operator run ARGS`; exits with usage on a bad flag."""
         env = os.environ if env is None else env
-        args = parser(env).parse_args(argv)
+        flags = parser(env)
+        args = flags.parse_args(argv)
+        if bool(args.tls_cert) != bool(args.tls_key):
+            given, missing = ("--tls-cert", "--tls-key")[:: 1 if args.tls_cert else -1]
+            flags.error(f"{given} is given without {missing}: TLS takes both files (or neither)")
         namespaces = tuple(args.namespace or ())
         return cls(
             namespaces=namespaces,
@@ -131,6 +173,10 @@ class Settings:
                 auth_mode=args.auth_mode,
                 read_only=args.read_only,
                 max_log_streams=args.max_log_streams,
+                trusted_proxies=args.api_trusted_proxies,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                metrics_auth=args.metrics_auth,
             ),
             limits=Limits(
                 running=args.max_running_runs or None,  # 0: no limit
@@ -146,6 +192,7 @@ class Settings:
                 log_cap=args.log_cap,
             ),
             metrics_port=args.metrics_port,
+            security=args.default_security_context,
             verbose=args.verbose,
             trace=args.trace,
         )
@@ -220,10 +267,36 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         f"own pool; beyond, 429 with Retry-After (default {DEFAULT_MAX_LOG_STREAMS})",
     )
     run.add_argument(
+        "--api-trusted-proxies",
+        type=trusted_proxies,
+        default=trusted_proxies(env.get("FLOW_API_TRUSTED_PROXIES", "")),
+        metavar="CIDR[,CIDR...]",
+        help="proxies (an ingress) whose X-Forwarded-For names the client the "
+        "failed-authentication limiter counts (default: none, the header is ignored)",
+    )
+    run.add_argument(
         "--metrics-port",
         type=int,
         default=int(env.get("FLOW_METRICS_PORT", str(metrics.DEFAULT_PORT))),
         help=f"port of Prometheus /metrics (default {metrics.DEFAULT_PORT}; 0: not served)",
+    )
+    run.add_argument(
+        "--metrics-auth",
+        action="store_true",
+        default=env.get("FLOW_METRICS_AUTH", "").lower() in ("1", "true", "yes"),
+        help="/metrics takes a Kubernetes bearer token (TokenReview) whose user may get the "
+        "non-resource URL /metrics (SubjectAccessReview), as kube-rbac-proxy does",
+    )
+    run.add_argument(
+        "--tls-cert",
+        default=env.get("FLOW_TLS_CERT", ""),
+        help="PEM certificate (chain) file: the API, the dashboard and /metrics over HTTPS "
+        "only (with --tls-key; default: plain HTTP)",
+    )
+    run.add_argument(
+        "--tls-key",
+        default=env.get("FLOW_TLS_KEY", ""),
+        help="PEM private key file of --tls-cert",
     )
     run.add_argument(
         "--max-running-runs",
@@ -243,6 +316,17 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=float(env.get("FLOW_CRASH_GRACE_SECONDS", "60")),
         help="how long a task's pod may stay unschedulable, unpullable or refused (a bad "
         "image, a missing ConfigMap) before the run is Crashed (default 60)",
+    )
+    run.add_argument(
+        "--default-security-context",
+        type=security_default,
+        metavar="{restricted,none}",
+        default=env.get("FLOW_DEFAULT_SECURITY_CONTEXT", SecurityDefault.NONE.value),
+        help="what the pods of FlowRun tasks and Workflow services get where their "
+        "podSecurityContext and containerSecurityContext leave a field out: restricted "
+        "(runAsNonRoot, seccompProfile RuntimeDefault, allowPrivilegeEscalation false, "
+        "capabilities drop ALL: Pod Security restricted; the chart's default) or none "
+        "(the default here)",
     )
     run.add_argument(
         "--workers",

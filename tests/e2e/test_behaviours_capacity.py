@@ -95,3 +95,23 @@ def test_a_run_queued_past_its_queue_timeout_fails(spaces: list[Ns]) -> None:
     assert tasks(status)["quick"]["status"] == "Skipped"
     assert ns.jobs("patient") == []
     cancel(ns, "holder")
+
+
+def test_a_freed_slot_goes_to_the_oldest_waiting_run(spaces: list[Ns]) -> None:
+    """The namespace's one slot frees: the older of two waiting runs takes it, the younger
+    waits on until that one has ended too."""
+    ns = spaces[0]
+    ns.apply(flowrun("holder", [task("serve", FOREVER)]))
+    ns.wait_phase("holder", "Deployed")
+    ns.apply(flowrun("older", [task("serve", FOREVER)]))
+    waiting(ns, "older", f"waiting for capacity: 1/1 in namespace {ns.ns}")
+    ns.apply(flowrun("younger", [task("quick")]))
+    waiting(ns, "younger", f"waiting for capacity: 1/1 in namespace {ns.ns} (1 waiting ahead)")
+    cancel(ns, "holder")
+    ns.wait_phase("older", "Deployed")
+    status = ns.status("younger")
+    assert (status["phase"], status["reason"]) == ("Queued", "WaitingForCapacity"), status
+    assert ns.jobs("younger") == []
+    cancel(ns, "older")
+    status = ns.wait_phase("younger", *FINAL)
+    assert status["phase"] == "Completed", status

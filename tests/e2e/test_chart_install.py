@@ -41,6 +41,9 @@ def test_helm_install_creates_the_release_objects(cluster: Any, namespace: str) 
     helm(cluster, "install", release, str(CHART), "--namespace", namespace,
          "--set", "replicaCount=2", "--set", "podDisruptionBudget.enabled=true",
          "--set", "argocd.healthConfigMap.enabled=true",
+         # HTTPS only, /metrics behind a token (docs/security.md): the Secret is not made,
+         # kwok's pods never mount it
+         "--set", "api.tls.enabled=true", "--set", "metrics.auth=true",
          # Two replicas need PostgreSQL for the history (the chart refuses SQLite).
          "--set", "history.postgresql.existingSecret=flow-history-db")  # fmt: skip
     try:
@@ -50,6 +53,7 @@ def test_helm_install_creates_the_release_objects(cluster: Any, namespace: str) 
             ("deployment", full), ("service", full), ("serviceaccount", full),
             ("poddisruptionbudget", full), ("configmap", f"{full}-argocd-health"),
             ("role", f"{full}-leader"), ("rolebinding", f"{full}-leader"),
+            ("networkpolicy", full),
         }  # fmt: skip
         for kind, name in sorted(expected):
             assert get(cluster, "-n", namespace, kind, name), f"{kind} {name} missing"
@@ -69,6 +73,11 @@ def test_helm_install_creates_the_release_objects(cluster: Any, namespace: str) 
         (c,) = spec["containers"]
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
         assert "--leader-election" in c["args"]
+        assert {"--tls-cert=/etc/flow-operator/tls/tls.crt", "--metrics-auth"} <= set(c["args"])
+        assert c["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+        assert {"name": "tls", "secret": {"secretName": f"{full}-tls", "defaultMode": 0o440}} in [
+            {k: v for k, v in vol.items() if k in ("name", "secret")} for vol in spec["volumes"]
+        ]
     finally:
         helm(cluster, "uninstall", release, "-n", namespace, "--wait", "--timeout", "60s")
     assert not get(cluster, "clusterrole", full)

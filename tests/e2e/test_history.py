@@ -1,6 +1,7 @@
 """Run history on the local cluster (issue 16, docs/history.md): finished runs leave the
 cluster after a short TTL, yet stay listed, searchable and their task logs readable from
-the run store; an operator restart loses nothing.
+the run store; an operator restart loses nothing; a Workflow's color transitions are
+stored and served.
 
 The module runs an operator of its own on one namespace, with a SQLite store in a
 temporary directory and `--finished-run-ttl 5s`; half the runs carry their own
@@ -20,6 +21,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from email.message import Message
 from typing import Any
 
@@ -240,6 +242,57 @@ def test_a_restart_loses_nothing(
         headers, text = stored_log(archived, f"late-{i}", "step")
         assert headers["X-Log-Source"] == "history" and "X-Log-Lost" not in headers
         served(text, 1)
+
+
+def test_workflow_color_transitions(
+    cluster: ClusterHandle, ns: str, operator: OperatorProcess
+) -> None:
+    """A Workflow goes GREEN, ORANGE (a service no node can take), GREEN again: the colors
+    endpoint shows the transitions and the time in each; a kill -9 duplicates none."""
+
+    def apply(services: list[dict[str, Any]]) -> None:
+        wf = {"apiVersion": "flowops.io/v1alpha1", "kind": "Workflow",
+              "metadata": {"name": "shop"},
+              "spec": {"desiredStatus": "PUBLISHED", "publishingMode": "ASYNC",
+                       "services": services}}  # fmt: skip
+        cluster.kubectl("-n", ns, "apply", "-f", "-", input=yaml.safe_dump(wf))
+
+    def color() -> str | None:
+        out = cluster.kubectl("-n", ns, "get", "workflow", "shop", "-o", "json").stdout
+        return (json.loads(out).get("status") or {}).get("actualStatus")
+
+    def colors() -> dict[str, Any]:
+        code, _, body = get(operator, f"/api/v1/workflows/{ns}/shop/colors")
+        assert code == 200, body
+        answer: dict[str, Any] = json.loads(body)
+        return answer
+
+    def moves() -> list[str]:
+        return [t["toColor"] for t in colors()["transitions"]]
+
+    web = {"id": "web", "image": OK, "replicas": 1}
+    huge = {"id": "huge", "image": OK, "replicas": 1,
+            "resources": {"requests": {"memory": "1000Gi"}}}  # fmt: skip
+    apply([web])
+    wait_for("GREEN", lambda: color() == "GREEN", 90)
+    apply([web, huge])
+    wait_for("ORANGE", lambda: color() == "ORANGE", 60)
+    apply([web])
+    wait_for("GREEN again", lambda: color() == "GREEN", 60)
+    wait_for("the transitions stored", lambda: moves()[-3:] == ["GREEN", "ORANGE", "GREEN"], 30)
+    answer = colors()
+    got = answer["transitions"]
+    assert [t["fromColor"] for t in got[-2:]] == ["GREEN", "ORANGE"]
+    assert got[-2]["reason"] == "Publishing" and got[-1]["reason"] == "Published"
+    assert answer["seconds"]["ORANGE"] > 0 and answer["seconds"]["GREEN"] > 0
+    out = cluster.kubectl("-n", ns, "get", "workflow", "shop", "-o", "json").stdout
+    since = json.loads(out)["status"]["colorSince"]
+    assert datetime.fromisoformat(since) == datetime.fromisoformat(got[-1]["time"])
+    # kill -9, then a start: the live status is seen again, nothing is stored twice
+    operator.restart(kill=True)
+    wait_for("the API back", lambda: get(operator, "/healthz")[0] == 200, 60)
+    time.sleep(3)  # the first reconciles after the start have run and been written
+    assert colors()["transitions"] == got
 
 
 def test_prune_dry_run_reports_without_deleting(ns: str, archived: OperatorProcess) -> None:

@@ -11,6 +11,8 @@ authorized as its caller (SubjectAccessReview) by the real RBAC:
 - mallory, no rights: her lists are empty (the API filters lists to the namespaces the
   caller may list) and everything else is 403;
 - a garbage token is 401; a deleted ServiceAccount's token is refused within 60 s;
+- ops, bound to `admin` cluster-wide, reads alice's and bob's actions in GET
+  /api/v1/audit; alice and mallory are refused it;
 - in a browser, bob sees ns-b's runs and his Cancel is disabled.
 
 The built-in roles know the flowops.io kinds through cluster/flow-roles.yaml (aggregation).
@@ -301,3 +303,46 @@ async def test_in_the_browser_alice_sees_ns_a_and_bobs_cancel_is_disabled(
     bobs_run = page.locator(f'tr.flow[data-flow="{NS_B}/nightly"] button.run')
     await expect(bobs_run).to_be_disabled()
     assert await bobs_run.get_attribute("title") == f"You (bob) cannot run flows in {NS_B}."
+
+
+def test_the_audit_is_read_by_an_admin_and_refused_to_others(
+    cluster: ClusterHandle, operator: OperatorProcess, teams: Teams
+) -> None:
+    """Actions by alice (a rerun, done) and bob (a cancel, refused) appear in
+    GET /api/v1/audit for ops, bound to `admin` cluster-wide (the flowops-io-admin role
+    aggregates `list audits` into it); alice and mallory are refused it."""
+    _apply(cluster, NS_A, account("ops"))
+    crb = f"ops-admin-{SUFFIX}"
+    cluster.kubectl("create", "clusterrolebinding", crb, "--clusterrole=admin",
+                    f"--serviceaccount={NS_A}:ops")  # fmt: skip
+    try:
+        ops = token_of(cluster, NS_A, "ops")
+        code, body = http(operator, f"/api/v1/flowruns/{NS_A}/a-done/rerun", teams.alice, "POST")
+        assert code == 201, body
+        code, _ = http(operator, f"/api/v1/flowruns/{NS_B}/b-forever/cancel", teams.bob, "POST")
+        assert code == 403
+
+        def entries(**query: str) -> list[dict[str, Any]]:
+            path = "/api/v1/audit?" + "&".join(f"{k}={v}" for k, v in query.items())
+            code, body = http(operator, path, ops)
+            assert code == 200, body
+            return list(body["items"])
+
+        alice, bob = sa(NS_A, "alice"), sa(NS_B, "bob")
+        wait_for("both actions in the audit table", lambda: (
+            any(e["action"] == "rerun" and e["name"] == "a-done" for e in entries(user=alice))
+            and any(e["name"] == "b-forever" for e in entries(user=bob))), 30)  # fmt: skip
+        (rerun,) = [e for e in entries(user=alice) if e["action"] == "rerun"]
+        assert (rerun["namespace"], rerun["kind"], rerun["result"]) == (NS_A, "FlowRun", "done")
+        assert rerun["created"] and f"system:serviceaccounts:{NS_A}" in rerun["groups"]
+        (cancel,) = [e for e in entries(user=bob, namespace=NS_B) if e["name"] == "b-forever"]
+        assert cancel["result"] == "refused" and cancel["status"] == 403
+        assert f"cannot patch flowruns in {NS_B}" in cancel["detail"]
+        newest = entries(limit="1")
+        assert len(newest) == 1
+        for token, who in ((teams.alice, alice), (teams.mallory, sa(NS_A, "mallory"))):
+            refused(http(operator, "/api/v1/audit", token),
+                    f"{who} cannot list audits cluster-wide (the audit is for admins: "
+                    "docs/security.md)")  # fmt: skip
+    finally:
+        cluster.kubectl("delete", "clusterrolebinding", crb, check=False)

@@ -10,7 +10,10 @@ rate-limited):
   on one whose Secret is missing and on one that does not exist get the same 401 body;
 - the operator read only the Secrets that Workflows reference (and its own token Secret),
   only with `get`, never `list` or `watch`: the API server's audit log (the local cluster
-  audits Secret requests at Metadata level, names only) is the witness.
+  audits Secret requests at Metadata level, names only) is the witness;
+- a Workflow pointed at an ordinary (Opaque) Secret gets no keys, its right value the same
+  401 as a guess, and its status an ApiKeySecret condition naming the field and the fix;
+  a flowops.io/api-key Secret's key works, one shorter than 16 bytes does not.
 
 The operator here is this module's own process, confined to the test's namespace.
 Constant-time comparison, the 401 matrix and Schemathesis fuzzing are unit tests
@@ -52,9 +55,9 @@ def workflow(name: str, secret: str | None) -> dict[str, Any]:
             "metadata": {"name": name}, "spec": spec}  # fmt: skip
 
 
-def secret(name: str, **values: str) -> dict[str, Any]:
+def secret(name: str, secret_type: str = "flowops.io/api-key", **values: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-            "stringData": values}  # fmt: skip
+            "type": secret_type, "stringData": values}  # fmt: skip
 
 
 def call(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -213,3 +216,71 @@ def test_no_secret_leaks_and_only_referenced_secrets_are_read(
         "secrets_read": sorted(set(names)),
         "elapsed_s": round(elapsed),
     })  # fmt: skip
+
+
+def api_key_condition(cluster: ClusterHandle, namespace: str, name: str) -> dict[str, Any]:
+    body = cluster.get_json("-n", namespace, "workflow", name)
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "ApiKeySecret"), {})
+
+
+def test_only_api_key_secrets_give_keys(
+    cluster: ClusterHandle, namespace: str, api_operator: OperatorProcess
+) -> None:
+    password, key, short = secrets.token_hex(16), secrets.token_hex(16), "tooshort"
+    objs = [
+        secret("db-password", "Opaque", password=password),
+        secret("keys", k=key),
+        secret("short-keys", k=short),
+        workflow("wf-opaque", "db-password"),
+        workflow("wf-keys", "keys"),
+        workflow("wf-short", "short-keys"),
+    ]
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump_all(objs))
+    expected = {
+        "wf-opaque": ("False", "WrongSecretType", f"apiKeySecretRef: Secret {namespace}/"
+                      "db-password has type Opaque; create it with type flowops.io/api-key"),
+        "wf-keys": ("True", "Accepted", f"1 key accepted from {namespace}/keys"),
+        "wf-short": ("False", "KeysTooShort", f"apiKeySecretRef: Secret {namespace}/short-keys: "
+                     "the value of k is shorter than 16 bytes"),
+    }  # fmt: skip
+
+    def conditions() -> dict[str, tuple[str, str, str]]:
+        out = {}
+        for name in expected:
+            c = api_key_condition(cluster, namespace, name)
+            out[name] = (c.get("status", ""), c.get("reason", ""), c.get("message", ""))
+        return out
+
+    def told() -> bool:
+        got = conditions()
+        return all(got[n][:2] == e[:2] and got[n][2].startswith(e[2]) for n, e in expected.items())
+
+    try:
+        wait_for("each Workflow's ApiKeySecret condition", told, 90)
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {conditions()}") from None
+
+    def items() -> list[dict[str, Any]]:
+        return list(cluster.get_json("-n", namespace, "workflows").get("items", []))
+
+    wait_for("published", lambda: all((w.get("status") or {}).get("firstPublishedAt")
+                                      for w in items()), 90)  # fmt: skip
+    assert len(items()) == 3
+
+    def status(workflow_id: str, value: str) -> tuple[int, bytes]:
+        path = f"/api/v1/runtime/workflow/{namespace}.{workflow_id}/action/status"
+        return call(api_operator.url(path), {"X-API-KEY": value})
+
+    code, body = status("wf-keys", key)
+    assert code == 200 and "actualStatus" in json.loads(body), body
+    # The Opaque Secret's own value is no key: the same 401, byte for byte, as a guess.
+    right, guess = status("wf-opaque", password), status("wf-opaque", secrets.token_hex(16))
+    assert right[0] == guess[0] == 401 and right[1] == guess[1], (right, guess)
+    assert status("wf-short", short)[0] == 401
+    log = api_operator.text()
+    assert f"Secret {namespace}/db-password has type Opaque" in log
+    leaks = [what for what, value in (("password", password), ("key", key), ("short", short))
+             for text in (log, json.dumps(items())) if value in text]  # fmt: skip
+    assert leaks == [], leaks
+    print(f"\napi-key Secrets: {conditions()}")

@@ -11,15 +11,25 @@ from typing import Any
 
 import jsonschema
 
-from flow_operator.api.auth import FailureLimiter, SecretKeys
+from flow_operator.api.auth import API_KEY_TYPE, FailureLimiter, SecretKeys
 from flow_operator.api.flowrun_backend import matches
 from flow_operator.api.flowruns import FlowRunBackend, FlowRunError, run_query
 from flow_operator.api.openapi import document
 from flow_operator.api.server import Api, Readiness
 from flow_operator.api.workflows import WorkflowDirectory
-from flow_operator.history.store import PrunePolicy, PruneReport, RunRecord, TaskRecord
+from flow_operator.errors import NotFound
+from flow_operator.history.store import (
+    AuditPage,
+    AuditQuery,
+    ColorHistory,
+    PrunePolicy,
+    PruneReport,
+    RunRecord,
+    TaskRecord,
+)
 from flow_operator.models.workflow import Workflow
 from flow_operator.objects.times import parse_aware
+from flow_operator.ports import SecretData
 from flow_operator.status.aggregate import Observed, aggregate
 from flow_operator.views.paging import Page
 from flow_operator.views.runs import FlowRunRow, TaskRow, page_of, select
@@ -38,21 +48,27 @@ class Clock:
 
 
 class Secrets:
-    """Secrets by (namespace, name): values in the clear; records every read."""
+    """Secrets by (namespace, name): values in the clear, of type flowops.io/api-key unless
+    `put` says otherwise; records every read."""
 
     def __init__(self) -> None:
         self.values: dict[tuple[str, str], dict[str, str]] = {}
+        self.types: dict[tuple[str, str], str] = {}
         self.reads: list[tuple[str, str]] = []
 
-    def put(self, namespace: str, name: str, **values: str) -> None:
+    def put(
+        self, namespace: str, name: str, secret_type: str = API_KEY_TYPE, **values: str
+    ) -> None:
         self.values[(namespace, name)] = values
+        self.types[(namespace, name)] = secret_type
 
-    async def read(self, namespace: str, name: str) -> Mapping[str, str] | None:
+    async def read(self, namespace: str, name: str) -> SecretData:
         self.reads.append((namespace, name))
         values = self.values.get((namespace, name))
         if values is None:
-            return None
-        return {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
+            raise NotFound(f'secrets "{name}" not found', status=404)
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
+        return SecretData(self.types[(namespace, name)], data)
 
 
 class View:
@@ -244,6 +260,16 @@ class MemoryFlowRuns:
         self.pruned.append(policy)
         self.actions.append(("prune-dry-run" if dry_run else "prune", "", ""))
         return PruneReport(dry_run=dry_run)
+
+    async def colors(
+        self, namespace: str, name: str, since: datetime, until: datetime
+    ) -> ColorHistory:
+        return ColorHistory()
+
+    async def audit(
+        self, query: AuditQuery, *, limit: int | None = None, cursor: str | None = None
+    ) -> AuditPage:
+        return AuditPage(items=())
 
     def _row(self, namespace: str, name: str) -> FlowRunRow:
         row = self.rows.get((namespace, name))

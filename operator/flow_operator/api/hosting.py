@@ -12,14 +12,16 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from flow_operator.api.audit import Audit, Lookup
-from flow_operator.api.auth import SecretKeys
+from flow_operator.api.auth import Network, SecretKeys
 from flow_operator.api.flowruns import FlowRunBackend
 from flow_operator.api.flows import FlowBackend
 from flow_operator.api.identity import KUBERNETES, Access, KubernetesAccess, TokenAccess
+from flow_operator.api.scrape import MetricsServer
 from flow_operator.api.server import Api, ApiServer, LogStreamSlots, Readiness
 from flow_operator.api.stream import StreamHub
+from flow_operator.api.tls import server_context
 from flow_operator.api.workflows import Key, WorkflowDirectory
-from flow_operator.errors import Forbidden, NotFound
+from flow_operator.errors import Forbidden
 from flow_operator.ports import (
     WORKFLOWS,
     Authenticator,
@@ -38,17 +40,6 @@ def token_secret(value: str) -> tuple[str, str]:
         ns, _, name = value.partition("/")
         return ns, name
     return os.environ.get("POD_NAMESPACE", "default"), value or DEFAULT_TOKEN_SECRET
-
-
-def secret_reader(kube: SecretReader) -> Callable[[str, str], Awaitable[Mapping[str, str] | None]]:
-    async def read(namespace: str, name: str) -> Mapping[str, str] | None:
-        try:
-            return await kube.read_secret(namespace, name)
-        except (NotFound, Forbidden) as e:
-            log.warning("API key Secret %s/%s: %s", namespace, name, e)
-            return None
-
-    return read
 
 
 async def list_workflow_keys(kube: Reader, namespaces: Sequence[str]) -> set[Key]:
@@ -122,14 +113,18 @@ class HttpHost:
         flows: FlowBackend | None = None,
         events: EventSink | None = None,
         lookup: Lookup | None = None,
+        secrets: SecretKeys | None = None,
     ) -> None:
         self.kube = kube
+        # shared with the Workflow reconciler's check of apiKeySecretRef: one read per TTL
+        self.secrets = secrets or SecretKeys(kube.read_secret)
         self.events, self.lookup = events, lookup
         self.directory = WorkflowDirectory(workflows, pods)
         self.stream = StreamHub()  # fed by the topics from the start, like the directory
         self.flowruns = flowruns
         self.flows = flows
         self.server: ApiServer | None = None
+        self.metrics: MetricsServer | None = None
         self._ready_task: asyncio.Task[None] | None = None
 
     async def start(
@@ -142,16 +137,24 @@ class HttpHost:
         auth_mode: str = "token",
         read_only: bool = False,
         max_log_streams: int | None = None,
+        trusted_proxies: Sequence[Network] = (),
+        tls: tuple[str, str] | None = None,
+        metrics_port: int = 0,
+        metrics_auth: bool = False,
     ) -> None:
+        """Listen; with `tls` (certificate and key files) over HTTPS only. With
+        `metrics_port`, /metrics is served here too (with TLS, and with `metrics_auth` a
+        Kubernetes token allowed `get /metrics`: api/scrape.py)."""
         api = Api(
             directory=self.directory,
-            secrets=SecretKeys(secret_reader(self.kube)),
+            secrets=self.secrets,
             token_secret=token_secret(token_secret_name),
             flowruns=self.flowruns,
             flows=self.flows,
             namespaces=namespaces,
             audit=Audit(self.events, self.lookup),
             stream=self.stream,
+            trusted_proxies=trusted_proxies,
         )
         if max_log_streams is not None:
             api.log_streams = LogStreamSlots(max_log_streams)
@@ -162,8 +165,17 @@ class HttpHost:
         )
         api.access = access
         log.info("HTTP API auth mode: %s%s", auth_mode, " (read-only)" if read_only else "")
-        self.server = ApiServer(api, host, port)
+        context = server_context(*tls) if tls else None
+        self.server = ApiServer(api, host, port, context)
         await self.server.start()
+        if metrics_port:
+            scrapers: Access | None = None
+            if metrics_auth:
+                scrapers = (
+                    access if access.mode == KUBERNETES else KubernetesAccess(self.kube, self.kube)
+                )
+            self.metrics = MetricsServer(scrapers, host, metrics_port, context)
+            await self.metrics.start()
         self._ready_task = asyncio.create_task(
             track_readiness(
                 api.readiness, self.directory, lambda: list_workflow_keys(self.kube, namespaces)
@@ -179,3 +191,6 @@ class HttpHost:
         if self.server is not None:
             await self.server.stop()
             self.server = None
+        if self.metrics is not None:
+            await self.metrics.stop()
+            self.metrics = None

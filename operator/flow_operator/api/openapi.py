@@ -114,6 +114,74 @@ SCHEMAS: dict[str, S] = {
     "WorkflowList": _obj(
         {"items": {"type": "array", "items": _ref("WorkflowSummary")}},
     ),
+    "ColorTransition": _obj(
+        {
+            "uid": {**STR, "description": "the Workflow's uid (one made again has another)"},
+            "time": {**STR, "format": "date-time"},
+            "fromColor": {
+                "oneOf": [COLOR, {"type": "null"}],
+                "description": "null: not known (the first color the operator saw, or one "
+                "rebuilt from the status at start)",
+            },
+            "toColor": COLOR,
+            "reason": {**STR, "description": "the Ready condition's reason then"},
+        },
+        description="One change of a Workflow's color.",
+    ),
+    "AuditRecord": _obj(
+        {
+            "id": {**STR, "description": "made once per action"},
+            "time": {**STR, "format": "date-time"},
+            "user": STR,
+            "groups": {"type": "array", "items": STR},
+            "action": {**STR, "description": "cancel, rerun, run or pruneHistory"},
+            "namespace": STR,
+            "kind": {**STR, "description": "the target's kind (FlowRun, Flow; '' for a prune)"},
+            "name": STR,
+            "result": {"type": "string", "enum": ["done", "refused", "failed"]},
+            "status": {"type": "integer", "description": "the HTTP status answered"},
+            "created": {"type": ["string", "null"], "description": "the run the action made"},
+            "detail": {**STR, "description": "why it was refused or failed"},
+        },
+        description="One audited API action.",
+    ),
+    "AuditList": _obj(
+        {
+            "items": {"type": "array", "items": _ref("AuditRecord")},
+            "continue": {
+                "type": ["string", "null"],
+                "description": "pass as `continue` for the next page (null: the last)",
+            },
+        }
+    ),
+    "WorkflowColors": _obj(
+        {
+            "namespace": STR,
+            "name": STR,
+            "since": {**STR, "format": "date-time"},
+            "until": {**STR, "format": "date-time", "description": "never later than now"},
+            "colorAtStart": {
+                "oneOf": [COLOR, {"type": "null"}],
+                "description": "the color at `since` (null: nothing stored before it)",
+            },
+            "transitions": {
+                "type": "array",
+                "items": _ref("ColorTransition"),
+                "description": "in the window, oldest first",
+            },
+            "seconds": {
+                "type": "object",
+                "additionalProperties": {"type": "number", "minimum": 0},
+                "description": "seconds in each color over the window; `unknown` before "
+                "the first transition stored (they add up to the window)",
+            },
+            "greenShare": {
+                "type": ["number", "null"],
+                "description": "GREEN's share of the known time (null: none known)",
+            },
+        },
+        description="A Workflow's color history over a window (docs/history.md).",
+    ),
     "Task": _obj(
         {"name": STR, "status": STR},
         {
@@ -494,6 +562,72 @@ PATHS: dict[str, S] = {
                 "200": _response("The workflows", "WorkflowList"),
                 "401": UNAUTHORIZED,
                 "429": LIMITED,
+            },
+        }
+    },
+    "/api/v1/workflows/{namespace}/{name}/colors": {
+        "get": {
+            "summary": "A Workflow's color transitions and time in each color over a window",
+            "description": "From the run store (docs/history.md); takes `get workflows` in "
+            "the namespace (kubernetes auth mode).",
+            "operationId": "getWorkflowColors",
+            **BEARER_OP,
+            "parameters": [
+                NAMESPACE,
+                NAME,
+                *(
+                    {
+                        "name": n,
+                        "in": "query",
+                        "description": d + " (RFC 3339 with an offset)",
+                        "schema": {**STR, "format": "date-time"},
+                    }
+                    for n, d in (
+                        ("since", "the window's start (absent: a day before until)"),
+                        ("until", "the window's end, exclusive (absent, or later: now)"),
+                    )
+                ),
+            ],
+            "responses": {
+                "200": _response("The window's transitions and time in color", "WorkflowColors"),
+                "400": _response("since or until is not a time, or the window is not one", ERR),
+                "401": UNAUTHORIZED,
+                "404": _response("No such Workflow, live or in the run store", ERR),
+                "429": LIMITED,
+                "503": _response("The run store cannot be read now", ERR),
+            },
+        }
+    },
+    "/api/v1/audit": {
+        "get": {
+            "summary": "The API's audited actions, newest first (admins only)",
+            "description": "From the run store's audit table (docs/security.md, Audit). "
+            "Takes `list audits.flowops.io` cluster-wide (kubernetes auth mode).",
+            "operationId": "listAudit",
+            **BEARER_OP,
+            "parameters": [
+                *(
+                    {"name": n, "in": "query", "description": d, "schema": STR}
+                    for n, d in (
+                        ("user", "the caller, exact"),
+                        ("namespace", "the target's namespace, exact"),
+                        ("action", "exact: cancel, rerun, run, pruneHistory"),
+                        ("continue", "the `continue` of the previous page (same filters)"),
+                    )
+                ),
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "description": "at most this many (absent: 50)",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                },
+            ],
+            "responses": {
+                "200": _response("One page of the audit", "AuditList"),
+                "400": _response("A query parameter is not what it takes", ERR),
+                "401": UNAUTHORIZED,
+                "429": LIMITED,
+                "503": _response("The run store cannot be read now", ERR),
             },
         }
     },

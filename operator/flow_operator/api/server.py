@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -29,8 +30,9 @@ from typing import Any
 from aiohttp import web
 
 from flow_operator import metrics
+from flow_operator.api import colors
 from flow_operator.api.audit import Audit, requesting
-from flow_operator.api.auth import FailureLimiter, SecretKeys, matches
+from flow_operator.api.auth import FailureLimiter, Network, SecretKeys, client_address, matches
 from flow_operator.api.flowruns import (
     QUERY,
     BadQuery,
@@ -43,6 +45,7 @@ from flow_operator.api.flows import FlowBackend, FlowError
 from flow_operator.api.identity import (
     ACTIONS,
     KUBERNETES,
+    READ_AUDIT,
     Access,
     TokenAccess,
     Unauthenticated,
@@ -52,12 +55,14 @@ from flow_operator.api.identity import (
     permissions,
     visible,
 )
+from flow_operator.api.limits import MAX_BODY_BYTES, PARSER_LIMITS, bounded, too_large
 from flow_operator.api.openapi import document as openapi_document
 from flow_operator.api.stream import BadScope, StreamHub, TooManyClients, scope_of
 from flow_operator.api.stream import serve as serve_stream
 from flow_operator.api.workflows import Key, WorkflowDirectory
 from flow_operator.errors import KubeError
-from flow_operator.history.store import MAX_PAGE
+from flow_operator.history.store import MAX_PAGE, AuditQuery
+from flow_operator.logsafe import printable
 from flow_operator.ports import FLOWRUNS, FLOWS, WORKFLOWS, Identity, Permission, Resource
 from flow_operator.views.paging import BadCursor
 from flow_operator.views.workflows import workflow_row
@@ -146,6 +151,8 @@ class Api:
     # The live updates (GET /api/v1/stream), fed by the operator's topics.
     stream: StreamHub | None = None
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
+    # whose X-Forwarded-For the limiter believes (--api-trusted-proxies; none: nobody's)
+    trusted_proxies: Sequence[Network] = ()
     readiness: Readiness = field(default_factory=Readiness)
     # Who the bearer token is and what they may do (api/identity.py); None: token mode
     # over `token_secret`, as before.
@@ -177,7 +184,8 @@ def error(status: int, code: str, message: str, **headers: str) -> web.Response:
 
 
 def _client(request: web.Request) -> str:
-    return request.remote or "unknown"
+    trusted = request.app[API].trusted_proxies
+    return client_address(request.remote, request.headers.get("X-Forwarded-For"), trusted)
 
 
 def _too_many(api: Api, request: web.Request) -> web.Response | None:
@@ -381,6 +389,53 @@ async def list_workflows(request: web.Request) -> web.StreamResponse:
     return _json({"items": items})
 
 
+@secured("getWorkflow")
+async def workflow_colors(request: web.Request) -> web.StreamResponse:
+    """A Workflow's color transitions and time in each color over `since`..`until`, from
+    the run store (api/colors.py); 404 when it is neither live nor stored."""
+    api = request.app[API]
+    ns, name = request.match_info["namespace"], request.match_info["name"]
+    try:
+        since, until = colors.window(request.query, api.directory.clock())
+        history = await _backend(request).colors(ns, name, since, until)
+    except colors.BadWindow as e:
+        return error(400, "BadRequest", str(e))
+    except FlowRunError as e:
+        return error(e.status, e.code, str(e))
+    live = api.directory.body((ns, name)) is not None
+    if not live and history.before is None and not history.transitions:
+        return error(404, "NotFound", f"no workflow {ns}/{name}, live or in the run store")
+    return _json(colors.document(ns, name, history, since, until))
+
+
+AUDIT_FILTERS = ("user", "namespace", "action")
+
+
+@secured(anyone=True)
+async def list_audit(request: web.Request) -> web.StreamResponse:
+    """The API's audited actions from the run store, newest first, one page; filters
+    `user`, `namespace`, `action` (exact). Admins only: `list audits.flowops.io`
+    cluster-wide in kubernetes auth mode (identity.READ_AUDIT)."""
+    api = request.app[API]
+    who = caller(request)
+    try:
+        missing = await first_missing(api.auth, who, [READ_AUDIT])
+    except Unverifiable as e:
+        return error(503, "Unavailable", str(e))
+    if missing is not None:
+        return error(403, "Forbidden", f"{who.user} {missing.refusal()} (the audit is for "
+                     "admins: docs/security.md)")  # fmt: skip
+    query = AuditQuery(**{k: request.query[k] for k in AUDIT_FILTERS if request.query.get(k)})
+    limit = int_query(request, "limit", 1, MAX_LIMIT)
+    try:
+        page = await _backend(request).audit(
+            query, limit=limit, cursor=request.query.get("continue") or None
+        )
+    except FlowRunError as e:
+        return error(e.status, e.code, str(e))
+    return _json({"items": [r.dump() for r in page.items], "continue": page.next_cursor})
+
+
 def _backend(request: web.Request) -> FlowRunBackend:
     backend = request.app[API].flowruns
     if backend is None:
@@ -555,7 +610,7 @@ async def _stream_log(
             async for chunk in chunks:
                 await response.write(chunk)
         except (ConnectionResetError, FlowRunError, KubeError) as e:
-            log.debug("log stream of %s/%s/%s ended: %s", ns, name, task, e)
+            log.debug("log stream of %s/%s/%s ended: %s", *map(printable, (ns, name, task, e)))
         await response.write_eof()
         return response
     finally:
@@ -777,12 +832,14 @@ async def json_errors(
     """Every error is JSON with `error` and `message`; an unexpected one is logged, not shown."""
     try:
         response = await handler(request)
+    except web.HTTPRequestEntityTooLarge:  # a body without Content-Length, read past the limit
+        return too_large()
     except web.HTTPException as e:
         if e.content_type == "application/json":
             raise
         return error(e.status, e.reason.replace(" ", ""), e.reason, **_allow(e))
     except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+        log.exception("%s %s failed", printable(request.method), printable(request.path))
         return error(500, "InternalError", "internal error (see the operator's log)")
     if request.path.startswith("/api/"):
         response.headers.setdefault("Cache-Control", "no-store")
@@ -804,12 +861,14 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamRespons
     ("GET", "/api/v1/runtime/workflow/{workflowId}/action/status", workflow_status),
     ("GET", "/api/v1/me", me),
     ("GET", "/api/v1/workflows", list_workflows),
+    ("GET", "/api/v1/workflows/{namespace}/{name}/colors", workflow_colors),
     ("GET", "/api/v1/flowruns", list_flowruns),
     ("GET", "/api/v1/flowruns/{namespace}/{name}", get_flowrun),
     ("GET", "/api/v1/flowruns/{namespace}/{name}/tasks/{task}/logs", task_logs),
     ("POST", "/api/v1/flowruns/{namespace}/{name}/cancel", _action("cancel")),
     ("POST", "/api/v1/flowruns/{namespace}/{name}/rerun", _action("rerun")),
     ("POST", "/api/v1/history/prune", prune_history),
+    ("GET", "/api/v1/audit", list_audit),
     ("GET", "/api/v1/flows", list_flows),
     ("GET", "/api/v1/flows/{namespace}/{name}", get_flow),
     ("POST", "/api/v1/flows/{namespace}/{name}/runs", run_flow),
@@ -818,7 +877,7 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamRespons
 
 
 def make_app(api: Api) -> web.Application:
-    app = web.Application(middlewares=[json_errors], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[bounded, json_errors], client_max_size=MAX_BODY_BYTES)
     app[API] = api
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
@@ -833,16 +892,19 @@ async def _close_streams(app: web.Application) -> None:
 
 
 # A handler whose client has gone is cancelled at once (an open stream costs nothing
-# after its tab closes); TestServer takes the same options.
-RUNNER_OPTIONS: dict[str, Any] = {"handler_cancellation": True}
+# after its tab closes), and the parser's hard caps; TestServer takes the same options.
+RUNNER_OPTIONS: dict[str, Any] = {"handler_cancellation": True, **PARSER_LIMITS}
 
 
 class ApiServer:
     """The listener, started and stopped by the operator's startup/cleanup handlers."""
 
-    def __init__(self, api: Api, host: str, port: int) -> None:
+    def __init__(
+        self, api: Api, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.api = api
         self.host, self.port = host, port
+        self.ssl_context = ssl_context  # HTTPS only (api/tls.py); None: plain HTTP
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -850,7 +912,7 @@ class ApiServer:
             make_app(self.api), access_log=None, handle_signals=False, **RUNNER_OPTIONS
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         try:
             await site.start()
         except OSError as e:
@@ -862,7 +924,8 @@ class ApiServer:
         sockets = getattr(server, "sockets", None) or []
         if sockets:
             self.port = int(sockets[0].getsockname()[1])  # the real one, for --http-port 0
-        log.info("HTTP API listening on http://%s:%d/", self.host, self.port)
+        scheme = "https" if self.ssl_context else "http"
+        log.info("HTTP API listening on %s://%s:%d/", scheme, self.host, self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -54,6 +54,7 @@ from flow_operator.models.flowrun import (
     TaskStatus,
     Transition,
 )
+from flow_operator.models.security import SecurityDefault
 from flow_operator.models.workflow import Color, PublishingMode
 from flow_operator.objects.body import Body
 from flow_operator.objects.conditions import kstatus
@@ -83,13 +84,17 @@ class Capacity:
     """Runs holding a slot, not counting this one, against the limits (None: no limit).
 
     A run holds a slot from Deployed until it finishes; `holds_slot` says the reconciler
-    counts this run among them already (or reserved one for it), which admits it."""
+    counts this run among them already (or reserved one for it), which admits it. A free
+    slot goes to the runs waiting for one in the order they were made: `ahead` and
+    `namespace_ahead` count the older waiting runs that come first (flowrun/slots.py)."""
 
     running: int = 0
     limit: int | None = None
     namespace_running: int = 0
     namespace_limit: int | None = None
     holds_slot: bool = False
+    ahead: int = 0
+    namespace_ahead: int = 0
     # (reason, message): the run's flow holds it back (flows/admission.py: Queue, Replace)
     flow_hold: tuple[str, str] | None = None
 
@@ -118,6 +123,8 @@ class Context:
     # How long a pod may stay unschedulable, refused by a quota or unable to start its
     # container before its task is Crashed (or Failed).
     grace: timedelta = timedelta(seconds=60)
+    # What a task's pod gets where its securityContexts leave a field out.
+    security: SecurityDefault = SecurityDefault.NONE
 
 
 @dataclass(frozen=True)
@@ -200,6 +207,10 @@ def describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _ahead(waiting: int) -> str:
+    return f" ({waiting} waiting ahead)" if waiting else ""
+
+
 class _Step:
     """One step of one run: the inputs, and the decisions that share them."""
 
@@ -235,11 +246,15 @@ class _Step:
         if spec.flow_type is FlowType.SUB_FLOW or cap.holds_slot:
             return None
         full = []
-        if cap.limit is not None and cap.running >= cap.limit:
-            full.append(f"{cap.running}/{cap.limit} runs operator-wide")
-        if cap.namespace_limit is not None and cap.namespace_running >= cap.namespace_limit:
+        if cap.limit is not None and cap.running + cap.ahead >= cap.limit:
+            full.append(f"{cap.running}/{cap.limit} runs operator-wide{_ahead(cap.ahead)}")
+        room = cap.namespace_limit
+        if room is not None and cap.namespace_running + cap.namespace_ahead >= room:
             namespace = self.run.metadata.namespace
-            full.append(f"{cap.namespace_running}/{cap.namespace_limit} in namespace {namespace}")
+            full.append(
+                f"{cap.namespace_running}/{room} in namespace {namespace}"
+                f"{_ahead(cap.namespace_ahead)}"
+            )
         if full:
             return _Hold(False, "WaitingForCapacity", f"waiting for capacity: {', '.join(full)}")
         return None
@@ -327,7 +342,7 @@ class _Step:
             lines,
             start=rfc3339(start),
             wakes=wakes,
-            jobs=[desired_job(run, t) for t in runnable if t.sub_flow is None],
+            jobs=[desired_job(run, t, self.ctx.security) for t in runnable if t.sub_flow is None],
             children=[desired_child_run(run, t) for t in runnable if t.sub_flow is not None],
         )
 

@@ -3,8 +3,10 @@ their Jobs and pods; enqueue the run a change concerns; build the FlowRun reconc
 
 A Job or pod reaches its run by the `flowops.io/flowrun` label, a child run its parent
 by the same label, a Workflow the runs that reference it by the `flowruns_by_workflow`
-index. When a run leaves Deployed its slot frees, so the runs waiting in Queued are
-enqueued too. No API call happens here.
+index. Each event of a run also updates the slot counts (flowrun/slots.py: add, change,
+delete; kopf's re-list after a watch restart replays every run as an event); when a slot
+frees, the runs it goes to (the oldest waiting for capacity, or in the run's flow) are
+enqueued, not every Queued run. No API call happens here.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import kopf
 from flow_operator import GROUP, MANAGER, VERSION, metrics
 from flow_operator.app import Operator, Started
 from flow_operator.builders.naming import FLOWRUN_LABEL, MANAGED_BY
+from flow_operator.flowrun.slots import Slots, state_of
+from flow_operator.flows.runs import flow_of
 from flow_operator.handlers import flow as flow_kind
 from flow_operator.handlers import workflow as workflows
-from flow_operator.models.flowrun import PLURAL, TERMINAL, Phase
+from flow_operator.models.flow import Flow
+from flow_operator.models.flowrun import PLURAL
 from flow_operator.models.workflow import PLURAL as WORKFLOWS
 from flow_operator.objects import slim
 from flow_operator.ports import JOBS, PODS
@@ -40,9 +45,20 @@ def _refs_workflow(spec: Mapping[str, Any], **_: Any) -> bool:
     return bool((spec.get("workflowRef") or {}).get("name"))
 
 
+def _flow_limit(flows: Any, namespace: str, flow: str) -> int | None:
+    """The flow's maxRunning as its concurrency counts it; None: no limit (Allow, or the
+    Flow gone or invalid: then nothing holds its runs back)."""
+    body = next(iter(flows.get((namespace, flow), ())), None)
+    try:
+        return None if body is None else Flow.from_body(body).spec.concurrency.limit()
+    except ValueError:
+        return None
+
+
 def setup(app: Operator) -> None:
     queue = app.queues.declare(QUEUE)
     registry = app.registry
+    slots = Slots()  # the slot counts, kept from the events below; the reconciler reads them
 
     @kopf.index(GROUP, VERSION, PLURAL, id="flowrun_bodies", registry=registry)
     async def flowrun_bodies(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
@@ -67,20 +83,27 @@ def setup(app: Operator) -> None:
         namespace: str | None,
         name: str,
         labels: Mapping[str, str],
-        status: Mapping[str, Any],
+        body: kopf.Body,
+        type: str | None,
         **kwargs: Any,
     ) -> None:
-        runs: kopf.Index[tuple[str, str], Any] = kwargs[INDEX]
-        queue.enqueue((namespace or "", name))
+        key = (namespace or "", name)
+        queue.enqueue(key)
         if labels.get(FLOWRUN_LABEL) and labels.get(MANAGED_BY) == MANAGER:
             # a child run: its parent follows it, ahead of other work (as for its Jobs)
             queue.enqueue(_key(namespace, labels), urgent=True)
-        if status.get("phase") in {p.value for p in TERMINAL}:
-            # Its slot may have freed: the waiting runs try again.
-            for key, bodies in list(runs.items()):
-                for b in bodies:
-                    if (b.get("status") or {}).get("phase") == Phase.QUEUED.value:
-                        queue.enqueue(key)
+        slots.observe(key, state_of(body), deleted=type == "DELETED")
+        # The runs free slots go to try, oldest first. Asked at every event of a run, not
+        # only when this one changed a count: the reconciler counts its own writes before
+        # the watch shows them. Nothing is free: nothing to ask (no walk either way).
+        limits = app.settings.limits
+        for waiting in slots.next_for_capacity(limits.running, limits.per_namespace, key[0]):
+            queue.enqueue(waiting)
+        flow = flow_of(body)
+        if flow is not None and slots.waiting_in_flow((key[0], flow)):
+            limit = _flow_limit(kwargs[flow_kind.INDEX], key[0], flow)
+            for waiting in slots.next_in_flow((key[0], flow), limit):
+                queue.enqueue(waiting)
 
     @kopf.on.event(GROUP, VERSION, WORKFLOWS, id="workflow_of_runs_changed", registry=registry)
     async def workflow_of_runs_changed(namespace: str | None, name: str, **kwargs: Any) -> None:
@@ -101,11 +124,17 @@ def setup(app: Operator) -> None:
             workflows=ctx.index(workflows.INDEX),
             # a run made under its flow's Queue or Replace waits for the flow's say
             flows=ctx.index(flow_kind.INDEX),
-            flow_runs=ctx.index(flow_kind.RUNS),
         )
         # the HTTP API serves a task's log only from the pod the task made (handlers/http.py)
         ctx.provide(view)
-        reconciler = FlowRunReconciler(view, ctx.kube, app.settings.limits, events=ctx.app.recorder)
+        reconciler = FlowRunReconciler(
+            view,
+            ctx.kube,
+            app.settings.limits,
+            events=ctx.app.recorder,
+            slots=slots,
+            security=app.settings.security,
+        )
         reconciler.publish = app.runs.publish
         # run history (handlers/history.py): logs captured, finished runs deleted once archived
         history = reconciler.history = ctx.need(History)

@@ -8,6 +8,7 @@ live-update stream (api/stream.py) from both topics, and listens once the queues
 from __future__ import annotations
 
 from flow_operator.api.audit import Stamped
+from flow_operator.api.auth import SecretKeys
 from flow_operator.api.flow_backend import IndexedFlows
 from flow_operator.api.flowrun_backend import IndexedFlowRuns
 from flow_operator.api.hosting import HttpHost
@@ -58,6 +59,7 @@ def setup(app: Operator) -> None:
             IndexedFlows(flows.flows, flows.runs, Stamped(ctx.kube)),
             events=app.recorder,
             lookup=lookup,
+            secrets=ctx.need(SecretKeys),  # the Workflow kind's, shared with its reconciler
         )
         app.workflows.subscribe(lambda e: host.directory.on_status(e.key, e.status))
         # after the directory: a page that refetches on an event reads the new status
@@ -77,6 +79,11 @@ def setup(app: Operator) -> None:
                 auth_mode=http.auth_mode,
                 read_only=http.read_only,
                 max_log_streams=http.max_log_streams,
+                trusted_proxies=http.trusted_proxies,
+                tls=http.tls,
+                # /metrics here when it needs TLS or authentication (main.py: else a thread's)
+                metrics_port=app.settings.metrics_port if app.settings.metrics_on_loop else 0,
+                metrics_auth=http.metrics_auth,
             )
 
     @app.on_stop

@@ -1,5 +1,6 @@
 """Workflow wiring: index the Workflows, watch their children, enqueue on every change,
-and build the Workflow reconciler at start.
+and build the Workflow reconciler at start, with the api-key Secret cache it shares with
+the HTTP API.
 
 Every handler is `async def`: kopf runs a plain `def` in a thread pool, which costs a
 thread hop per event and would touch the asyncio work queue from outside its loop.
@@ -16,6 +17,7 @@ from typing import Any
 import kopf
 
 from flow_operator import GROUP, VERSION, metrics
+from flow_operator.api.auth import SecretKeys
 from flow_operator.app import Operator, Started
 from flow_operator.builders.naming import WORKFLOW_LABEL as LABEL
 from flow_operator.models.workflow import PLURAL
@@ -50,6 +52,16 @@ def setup(app: Operator) -> None:
             services=ctx.watch("services", SERVICES, LABEL, slim.service, queue),
         )  # fmt: skip
         ctx.provide(view)  # the HTTP API reads it (handlers/http.py)
-        reconciler = WorkflowReconciler(view, ctx.kube, events=ctx.app.recorder)
+        # apiKeySecretRef's Secrets, read with a get on use and cached: the reconciler's
+        # ApiKeySecret condition and the HTTP API's keys share one read (api/auth.py)
+        keys = SecretKeys(ctx.kube.read_secret)
+        ctx.provide(keys)
+        reconciler = WorkflowReconciler(
+            view,
+            ctx.kube,
+            events=ctx.app.recorder,
+            security=app.settings.security,
+            check_api_keys=keys.verdict,
+        )
         reconciler.publish = app.workflows.publish
         app.queues.bind(queue, reconciler, app.settings.workers)

@@ -55,6 +55,7 @@ from flow_operator.ports import (
     Page,
     Permission,
     Resource,
+    SecretData,
 )
 
 log = logging.getLogger(__name__)
@@ -271,10 +272,12 @@ class Kube:
             resource_version=str(meta.get("resourceVersion") or ""),
         )
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str]:
-        """A Secret's `data` (base64 values, as stored)."""
+    async def read_secret(self, namespace: str, name: str) -> SecretData:
+        """A Secret's type (Opaque when unset, as the API server defaults it) and `data`
+        (base64 values, as stored)."""
         secret = await self.get(SECRETS, namespace, name)
-        return {str(k): str(v) for k, v in (secret.get("data") or {}).items()}
+        data = {str(k): str(v) for k, v in (secret.get("data") or {}).items()}
+        return SecretData(str(secret.get("type") or "Opaque"), data)
 
     async def list_events(self, namespace: str, field_selector: str) -> builtins.list[Body]:
         """Events matching a field selector (e.g. a Job's FailedCreate), as plain dicts."""
@@ -471,16 +474,20 @@ def identity_of(review: Body) -> Identity | None:
 
 def access_review(who: Identity, permission: Permission) -> Body:
     """The SubjectAccessReview asking whether `who` may do `permission`."""
-    attributes: Body = {
-        "verb": permission.verb,
-        "group": permission.resource.group,
-        "resource": permission.resource.plural,
-    }
-    if permission.subresource:
-        attributes["subresource"] = permission.subresource
-    if permission.namespace:
-        attributes["namespace"] = permission.namespace
-    spec: Body = {"user": who.user, "groups": list(who.groups), "resourceAttributes": attributes}
+    spec: Body = {"user": who.user, "groups": list(who.groups)}
+    if permission.path:  # a non-resource URL: /metrics
+        spec["nonResourceAttributes"] = {"path": permission.path, "verb": permission.verb}
+    else:
+        attributes: Body = {
+            "verb": permission.verb,
+            "group": permission.resource.group,
+            "resource": permission.resource.plural,
+        }
+        if permission.subresource:
+            attributes["subresource"] = permission.subresource
+        if permission.namespace:
+            attributes["namespace"] = permission.namespace
+        spec["resourceAttributes"] = attributes
     if who.uid:
         spec["uid"] = who.uid
     if who.extra:

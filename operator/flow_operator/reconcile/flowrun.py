@@ -6,10 +6,11 @@ background), then Jobs and child runs (created, never applied: a Job's
 deterministic name makes a second create a 409, so a restarted operator never runs a task
 twice), deletions and child cancels, then the status. The status is the machine's memory,
 so until the watch shows our own write the reconciler reads the status it wrote instead of
-the stale one in the index. Capacity (running runs operator-wide and per namespace) is
-counted from the index plus the runs this process admitted but has not yet seen Deployed;
-counting and reserving happen without an await between them, so two workers never both
-take the last slot.
+the stale one in the index. Capacity (running runs operator-wide and per namespace, and
+each flow's slots) is counted incrementally (flowrun/slots.py): the watch's events and our
+own status writes keep the counts, so a decision reads them and never walks the runs; a run
+admitted is reserved until its written status is counted. Counting and reserving happen
+without an await between them, so two workers never both take the last slot.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ from flow_operator.flowrun.machine import (
     reject,
     step,
 )
+from flow_operator.flowrun.slots import Slots, Standing, state_of
 from flow_operator.flowrun.taskstate import LOG_LINES
-from flow_operator.flows.admission import Hold, admission
+from flow_operator.flows.admission import Hold, admission_counted
 from flow_operator.flows.reference import (
     Invalid,
     Outcome,
@@ -51,6 +53,7 @@ from flow_operator.flows.reference import (
 from flow_operator.flows.runs import flow_of
 from flow_operator.models.flow import Flow, FlowSpec
 from flow_operator.models.flowrun import TERMINAL, FlowRun, FlowRunStatus, Phase, TaskPhase
+from flow_operator.models.security import SecurityDefault
 from flow_operator.models.workflow import Color, DesiredStatus, PublishingMode
 from flow_operator.objects.body import Body, first
 from flow_operator.objects.times import parse_time
@@ -94,7 +97,6 @@ class FlowRunView:
     children: View  # child FlowRuns, by their parent
     workflows: View  # Workflows, by (namespace, name)
     flows: View | None = None  # Flows, by (namespace, name)
-    flow_runs: View | None = None  # runs of a flow (flowops.io/flow), by (namespace, flow)
 
 
 @dataclass
@@ -114,9 +116,12 @@ class FlowRunReconciler:
     kube: FlowRunCluster
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    security: SecurityDefault = SecurityDefault.NONE  # --default-security-context
     # every decision, with the run: to the topic's subscribers (metrics, the run store)
     publish: Callable[[RunChanged], None] | None = None
-    _admitted: set[Key] = field(default_factory=set)
+    # slots held and the runs waiting, kept from the watch (handlers/flowrun.py) and our
+    # writes; a reconciler given none counts its index once, at the start
+    slots: Slots | None = None
     _refused: dict[Key, dict[str, str]] = field(default_factory=dict)
     _logs: dict[tuple[str, str], str] = field(default_factory=dict)
     # A change of task details alone (a pod's state, podName, startTime) is written at most
@@ -131,6 +136,11 @@ class FlowRunReconciler:
     history: History | None = None
 
     def __post_init__(self) -> None:
+        if self.slots is None:
+            self.slots = Slots()
+            listed = (state_of(b) for bodies in self.view.runs.values() for b in bodies)
+            self.slots.relist(s for s in listed if s is not None)
+        self.counts: Slots = self.slots
         # our status writes until the watch shows them; the detail rate limit
         self.writes: StatusWrites[Key] = StatusWrites(
             _headline, self.detail_interval, self.monotonic
@@ -152,9 +162,14 @@ class FlowRunReconciler:
         body = next(iter(self.view.runs.get(key, ())), None)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             self._forget(key, str(((body or {}).get("metadata") or {}).get("uid") or ""))
+            if body is None:
+                self.counts.observe(key, None, deleted=True)
             return None, False  # deleted: garbage collection takes its Jobs and child runs
-        body = self._current(key, body)
-        ctx = Context(now=self.clock(), grace=self.limits.grace)
+        current = self._current(key, body)
+        if current is body:  # the index shows our last write, or we wrote none: count it
+            self.counts.observe(key, state_of(body))
+        body = current
+        ctx = Context(now=self.clock(), grace=self.limits.grace, security=self.security)
         try:
             run = FlowRun.from_body(body)
         except ValidationError as e:
@@ -294,59 +309,51 @@ class FlowRunReconciler:
         published = spec.get("desiredStatus") == DesiredStatus.PUBLISHED.value
         return WorkflowState(published=published, mode=mode, color=color)
 
-    def _phase(self, key: Key, body: Body) -> str | None:
-        """A run's phase, as written by us if the index does not show our write yet."""
-        status = self.writes.current(key, body, body.get("status"), peek=True)
-        return (status or {}).get("phase")
-
     def _capacity(self, key: Key, run: FlowRun) -> Capacity:
-        """Runs holding a slot besides this one. A Queued run that may deploy reserves its
-        slot here, before any await, until its Deployed status is written.
+        """Runs holding a slot besides this one, and those waiting ahead of it (a free slot
+        goes to the oldest waiting run first). A Queued run that may deploy reserves its
+        slot here, before any await, until its written status is counted.
 
-        The other runs are counted only when the count decides something: a limit is set
-        and this run does not hold a slot yet. A Deployed run (most reconciles: its Jobs'
-        and pods' events) and any run without limits skip the walk over every run."""
+        The counts are the ones flowrun/slots.py keeps as runs change: reading them costs
+        the same whatever the number of runs, and no reconcile walks the runs."""
         phase = run.status.phase if run.status is not None else None
-        holds = phase is Phase.DEPLOYED or key in self._admitted
-        limited = self.limits.running is not None or self.limits.per_namespace is not None
-        others: set[Key] = set()
-        if limited and not holds:
-            deployed = Phase.DEPLOYED.value
-            others = {
-                k
-                for k, bodies in list(self.view.runs.items())
-                for b in bodies
-                if k != key and self._phase(k, b) == deployed
-            } | (self._admitted - {key})
-        in_namespace = sum(1 for ns, _ in others if ns == key[0])
-        free = (self.limits.running is None or len(others) < self.limits.running) and (
-            self.limits.per_namespace is None or in_namespace < self.limits.per_namespace
+        holds = phase is Phase.DEPLOYED or self.counts.reserved(key)
+        limits = self.limits
+        standing = Standing()
+        if (limits.running is not None or limits.per_namespace is not None) and not holds:
+            standing = self.counts.standing(key, limits.running, limits.per_namespace)
+        wide, own = limits.running, limits.per_namespace
+        free = (wide is None or standing.running + standing.ahead < wide) and (
+            own is None or standing.namespace_running + standing.namespace_ahead < own
         )
         flow_hold = None if holds else self._flow_hold(key)
         if not holds and free and phase is Phase.QUEUED and flow_hold is None:
-            self._admitted.add(key)
+            self.counts.reserve(key)
             holds = True
         return Capacity(
-            running=len(others),
-            limit=self.limits.running,
-            namespace_running=in_namespace,
-            namespace_limit=self.limits.per_namespace,
+            running=standing.running,
+            limit=limits.running,
+            namespace_running=standing.namespace_running,
+            namespace_limit=limits.per_namespace,
             holds_slot=holds,
             flow_hold=None if flow_hold is None else (flow_hold.reason, flow_hold.message),
+            ahead=standing.ahead,
+            namespace_ahead=standing.namespace_ahead,
         )
 
     def _flow_hold(self, key: Key) -> Hold | None:
         """Whether the run's flow holds it back (a run made under Queue or Replace)."""
         mine = first(self.view.runs.get(key, ()))
         flow = None if mine is None else flow_of(mine)
-        if mine is None or not flow or self.view.flows is None or self.view.flow_runs is None:
+        if mine is None or not flow or self.view.flows is None:
             return None
         body = first(self.view.flows.get((key[0], flow), ()))
         try:
             concurrency = None if body is None else Flow.from_body(body).spec.concurrency
         except ValidationError:
             concurrency = None  # the Flow reconciler reports its spec; nothing to keep here
-        return admission(concurrency, mine, self.view.flow_runs.get((key[0], flow), ()))
+        holding, ahead = self.counts.flow_place(key, flow)
+        return admission_counted(concurrency, mine, holding, ahead)
 
     def _podless(
         self, jobs: list[Body], pods: list[Body], older_than: timedelta = PODLESS_AFTER
@@ -458,10 +465,13 @@ class FlowRunReconciler:
                 made = await self.kube.replace_status(FLOWRUNS, ns, key[1], new)
                 took = self.writes.monotonic() - sent
             self.writes.record(key, body, new, None if made is None else made or "", took)
+            if made is not None:  # counted at once, not when the watch shows it
+                meta = {**(body.get("metadata") or {}), "resourceVersion": made}
+                self.counts.observe(key, state_of({**body, "metadata": meta, "status": new}))
         else:
             self.writes.settled(key)
         # Written (or still Queued): the status, not a reservation, now says where it is.
-        self._admitted.discard(key)
+        self.counts.release(key)
         if decision.status.phase in TERMINAL:
             self._refused.pop(key, None)
         old_phase = run.status.phase if run is not None and run.status is not None else None
@@ -475,7 +485,7 @@ class FlowRunReconciler:
             self.history.forget(uid)
         self.writes.forget(key)
         self._deferred.pop(key, None)
-        self._admitted.discard(key)
+        self.counts.release(key)
         self._refused.pop(key, None)
 
 

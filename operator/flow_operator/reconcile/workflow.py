@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -38,6 +38,7 @@ from flow_operator.builders.deployment import (
 from flow_operator.builders.naming import COMPONENT_LABEL
 from flow_operator.errors import KubeError
 from flow_operator.models.common import Condition, ConditionStatus
+from flow_operator.models.security import SecurityDefault
 from flow_operator.models.workflow import Color, DesiredStatus, Workflow, WorkflowStatus
 from flow_operator.objects.body import Body, first, labels
 from flow_operator.objects.times import rfc3339
@@ -51,6 +52,14 @@ log = logging.getLogger(__name__)
 trace = logging.getLogger("flow_operator.trace")  # `run --trace`
 View = Mapping[Key, Iterable[Body]]
 OWNED = {"Deployment": DEPLOYMENTS, "Service": SERVICES}  # the kinds a Workflow owns
+# (namespace, Secret name) -> (reason, message): the apiKeySecretRef's Secret as the HTTP
+# API takes it (api/auth.py SecretKeys.verdict, one cache for both); reason ACCEPTED: fit.
+ApiKeyCheck = Callable[[str, str], Awaitable[tuple[str, str]]]
+API_KEY_CONDITION = "ApiKeySecret"
+ACCEPTED = "Accepted"
+# A Secret the check refused is checked again after this long: there is no Secret watch
+# (it would need list/watch on every Secret of the namespace, docs/security.md).
+API_KEY_RECHECK = 60.0
 
 
 class WorkflowCluster(Writer, EventSink, Protocol):
@@ -86,8 +95,12 @@ class WorkflowReconciler:
         detail_interval: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
         events: EventSink | None = None,
+        security: SecurityDefault = SecurityDefault.NONE,
+        check_api_keys: ApiKeyCheck | None = None,
     ) -> None:
         self.view = view
+        self.check_api_keys = check_api_keys
+        self.security = security  # --default-security-context
         self.kube = kube
         self.events: EventSink = events or kube  # flow_operator.events: posted in the background
         self.clock = clock
@@ -122,6 +135,7 @@ class WorkflowReconciler:
             errors=errors,
         )
         status = aggregate(wf, observed, self.clock())
+        status, recheck = await self._api_key_condition(wf, status)
         deferred = await self._write_status(key, body, wf.status, status)
         if self.publish is not None:
             uid = (body.get("metadata") or {}).get("uid", "")
@@ -130,7 +144,37 @@ class WorkflowReconciler:
             self._failures[key] += 1
             return float(min(5 * 2 ** (self._failures[key] - 1), 300))
         self._failures.pop(key, None)
-        return deferred
+        return recheck if deferred is None else min(deferred, recheck or deferred)
+
+    async def _api_key_condition(
+        self, wf: Workflow, status: WorkflowStatus
+    ) -> tuple[WorkflowStatus, float | None]:
+        """The ApiKeySecret condition, when the Workflow names a Secret: True when every
+        value is an accepted key, else False naming the field and the fix (and the Secret
+        is checked again after API_KEY_RECHECK)."""
+        ref = wf.spec.api_key_secret_ref
+        if ref is None or self.check_api_keys is None:
+            return status, None
+        reason, message = await self.check_api_keys(wf.metadata.namespace, ref.name)
+        fit = reason == ACCEPTED
+        state = ConditionStatus.TRUE if fit else ConditionStatus.FALSE
+        old = (wf.status.conditions if wf.status else None) or []
+        before = next((c for c in old if c.type == API_KEY_CONDITION), None)
+        condition = Condition(
+            type=API_KEY_CONDITION,
+            status=state,
+            reason=reason,
+            message=message,
+            last_transition_time=(
+                before.last_transition_time
+                if before is not None and before.status == state
+                else rfc3339(self.clock())
+            ),
+            observed_generation=wf.metadata.generation,
+        )
+        conditions = [*(status.conditions or []), condition]
+        recheck = None if fit else API_KEY_RECHECK
+        return status.model_copy(update={"conditions": conditions}), recheck
 
     def _forget(self, key: Key) -> None:
         self.writes.forget(key)
@@ -146,7 +190,7 @@ class WorkflowReconciler:
         writes = []
         if wf.spec.desired_status is DesiredStatus.PUBLISHED:
             for c in wf.spec.components():
-                wanted[("Deployment", c.id)] = desired_deployment(wf, c)
+                wanted[("Deployment", c.id)] = desired_deployment(wf, c, self.security)
                 svc = desired_service(wf, c)
                 if svc is not None:
                     wanted[("Service", c.id)] = svc

@@ -97,7 +97,7 @@ def two_workflows() -> tuple[View, Secrets]:
     never = workflow("never", desired="UNPUBLISHED")
     view.add(never, Observed(), secret="wf-keys")
     secrets = Secrets()
-    secrets.put("ns", "wf-keys", primary=KEY, secondary="second-key")
+    secrets.put("ns", "wf-keys", primary=KEY, secondary="second-key-of-the-wf")
     secrets.put("ns", "other-keys", key="other-workflows-key")
     secrets.put("elsewhere", "unreferenced", key="never-read")
     return view, secrets
@@ -112,7 +112,7 @@ def two_workflows() -> tuple[View, Secrets]:
         ("other-workflows-key", 401),  # another workflow's key
         (KEY + "x", 401),  # a prefix match is no match
         (KEY, 200),
-        ("second-key", 200),  # every value of the Secret is a key
+        ("second-key-of-the-wf", 200),  # every value of the Secret is a key
     ],
 )
 async def test_key_checks(
@@ -178,28 +178,28 @@ async def test_workflow_without_a_secret_ref_accepts_no_key(client_for: Any) -> 
 async def test_plain_name_and_qualified_name(client_for: Any) -> None:
     view = View()
     secrets = Secrets()
-    for ns, key in (("team-a", "key-a"), ("team-b", "key-b")):
+    for ns, key in (("team-a", "key-a-of-sixteen-bytes"), ("team-b", "key-b-of-sixteen-bytes")):
         body = workflow("shared")
         body["metadata"]["namespace"] = ns
         view.add(body, Observed(), secret="keys")
         secrets.put(ns, "keys", k=key)
     body = workflow("solo")
     view.add(body, Observed(), secret="keys")
-    secrets.put("ns", "keys", k="key-solo")
+    secrets.put("ns", "keys", k="key-solo-of-sixteen")
     client = await client_for(make_api(view, secrets))
-    assert (await get(client, "solo", "key-solo"))[0] == 200
-    assert (await get(client, "ns.solo", "key-solo"))[0] == 200
-    assert (await get(client, "team-a.shared", "key-a"))[0] == 200
-    assert (await get(client, "team-a.shared", "key-b"))[0] == 401
+    assert (await get(client, "solo", "key-solo-of-sixteen"))[0] == 200
+    assert (await get(client, "ns.solo", "key-solo-of-sixteen"))[0] == 200
+    assert (await get(client, "team-a.shared", "key-a-of-sixteen-bytes"))[0] == 200
+    assert (await get(client, "team-a.shared", "key-b-of-sixteen-bytes"))[0] == 401
     # a plain name in two namespaces: the key tells which one it is
-    assert (await get(client, "shared", "key-b"))[0] == 200
+    assert (await get(client, "shared", "key-b-of-sixteen-bytes"))[0] == 200
     # ... unless it is valid for both
-    secrets.put("team-b", "keys", k="key-a")
+    secrets.put("team-b", "keys", k="key-a-of-sixteen-bytes")
     client = await client_for(make_api(view, secrets))
-    got, body, _ = await get(client, "shared", "key-a")
+    got, body, _ = await get(client, "shared", "key-a-of-sixteen-bytes")
     assert got == 409
     assert "{namespace}.{name}" in body["message"]
-    assert (await get(client, "team-b.shared", "key-a"))[0] == 200
+    assert (await get(client, "team-b.shared", "key-a-of-sixteen-bytes"))[0] == 200
 
 
 async def test_dotted_names(client_for: Any) -> None:
@@ -245,10 +245,10 @@ async def test_secrets_are_read_lazily_once_per_ttl(
     for _ in range(3):
         await get(client, "ns.wf", KEY)
     assert secrets.reads == [("ns", "wf-keys")]
-    secrets.put("ns", "wf-keys", primary="rotated")
-    assert (await get(client, "ns.wf", "rotated"))[0] == 401  # cached for the TTL
+    secrets.put("ns", "wf-keys", primary="rotated-key-of-the-wf")
+    assert (await get(client, "ns.wf", "rotated-key-of-the-wf"))[0] == 401  # cached for the TTL
     clock.t += 31
-    assert (await get(client, "ns.wf", "rotated"))[0] == 200
+    assert (await get(client, "ns.wf", "rotated-key-of-the-wf"))[0] == 200
     assert (await get(client, "ns.wf", KEY))[0] == 401
     assert ("elsewhere", "unreferenced") not in secrets.reads
 
@@ -262,11 +262,11 @@ async def test_a_missing_secret_denies_and_keys_are_never_logged(
     caplog.set_level(logging.DEBUG)
     client = await client_for(make_api(view, secrets))
     assert (await get(client, "ns.wf", "a-key-to-keep-quiet"))[0] == 401
-    secrets.put("ns", "there", k="the-real-key")
+    secrets.put("ns", "there", k="the-real-key-of-the-wf")
     view.workflows[("ns", "wf")][0]["spec"]["apiKeySecretRef"] = {"name": "there"}
-    assert (await get(client, "ns.wf", "the-real-key"))[0] == 200
+    assert (await get(client, "ns.wf", "the-real-key-of-the-wf"))[0] == 200
     assert "a-key-to-keep-quiet" not in caplog.text
-    assert "the-real-key" not in caplog.text
+    assert "the-real-key-of-the-wf" not in caplog.text
 
 
 async def test_ages_are_live_and_the_reconcilers_latest_status_wins_until_the_watch_catches_up(

@@ -36,6 +36,7 @@ from flow_operator.ports import (
     SERVICES,
     WORKFLOWS,
     Resource,
+    SecretData,
 )
 
 Call = tuple[str, str, list[tuple[str, Any]], Any]  # method, path, query, body
@@ -291,11 +292,15 @@ async def test_a_list_is_one_page_with_its_token() -> None:
 
 async def test_a_secret_reads_as_its_data_or_raises() -> None:
     k, api = kube(
+        Raw(200, {"type": "flowops.io/api-key", "data": {"token": "c2VjcmV0"}}),
         Raw(200, {"data": {"token": "c2VjcmV0"}}),
         Raw(404, status_body(404, 'secrets "x" not found')),
         Raw(403, status_body(403, 'secrets "x" is forbidden')),
     )
-    assert await k.read_secret("ops", "api") == {"token": "c2VjcmV0"}
+    assert await k.read_secret("ops", "api") == SecretData(
+        "flowops.io/api-key", {"token": "c2VjcmV0"}
+    )
+    assert (await k.read_secret("ops", "api")).type == "Opaque"  # the API server's default
     assert api.calls[0][:2] == ("GET", "/api/v1/namespaces/ops/secrets/api")
     with pytest.raises(NotFound):
         await k.read_secret("ops", "x")

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from flow_operator.errors import Refused
+from flow_operator.flowrun.slots import state_of
 from flow_operator.flows.versions import revision_hash, revision_name
 from flow_operator.models.flow import FlowSpec
 from flow_operator.ports import Page, Resource
@@ -126,7 +127,7 @@ def last_status(kube: Kube, name: str) -> Body:
 
 
 class Walked(dict[Key, list[Body]]):
-    """A run index that counts the walks over all of it (the capacity scan)."""
+    """A run index that counts the walks over all of it."""
 
     walks = 0
 
@@ -134,20 +135,34 @@ class Walked(dict[Key, list[Body]]):
         self.walks += 1
         return super().items()
 
+    def values(self) -> Any:
+        self.walks += 1
+        return super().values()
 
-async def test_the_capacity_walk_happens_only_when_a_limit_decides() -> None:
-    """Without limits no run walks every run; with a limit, a Queued run does (its slot
-    is decided), a Deployed one does not (it holds its slot)."""
+    def keys(self) -> Any:
+        self.walks += 1
+        return super().keys()
+
+    def __iter__(self) -> Any:
+        self.walks += 1
+        return super().__iter__()
+
+
+async def test_no_reconcile_walks_the_runs_to_count_slots() -> None:
+    """Capacity is counted as runs change (flowrun/slots.py): with limits, deciding a Queued
+    run's slot and a Deployed run's reconcile read the counts; no reconcile walks the index.
+    (The reconciler built without the watch's counts lists its index once, at the start.)"""
     runs = Walked({("ml", f"r{i}"): [queued(f"r{i}")] for i in range(3)})
     kube = Kube()
-    await reconciler(runs, kube)(("ml", "r0"))
-    assert last_status(kube, "r0")["phase"] == "Deployed" and runs.walks == 0
-    limited = reconciler(runs, kube, running=2)
-    await limited(("ml", "r1"))
-    assert last_status(kube, "r1")["phase"] == "Deployed" and runs.walks == 1
-    runs[("ml", "r1")] = [{**runs[("ml", "r1")][0], "status": last_status(kube, "r1")}]
+    limited = reconciler(runs, kube, running=2, per_namespace=2)
     walks = runs.walks
+    await limited(("ml", "r1"))
+    assert last_status(kube, "r1")["phase"] == "Deployed"
+    runs[("ml", "r1")] = [{**runs[("ml", "r1")][0], "status": last_status(kube, "r1")}]
     await limited(("ml", "r1"))  # Deployed: holds its slot
+    await limited(("ml", "r0"))
+    await limited(("ml", "r2"))  # the limit is reached: it waits
+    assert [last_status(kube, n)["phase"] for n in ("r0", "r2")] == ["Deployed", "Queued"]
     assert runs.walks == walks
 
 
@@ -162,6 +177,38 @@ async def test_concurrent_workers_never_grant_more_slots_than_the_limit() -> Non
     waiting = [last_status(kube, n) for n, p in phases.items() if p == "Queued"]
     assert all(s["reason"] == "WaitingForCapacity" for s in waiting)
     assert all("1/1 runs operator-wide" in s["message"] for s in waiting)
+
+
+def waiting_for_capacity(name: str, made: str) -> Body:
+    body = queued(name)
+    body["metadata"]["creationTimestamp"] = made
+    body["status"].update(reason="WaitingForCapacity", message="waiting for capacity")
+    return body
+
+
+async def test_a_freed_slot_goes_to_the_oldest_waiting_run_whoever_reconciles_first() -> None:
+    busy = queued("busy")
+    busy["status"]["phase"] = "Deployed"
+    runs = {
+        ("ml", "busy"): [busy],
+        ("ml", "young"): [waiting_for_capacity("young", "2024-02-12T09:05:00Z")],
+        ("ml", "old"): [waiting_for_capacity("old", "2024-02-12T09:01:00Z")],
+    }
+    kube = Kube()
+    rec = reconciler(runs, kube, running=1)
+    # the watch shows busy's end: its slot frees
+    ended = {**busy, "status": {**busy["status"], "phase": "Completed"},
+             "metadata": {**busy["metadata"], "resourceVersion": "30"}}  # fmt: skip
+    runs[("ml", "busy")] = [ended]
+    assert rec.counts.observe(("ml", "busy"), state_of(ended))
+    assert rec.counts.next_for_capacity(1, None, "ml") == [("ml", "old")]
+    await rec(("ml", "young"))  # reconciled first, but younger: it keeps waiting
+    status = last_status(kube, "young")
+    assert (status["phase"], status["reason"]) == ("Queued", "WaitingForCapacity")
+    assert status["message"] == "waiting for capacity: 0/1 runs operator-wide (1 waiting ahead)"
+    await rec(("ml", "old"))
+    assert last_status(kube, "old")["phase"] == "Deployed"
+    assert kube.created == ["old-extract"]
 
 
 async def test_a_per_namespace_limit_leaves_other_namespaces_alone() -> None:
@@ -388,16 +435,17 @@ async def test_a_run_made_under_queue_waits_for_its_flow_then_deploys() -> None:
     waiting = of_flow(submitted("second"), "Queue")
     waiting["metadata"]["creationTimestamp"] = "2024-02-12T09:01:00Z"
     runs = {("ml", "first"): [running], ("ml", "second"): [waiting]}
-    by_flow = {("ml", "nightly"): [running, waiting]}
     kube = Kube()
     view = FlowRunView(runs=runs, jobs={}, pods={}, children={}, workflows={},
-                       flows={("ml", "nightly"): [flow]}, flow_runs=by_flow)  # fmt: skip
+                       flows={("ml", "nightly"): [flow]})  # fmt: skip
     rec = FlowRunReconciler(view, kube, Limits(), clock=lambda: T0)
     await rec(("ml", "second"))
     status = last_status(kube, "second")
     assert status["phase"] == "Queued" and status["reason"] == "WaitingForFlowConcurrency"
     assert kube.created == []
-    running["status"]["phase"] = "Completed"  # the flow's slot frees
+    running["status"]["phase"] = "Completed"  # the flow's slot frees: the watch says so
+    running["metadata"]["resourceVersion"] = "20"
+    assert rec.counts.observe(("ml", "first"), state_of(running))
     waiting["status"] = status  # the watch shows the Queued write
     await rec(("ml", "second"))
     assert last_status(kube, "second")["phase"] == "Deployed"
@@ -434,7 +482,7 @@ def versioned_flow() -> Body:
 
 def flow_view(runs: dict[Key, list[Body]]) -> FlowRunView:
     return FlowRunView(runs=runs, jobs={}, pods={}, children={}, workflows={},
-                       flows={("ml", "etl"): [versioned_flow()]}, flow_runs={})  # fmt: skip
+                       flows={("ml", "etl"): [versioned_flow()]})  # fmt: skip
 
 
 async def test_a_flow_ref_run_is_resolved_once_and_runs_its_flows_tasks() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from flow_operator.builders.deployment import desired_deployment
 from flow_operator.models.workflow import Workflow
-from flow_operator.reconcile.workflow import WorkflowReconciler, WorkflowView
+from flow_operator.reconcile.workflow import API_KEY_RECHECK, WorkflowReconciler, WorkflowView
 from tests.unit.fake_kube import FakeKube
 from tests.unit.kube_objects import workflow
 
@@ -259,3 +259,49 @@ async def test_trace_logs_each_status_write_with_its_color(
         (["write", "workflow"], "GREEN"),
     ]
     assert all(" ns/wf t=" in line and " took=" in line for line in lines)
+
+
+class Verdicts:
+    """The api-key Secret check the reconciler is handed (api/auth.py SecretKeys.verdict)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.answer = (reason, message)
+        self.asked: list[tuple[str, str]] = []
+
+    async def __call__(self, namespace: str, name: str) -> tuple[str, str]:
+        self.asked.append((namespace, name))
+        return self.answer
+
+
+def api_key_condition(c: Cluster) -> dict[str, Any]:
+    conditions = c.kube.statuses[-1][3]["conditions"]
+    return next(x for x in conditions if x["type"] == "ApiKeySecret")
+
+
+async def test_an_unfit_api_key_secret_is_a_condition_naming_the_fix() -> None:
+    body = workflow()
+    body["spec"]["apiKeySecretRef"] = {"name": "foo"}
+    c = Cluster(body)
+    message = (
+        "apiKeySecretRef: Secret ns/foo has type Opaque; create it with type flowops.io/api-key"
+    )
+    check = c.rec.check_api_keys = Verdicts("WrongSecretType", message)
+    again = await c.rec(KEY)
+    assert check.asked == [("ns", "foo")]
+    got = api_key_condition(c)
+    assert (got["status"], got["reason"], got["message"]) == ("False", "WrongSecretType", message)
+    assert again == API_KEY_RECHECK  # no Secret watch: checked again after a while
+    assert c.kube.statuses[-1][3]["actualStatus"] == "ORANGE"  # the services are unaffected
+    c.sync()
+    check.answer = ("Accepted", "1 key accepted from ns/foo")
+    assert await c.rec(KEY) is None
+    got = api_key_condition(c)
+    assert (got["status"], got["reason"]) == ("True", "Accepted")
+
+
+async def test_no_secret_ref_no_condition_and_no_read() -> None:
+    c = Cluster(workflow())
+    check = c.rec.check_api_keys = Verdicts("Accepted", "")
+    await c.rec(KEY)
+    assert check.asked == []
+    assert "ApiKeySecret" not in {x["type"] for x in c.kube.statuses[-1][3]["conditions"]}
