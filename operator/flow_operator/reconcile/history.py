@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from flow_operator import metrics
 from flow_operator.builders.naming import TASK_LABEL
@@ -62,6 +62,8 @@ from flow_operator.ports import EventSink, LogReader
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
+K = TypeVar("K")
+V = TypeVar("V")
 Sleep = Callable[[float], Awaitable[None]]
 # Backoff of the writers while the database is down: 0.5 s doubling to MAX_BACKOFF.
 FIRST_BACKOFF = 0.5
@@ -241,10 +243,95 @@ async def _flushed(
         return False
 
 
-class ColorRecorder:
-    """Workflow color transitions waiting for the store (at most `limit`, keyed so one
-    is queued once), written in the background like the run records: never blocking the
-    reconcile, waiting while the database is down."""
+class WriteQueue(Generic[K, V]):
+    """Records on their way to one kind of store write (at most `limit`, each key queued
+    once), written in the background `batch` at a time: never blocking the caller, waiting
+    while the database is down. One dropped (the queue full, or a batch the store refuses
+    as invalid) is never lost silently: logged with what it was, and counted in
+    flowops_history_write_errors_total{what=`what`}. ColorRecorder and AuditRecorder are
+    its two uses; the run records have `Recorder` (one per run, replaced by a newer one)."""
+
+    what: str = ""  # the metric's label
+    noun: str = "records"  # in the log's words
+    batch: int = 500
+
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        limit: int = 100_000,
+    ) -> None:
+        self.store = store
+        self.monotonic = monotonic
+        self.limit = limit
+        self.pending: dict[K, V] = {}
+        self._wake = asyncio.Event()
+        self.outage = Outage()
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def key(self, value: V) -> K:
+        raise NotImplementedError
+
+    def describe(self, value: V) -> str:
+        raise NotImplementedError
+
+    async def write(self, batch: Sequence[V]) -> None:
+        raise NotImplementedError
+
+    def offer(self, value: V) -> None:
+        key = self.key(value)
+        if key in self.pending:
+            return
+        if len(self.pending) >= self.limit:
+            # Bounded: the oldest waiting goes, said in the log and the metric.
+            lost = self.pending.pop(next(iter(self.pending)))
+            metrics.history_write_error(self.what)
+            log.error("history: %d %s waiting, the oldest dropped: %s",
+                      len(self.pending) + 1, self.noun, self.describe(lost))  # fmt: skip
+        self.pending[key] = value
+        self._wake.set()
+
+    async def flush(self) -> bool:
+        """Write what waits, `batch` at a time; False when the store cannot be reached
+        (the rest wait)."""
+        while self.pending:
+            batch = list(self.pending.values())[: self.batch]
+            try:
+                await self.write(batch)
+            except StoreUnavailable as e:
+                metrics.history_write_error(self.what)
+                wait = self.outage.failed(self.monotonic())
+                log.warning("history: %d %s waiting, next try in %.1fs: %s",
+                            len(self.pending), self.noun, wait, e)  # fmt: skip
+                return False
+            except HistoryError as e:
+                metrics.history_write_error(self.what)
+                for v in batch:
+                    log.error("history: not stored (%s): %s", e, self.describe(v))
+            for v in batch:
+                self.pending.pop(self.key(v), None)
+        self.outage.ok()
+        return True
+
+    async def run(self, sleep: Sleep = asyncio.sleep) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not await _flushed(self.flush, self.outage, self.monotonic):
+                self._wake.set()
+                await sleep(_backoff(self.outage.failures))
+
+
+class ColorRecorder(WriteQueue[tuple[str, datetime, str], ColorTransition]):
+    """Workflow color transitions waiting for the store, keyed by (uid, time, color), so a
+    replay queues one once."""
+
+    what = "color"
+    noun = "color transitions"
+    batch = COLOR_BATCH
 
     def __init__(
         self,
@@ -253,16 +340,8 @@ class ColorRecorder:
         monotonic: Callable[[], float] = time.monotonic,
         limit: int = MAX_PENDING_COLORS,
     ) -> None:
-        self.store = store
-        self.monotonic = monotonic
-        self.limit = limit
-        self.pending: dict[tuple[str, datetime, str], ColorTransition] = {}
+        super().__init__(store, monotonic=monotonic, limit=limit)
         self._seen: dict[Key, Seen] = {}
-        self._wake = asyncio.Event()
-        self.outage = Outage()
-
-    def __len__(self) -> int:
-        return len(self.pending)
 
     def on_workflow(self, event: WorkflowChanged) -> None:
         """The `app.workflows` subscriber: queue the transitions this decision shows."""
@@ -275,57 +354,24 @@ class ColorRecorder:
         for t in found:
             self.offer(t)
 
-    def offer(self, transition: ColorTransition) -> None:
-        if transition.key in self.pending:
-            return
-        if len(self.pending) >= self.limit:
-            # Bounded: the oldest waiting goes, said in the log and the metric.
-            oldest = next(iter(self.pending))
-            lost = self.pending.pop(oldest)
-            metrics.history_write_error("color")
-            log.error("history: %d color transitions waiting, the oldest dropped: %s/%s "
-                      "%s at %s", len(self.pending) + 1, lost.namespace, lost.name,
-                      lost.to_color, lost.time.isoformat())  # fmt: skip
-        self.pending[transition.key] = transition
-        self._wake.set()
+    def key(self, value: ColorTransition) -> tuple[str, datetime, str]:
+        return value.key
 
-    async def flush(self) -> bool:
-        """Write what waits, COLOR_BATCH at a time; False when the store cannot be
-        reached (the rest wait). A batch the store refuses as invalid is dropped, logged."""
-        while self.pending:
-            batch = list(self.pending.values())[:COLOR_BATCH]
-            try:
-                await self.store.record_colors(batch)
-            except StoreUnavailable as e:
-                metrics.history_write_error("color")
-                wait = self.outage.failed(self.monotonic())
-                log.warning("history: %d color transitions waiting, next try in %.1fs: %s",
-                            len(self.pending), wait, e)  # fmt: skip
-                return False
-            except HistoryError as e:
-                metrics.history_write_error("color")
-                log.error("history: %d color transitions not recorded: %s", len(batch), e)
-            for t in batch:
-                self.pending.pop(t.key, None)
-        self.outage.ok()
-        return True
+    def describe(self, value: ColorTransition) -> str:
+        return f"{value.namespace}/{value.name} {value.to_color} at {value.time.isoformat()}"
 
-    async def run(self, sleep: Sleep = asyncio.sleep) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not await _flushed(self.flush, self.outage, self.monotonic):
-                self._wake.set()
-                await sleep(_backoff(self.outage.failures))
+    async def write(self, batch: Sequence[ColorTransition]) -> None:
+        await self.store.record_colors(batch)
 
 
-class AuditRecorder:
-    """Audit records on their way to the store (at most `limit`), written in the
-    background: an API request never waits for the database. A record that cannot be
-    written is never lost silently: while the database is down they wait (counted in
-    flowops_history_pending{what="audit"}); one dropped (the queue full, or refused as
-    invalid) is logged with its content and counted in
-    flowops_history_write_errors_total{what="audit"}."""
+class AuditRecorder(WriteQueue[str, AuditRecord]):
+    """Audit records on their way to the store: an API request never waits for the
+    database. While the database is down they wait (counted in
+    flowops_history_pending{what="audit"}); one dropped is logged with its content."""
+
+    what = "audit"
+    noun = "audit records"
+    batch = AUDIT_BATCH
 
     def __init__(
         self,
@@ -334,57 +380,16 @@ class AuditRecorder:
         monotonic: Callable[[], float] = time.monotonic,
         limit: int = MAX_PENDING_AUDIT,
     ) -> None:
-        self.store = store
-        self.monotonic = monotonic
-        self.limit = limit
-        self.pending: dict[str, AuditRecord] = {}
-        self._wake = asyncio.Event()
-        self.outage = Outage()
+        super().__init__(store, monotonic=monotonic, limit=limit)
 
-    def __len__(self) -> int:
-        return len(self.pending)
+    def key(self, value: AuditRecord) -> str:
+        return value.id
 
-    def offer(self, record: AuditRecord) -> None:
-        if record.id in self.pending:
-            return
-        if len(self.pending) >= self.limit:
-            lost = self.pending.pop(next(iter(self.pending)))
-            metrics.history_write_error("audit")
-            log.error("history: %d audit records waiting, the oldest dropped: %s",
-                      len(self.pending) + 1, lost.model_dump_json())  # fmt: skip
-        self.pending[record.id] = record
-        self._wake.set()
+    def describe(self, value: AuditRecord) -> str:
+        return value.model_dump_json()
 
-    async def flush(self) -> bool:
-        """Write what waits, AUDIT_BATCH at a time; False when the store cannot be
-        reached (the rest wait)."""
-        while self.pending:
-            batch = list(self.pending.values())[:AUDIT_BATCH]
-            try:
-                await self.store.record_audit(batch)
-            except StoreUnavailable as e:
-                metrics.history_write_error("audit")
-                wait = self.outage.failed(self.monotonic())
-                log.warning("history: %d audit records waiting, next try in %.1fs: %s",
-                            len(self.pending), wait, e)  # fmt: skip
-                return False
-            except HistoryError as e:
-                metrics.history_write_error("audit")
-                for r in batch:
-                    log.error("history: audit record not stored (%s): %s", e,
-                              r.model_dump_json())  # fmt: skip
-            for r in batch:
-                self.pending.pop(r.id, None)
-        self.outage.ok()
-        return True
-
-    async def run(self, sleep: Sleep = asyncio.sleep) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not await _flushed(self.flush, self.outage, self.monotonic):
-                self._wake.set()
-                await sleep(_backoff(self.outage.failures))
+    async def write(self, batch: Sequence[AuditRecord]) -> None:
+        await self.store.record_audit(batch)
 
 
 @dataclass(frozen=True)
