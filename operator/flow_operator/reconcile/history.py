@@ -254,17 +254,18 @@ class WriteQueue(Generic[K, V]):
     what: str = ""  # the metric's label
     noun: str = "records"  # in the log's words
     batch: int = 500
+    max_pending: int = 100_000
 
     def __init__(
         self,
         store: RunStore,
         *,
         monotonic: Callable[[], float] = time.monotonic,
-        limit: int = 100_000,
+        limit: int | None = None,
     ) -> None:
         self.store = store
         self.monotonic = monotonic
-        self.limit = limit
+        self.limit = self.max_pending if limit is None else limit
         self.pending: dict[K, V] = {}
         self._wake = asyncio.Event()
         self.outage = Outage()
@@ -332,13 +333,14 @@ class ColorRecorder(WriteQueue[tuple[str, datetime, str], ColorTransition]):
     what = "color"
     noun = "color transitions"
     batch = COLOR_BATCH
+    max_pending = MAX_PENDING_COLORS
 
     def __init__(
         self,
         store: RunStore,
         *,
         monotonic: Callable[[], float] = time.monotonic,
-        limit: int = MAX_PENDING_COLORS,
+        limit: int | None = None,
     ) -> None:
         super().__init__(store, monotonic=monotonic, limit=limit)
         self._seen: dict[Key, Seen] = {}
@@ -372,15 +374,7 @@ class AuditRecorder(WriteQueue[str, AuditRecord]):
     what = "audit"
     noun = "audit records"
     batch = AUDIT_BATCH
-
-    def __init__(
-        self,
-        store: RunStore,
-        *,
-        monotonic: Callable[[], float] = time.monotonic,
-        limit: int = MAX_PENDING_AUDIT,
-    ) -> None:
-        super().__init__(store, monotonic=monotonic, limit=limit)
+    max_pending = MAX_PENDING_AUDIT
 
     def key(self, value: AuditRecord) -> str:
         return value.id
