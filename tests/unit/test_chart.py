@@ -44,6 +44,7 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set", "rbac.kopfPeering=true", "--set", "leaderElection.enabled=true",
         "--set", "history.postgresql.existingSecret=flow-history-db",
         "--set", "history.postgresql.existingSecretKey=url",
+        "--set", "api.trustedProxies={10.0.0.0/8,fd00::/8}",
     ],
     "no-history": ["--set", "history.enabled=false"],
     "no-metrics": ["--set", "metrics.enabled=false", "--set", "rbac.crdObservation=false"],
@@ -221,6 +222,8 @@ def test_rendered_args_are_accepted_by_the_operator(
         assert settings.http.max_log_streams == 100  # api.maxLogStreams
     if values == "no-history":
         assert settings.history.db == "none"
+    proxies = ("10.0.0.0/8", "fd00::/8") if values == "everything" else ()  # api.trustedProxies
+    assert tuple(str(n) for n in settings.http.trusted_proxies) == proxies
 
 
 def test_strategy_follows_leader_election() -> None:
