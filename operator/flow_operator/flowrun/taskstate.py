@@ -27,7 +27,7 @@ from typing import Any
 from flow_operator.models.flowrun import TaskBase, TaskPhase, TaskStatus
 from flow_operator.objects.body import Body, meta
 from flow_operator.objects.durations import go_duration, since
-from flow_operator.objects.podstate import condition, pod_status
+from flow_operator.objects.podstate import POD_SECURITY, condition, pod_status
 from flow_operator.objects.times import parse_time, rfc3339
 
 # The lines of a failed pod's log a task's message carries: the reconciler fetches this
@@ -42,9 +42,6 @@ STUCK_WAITING = frozenset(
         "CreateContainerError",
     }
 )
-# The API server's refusal of a pod by the namespace's pod-security.kubernetes.io/enforce
-# level, in the Job controller's FailedCreate event: the task Fails (reason PodSecurity).
-POD_SECURITY = "violates PodSecurity"
 # The Job controller sets SuccessCriteriaMet and FailureTarget first, while pods terminate.
 SUCCEEDED_CONDITIONS = ("Complete", "SuccessCriteriaMet")
 FAILED_CONDITIONS = ("Failed", "FailureTarget")

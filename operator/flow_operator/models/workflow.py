@@ -226,6 +226,14 @@ class ServiceStatus(StreamStatus):
         str | None,
         Field(description="Why not Complete (RollingOutReplicaSet...); absent when Complete."),
     ] = None
+    message: Annotated[
+        str | None,
+        Field(
+            description="Why its pods cannot be created: the Deployment's ReplicaFailure "
+            "message ('pods refused by Pod Security: ...' for a Pod Security refusal); "
+            "absent while pods can be created."
+        ),
+    ] = None
     replicasDetail: Annotated[list[ReplicaDetail], Field(description="One entry per pod.")] = Field(
         default_factory=list
     )

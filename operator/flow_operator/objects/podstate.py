@@ -15,6 +15,11 @@ from flow_operator.objects.body import Body
 from flow_operator.objects.durations import since
 from flow_operator.objects.times import parse_time
 
+# The API server's words refusing a pod by the namespace's pod-security.kubernetes.io/enforce
+# level ('pods "x" is forbidden: violates PodSecurity "restricted:latest": ...'), as the Job
+# and ReplicaSet controllers record them (a FailedCreate event, a ReplicaFailure condition).
+POD_SECURITY = "violates PodSecurity"
+
 
 def condition(obj: Body, type_: str) -> Body | None:
     for cond in (obj.get("status") or {}).get("conditions") or []:

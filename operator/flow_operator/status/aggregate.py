@@ -11,6 +11,9 @@ Pure: no kopf, no API calls, time passed in. The color rules (docs/status.md):
   come up (the reference document's fifth example);
 * UNPUBLISHED: `details` is `{}`; GREEN once every managed Deployment is gone, ORANGE while
   teardown runs, RED on error (the reference document's fourth example shows GREEN).
+
+A service whose pods the API server refuses (its Deployment's ReplicaFailure condition)
+carries the refusal as its `message`; its color still follows its replica counts.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from flow_operator.objects.body import Body
 from flow_operator.objects.conditions import kstatus
 from flow_operator.objects.podstate import replica_detail
 from flow_operator.objects.times import rfc3339, rfc3339_micro
-from flow_operator.status.rollout import rollout
+from flow_operator.status.rollout import replica_failure, rollout
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 
@@ -102,6 +105,7 @@ def service_status(c: Component, observed: Observed, now: datetime) -> ServiceSt
         status=component_color(c.replicas, actual),
         rolloutStatus=state,
         rolloutStatusReason=reason,
+        message=replica_failure(deployment),
         replicasDetail=[replica_detail(p, latest, min_ready, now) for p in pods],
     )
 

@@ -4,6 +4,10 @@ kubectl's status viewer decides Complete / in progress / failed from observedGen
 the Progressing condition and the replica counters. The reasons below name kubectl's
 waiting messages; `RollingOutReplicaSet` is the reference document's own word for
 "the new ReplicaSet is still being rolled out" and is kept as is (docs/status.md).
+
+kubectl's viewer ignores the ReplicaFailure condition, so a Deployment whose pods the API
+server refuses (quota, Pod Security) only rolls out forever; `replica_failure` gives the
+service the refusal's words instead (its `message`).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from flow_operator.models.workflow import RolloutStatus
-from flow_operator.objects.podstate import condition
+from flow_operator.objects.podstate import POD_SECURITY, condition
 
 # Every reason this module emits (Complete carries none).
 CREATING_DEPLOYMENT = "CreatingDeployment"
@@ -41,3 +45,15 @@ def rollout(deployment: dict[str, Any] | None) -> tuple[RolloutStatus, str | Non
     if status.get("availableReplicas", 0) < updated:
         return RolloutStatus.IN_PROGRESS, ROLLING_OUT
     return RolloutStatus.COMPLETE, None
+
+
+def replica_failure(deployment: dict[str, Any] | None) -> str | None:
+    """The Deployment's ReplicaFailure message (its ReplicaSet could not create pods), named
+    as a Pod Security refusal when it is one; None while pods can be made."""
+    failure = condition(deployment or {}, "ReplicaFailure")
+    if failure is None or failure.get("status") != "True":
+        return None
+    message = str(failure.get("message") or failure.get("reason") or "pods refused")
+    if POD_SECURITY in message:
+        return f"pods refused by Pod Security: {message}"
+    return message
