@@ -134,6 +134,12 @@ def prune_text(report: Mapping[str, Any]) -> str:
     lines = [f"{verb} {total} runs from the history ({by_age} by age, {by_count} by count)"]
     if not dry:
         lines[0] += f" in {int(report.get('batches') or 0)} batches"
+    if "colorTransitions" in report or "auditRecords" in report:  # an older operator: neither
+        n_colors, n_audit = (int(report.get(k) or 0) for k in ("colorTransitions", "auditRecords"))
+        lines.append(
+            f"and {n_colors} Workflow color transitions and {n_audit} audit records older "
+            "than the retention age (each Workflow's newest transition is kept)"
+        )
     examples = list(report.get("examples") or [])
     if examples:
         lines.append("for example:")

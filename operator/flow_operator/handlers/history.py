@@ -61,9 +61,11 @@ async def _prune(store: RunStore, policy: PrunePolicy) -> None:
     while True:
         try:
             report = await store.prune(policy)
-            if report.total:
-                log.info("history: pruned %d runs (%d by age, %d by count)",
-                         report.total, report.by_age, report.by_count)  # fmt: skip
+            if report.total or report.color_transitions or report.audit_records:
+                log.info("history: pruned %d runs (%d by age, %d by count), %d color "
+                         "transitions and %d audit records", report.total, report.by_age,
+                         report.by_count, report.color_transitions,
+                         report.audit_records)  # fmt: skip
         except StoreUnavailable as e:
             log.warning("history: prune skipped: %s", e)
         except HistoryError:

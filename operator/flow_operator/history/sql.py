@@ -19,9 +19,11 @@ equal.
 - `audit_log`: one row per audited API action, keyed by the id the API made for it
   (`ON CONFLICT DO NOTHING`), listed newest first by (time, id) in keyset pages, filtered
   by user, namespace and action.
-- Prune deletes in batches of `batchSize` runs, each its own short transaction: first
+- Prune deletes in batches of `batchSize` rows, each its own short transaction: first
   the runs past `keepPerFlowStatus` (a window over namespace, flow and status), then those
-  older than `maxAge`; a dry run counts the same two sets.
+  older than `maxAge`, then the color transitions older than `maxAge` but each Workflow's
+  newest (by namespace and name), then the audit records older than `maxAge`; a dry run
+  counts the same four sets.
 
 Connection failures surface as `StoreUnavailable`; nothing above this module sees a
 driver's exception.
@@ -210,6 +212,7 @@ colors = Table(
     Column("from_color", String),
     Column("reason", Text, nullable=False),
     Index("ix_workflow_colors_name", "namespace", "name", "time"),
+    Index("ix_workflow_colors_time", "time"),  # prune's age delete (migration 0005)
 )
 
 # The API's audited actions (migration 0004), newest first by (time, id).
@@ -655,55 +658,104 @@ class SqlRunStore:
             func.coalesce(c.end_time, c.sort_time) < cutoff
         )
 
+    def _old_colors(self, policy: PrunePolicy) -> Select[Any] | None:
+        """The color transitions before `maxAge` ago that are not their Workflow's newest
+        (by namespace and name, as the color reads go): the newest always stays, so the
+        color a window starts in is still known."""
+        if policy.max_age is None:
+            return None
+        c, newer = colors.c, colors.alias("newer").c
+        later = exists().where(
+            newer.namespace == c.namespace,
+            newer.name == c.name,
+            tuple_(newer.time, newer.uid, newer.to_color) > tuple_(c.time, c.uid, c.to_color),
+        )
+        return select(c.uid, c.time, c.to_color).where(
+            c.time < self.clock() - policy.max_age, later
+        )
+
+    def _old_audit(self, policy: PrunePolicy) -> Select[Any] | None:
+        """The audit records before `maxAge` ago."""
+        if policy.max_age is None:
+            return None
+        return select(audit.c.id).where(audit.c.time < self.clock() - policy.max_age)
+
     async def prune(self, policy: PrunePolicy, *, dry_run: bool = False) -> PruneReport:
         # Count first: deleting runs past the limit changes no kept run's rank (a rank counts
         # newer runs only), so the age set left afterwards is the dry run's "old, not over".
+        # Likewise a Workflow's newest transition is never chosen, so every chosen one keeps
+        # a newer one whatever the batches before it deleted.
         over, old = self._over_count(policy), self._over_age(policy)
+        old_colors, old_audit = self._old_colors(policy), self._old_audit(policy)
         if dry_run:
             if over is not None and old is not None:
                 old = old.where(not_(runs.c.uid.in_(select(over.subquery().c.uid))))
-            return await self._count(over, old)
+            return await self._count(over, old, old_colors, old_audit)
         examples: list[str] = []
-        by_count = by_age = batches = 0
+        by_count = by_age = n_colors = n_audit = batches = 0
         if over is not None:
             by_count, n = await self._delete(over, policy.batch_size, examples)
             batches += n
         if old is not None:
             by_age, n = await self._delete(old, policy.batch_size, examples)
             batches += n
+        if old_colors is not None:
+            n_colors, n = await self._delete_rows(
+                old_colors, colors, ("uid", "time", "to_color"), policy.batch_size
+            )
+            batches += n
+        if old_audit is not None:
+            n_audit, n = await self._delete_rows(old_audit, audit, ("id",), policy.batch_size)
+            batches += n
         report = PruneReport(
             dry_run=False,
             by_age=by_age,
             by_count=by_count,
+            color_transitions=n_colors,
+            audit_records=n_audit,
             batches=batches,
             examples=tuple(examples),
         )
-        if report.total:
+        if report.total or n_colors or n_audit:
             log.info(
-                "history: pruned %d runs (%d by count, %d by age) in %d batches",
+                "history: pruned %d runs (%d by count, %d by age), %d color transitions and "
+                "%d audit records in %d batches",
                 report.total,
                 by_count,
                 by_age,
+                n_colors,
+                n_audit,
                 batches,
             )
         return report
 
-    async def _count(self, over: Select[Any] | None, old: Select[Any] | None) -> PruneReport:
+    async def _count(
+        self,
+        over: Select[Any] | None,
+        old: Select[Any] | None,
+        old_colors: Select[Any] | None = None,
+        old_audit: Select[Any] | None = None,
+    ) -> PruneReport:
         totals: list[int] = []
         examples: list[str] = []
         async with self._connection("count what to prune", write=False) as conn:
-            for chosen in (over, old):
+            for i, chosen in enumerate((over, old, old_colors, old_audit)):
                 if chosen is None:
                     totals.append(0)
                     continue
                 counted = select(func.count()).select_from(chosen.subquery())
                 totals.append(int((await conn.execute(counted)).scalar_one()))
                 need = EXAMPLES - len(examples)
-                if need > 0:
+                if need > 0 and i < 2:  # examples are runs
                     rows = (await conn.execute(chosen.limit(need))).all()
                     examples += _examples(rows)
         return PruneReport(
-            dry_run=True, by_count=totals[0], by_age=totals[1], examples=tuple(examples)
+            dry_run=True,
+            by_count=totals[0],
+            by_age=totals[1],
+            color_transitions=totals[2],
+            audit_records=totals[3],
+            examples=tuple(examples),
         )
 
     async def _delete(
@@ -721,6 +773,25 @@ class SqlRunStore:
             deleted, batches = deleted + len(rows), batches + 1
             examples += _examples(rows)[: max(0, EXAMPLES - len(examples))]
             await asyncio.sleep(0)  # one batch at a time, the loop's other work in between
+            if len(rows) < batch:
+                break
+        return deleted, batches
+
+    async def _delete_rows(
+        self, chosen: Select[Any], table: Table, key: tuple[str, ...], batch: int
+    ) -> tuple[int, int]:
+        """Delete what `chosen` selects (the columns of `key`) from `table`, `batch` rows per
+        short transaction, as `_delete` does runs."""
+        deleted = batches = 0
+        columns = tuple_(*(table.c[k] for k in key))
+        while True:
+            async with self._connection("prune", write=True) as conn:
+                rows = (await conn.execute(chosen.limit(batch))).all()
+                if not rows:
+                    break
+                await conn.execute(delete(table).where(columns.in_([tuple(r) for r in rows])))
+            deleted, batches = deleted + len(rows), batches + 1
+            await asyncio.sleep(0)
             if len(rows) < batch:
                 break
         return deleted, batches

@@ -223,7 +223,9 @@ class LogRecord(Value):
 
 class PrunePolicy(Value):
     """What the store keeps: runs younger than `maxAge` (by end time, else sort time) and,
-    per namespace, flow and status, the newest `keepPerFlowStatus`. `None` keeps all."""
+    per namespace, flow and status, the newest `keepPerFlowStatus`; color transitions and
+    audit records younger than `maxAge`, and each Workflow's newest transition however old
+    (time in color stays computable). `None` keeps all."""
 
     max_age: timedelta | None = None
     keep_per_flow_status: Annotated[int, Field(ge=0)] | None = None
@@ -231,11 +233,14 @@ class PrunePolicy(Value):
 
 
 class PruneReport(Value):
-    """What a prune deleted, or with `dryRun` would delete (then `batches` is 0)."""
+    """What a prune deleted, or with `dryRun` would delete (then `batches` is 0). `total`
+    counts runs; the color transitions and audit records past `maxAge` are counted apart."""
 
     dry_run: bool
     by_age: int = 0
     by_count: int = 0
+    color_transitions: int = 0
+    audit_records: int = 0
     batches: int = 0
     # Up to EXAMPLES runs of those, as "namespace/name (uid)".
     examples: tuple[str, ...] = ()

@@ -19,7 +19,13 @@ from flow_operator.api.server import make_app
 from flow_operator.errors import NotFound
 from flow_operator.history.record import record_of
 from flow_operator.history.sql import SqlRunStore, open_store
-from flow_operator.history.store import LOG_LOST_POD_DELETED, PrunePolicy, RunQuery
+from flow_operator.history.store import (
+    LOG_LOST_POD_DELETED,
+    AuditRecord,
+    ColorTransition,
+    PrunePolicy,
+    RunQuery,
+)
 from flow_operator.views.paging import BadCursor
 from tests.unit.api_support import Secrets, View, make_api, validate
 
@@ -217,10 +223,18 @@ async def test_over_http(client: TestClient[Any, Any], store: SqlRunStore) -> No
 
 async def test_prune_over_http(client: TestClient[Any, Any], store: SqlRunStore) -> None:
     path = "/api/v1/history/prune"
+    await store.record_colors(
+        [ColorTransition(uid="w", namespace="ml", name="shop", time=T0 + timedelta(hours=h),
+                         to_color=color) for h, color in ((0, "GREEN"), (1, "RED"))]
+    )  # fmt: skip
+    await store.record_audit(
+        [AuditRecord(id="a1", time=T0, user="alice", action="cancel", result="done", status=200)]
+    )
     resp = await client.post(f"{path}?dryRun=true&maxAge=0", headers=AUTH)
     report = await resp.json()
     validate(path, "post", resp.status, report)
     assert report["dryRun"] and report["byAge"] == 6 and report["total"] == 6
+    assert (report["colorTransitions"], report["auditRecords"]) == (1, 1)  # RED is the newest
     assert len((await store.list_runs(RunQuery())).items) == 6  # nothing deleted
     resp = await client.post(f"{path}?maxAge=soon", headers=AUTH)
     assert resp.status == 400 and "maxAge" in (await resp.json())["message"]

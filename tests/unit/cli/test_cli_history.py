@@ -66,6 +66,27 @@ def test_prune_passes_the_policy_and_reads_server_and_token_from_the_environment
     assert result.output == "deleted 5 runs from the history (3 by age, 2 by count) in 1 batches\n"
 
 
+def test_the_text_counts_color_transitions_and_audit_records() -> None:
+    tables = {"colorTransitions": 4, "auditRecords": 7}
+    result = invoke(FakeOperator(body={**REPORT, **tables}), "history", "prune", "--dry-run",
+                    "--server", "http://op")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "would delete 5 runs from the history (3 by age, 2 by count)"
+    assert lines[1] == (
+        "and 4 Workflow color transitions and 7 audit records older than the retention age "
+        "(each Workflow's newest transition is kept)"
+    )
+    done = {**REPORT, **tables, "dryRun": False, "total": 0, "byAge": 0, "byCount": 0,
+            "batches": 3, "examples": [], "auditRecords": 0}  # fmt: skip
+    result = invoke(FakeOperator(body=done), "history", "prune", "--server", "http://op")
+    assert result.output == (
+        "deleted 0 runs from the history (0 by age, 0 by count) in 3 batches\n"
+        "and 4 Workflow color transitions and 0 audit records older than the retention age "
+        "(each Workflow's newest transition is kept)\n"
+    )
+
+
 def test_json_output_is_the_operator_report() -> None:
     result = invoke(FakeOperator(), "history", "prune", "--dry-run", "-o", "json",
                     "--server", "http://op")  # fmt: skip

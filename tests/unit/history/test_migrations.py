@@ -1,7 +1,7 @@
 """The store's schema comes from Alembic's migrations alone: from an empty database to the
 newest revision on both backends, again without harm, down to nothing and back, and what
 they build is exactly the tables `sql.py` queries (columns, types, keys, indexes); and a
-database at an earlier revision (0001, 0002, 0003), runs in it, reaches the newest with its
+database at an earlier revision (0001, 0002, 0003, 0004), runs in it, reaches the newest with its
 runs."""
 
 from __future__ import annotations
@@ -43,6 +43,16 @@ async def _tables(dsn: str) -> set[str]:
         await engine.dispose()
 
 
+async def _indexes(dsn: str, table: str) -> set[str]:
+    engine = create_engine(dsn)
+    try:
+        async with engine.connect() as conn:
+            found = await conn.run_sync(lambda sync: inspect(sync).get_indexes(table))
+            return {str(index["name"]) for index in found}
+    finally:
+        await engine.dispose()
+
+
 async def _drift(dsn: str) -> list[Any]:
     engine = create_engine(dsn)
     try:
@@ -67,7 +77,7 @@ async def test_from_empty_to_head_and_again(dsn: str) -> None:
     assert await schema_revision(dsn) is None
     assert await _tables(dsn) == set()
     await migrate(dsn)
-    assert _head() == "0004"
+    assert _head() == "0005"
     assert await schema_revision(dsn) == _head()
     assert await _tables(dsn) == {
         "alembic_version",
@@ -168,7 +178,7 @@ async def test_from_0003_with_runs_and_colors_to_head_records_audit(dsn: str) ->
     finally:
         await old.close()
     await migrate(dsn)
-    assert await schema_revision(dsn) == _head() == "0004"
+    assert await schema_revision(dsn) == _head() == "0005"
     store = SqlRunStore(create_engine(dsn))
     try:
         assert [r.uid for r in (await store.list_runs(RunQuery())).items] == ["r0"]
@@ -182,3 +192,25 @@ async def test_from_0003_with_runs_and_colors_to_head_records_audit(dsn: str) ->
         await store.close()
     await downgrade(dsn, "0003")
     assert "audit_log" not in await _tables(dsn)
+
+
+async def test_from_0004_with_colors_to_head_indexes_their_time(dsn: str) -> None:
+    # 0005 adds the index prune's age delete of color transitions uses, and nothing else.
+    await migrate(dsn, "0004")
+    assert "ix_workflow_colors_time" not in await _indexes(dsn, "workflow_colors")
+    green = ColorTransition(uid="w", namespace="ml", name="shop", time=at(0), to_color="GREEN")
+    old = SqlRunStore(create_engine(dsn))
+    try:
+        await old.record_colors([green])
+    finally:
+        await old.close()
+    await migrate(dsn)
+    assert await schema_revision(dsn) == _head() == "0005"
+    assert "ix_workflow_colors_time" in await _indexes(dsn, "workflow_colors")
+    store = SqlRunStore(create_engine(dsn))
+    try:
+        assert (await store.color_history("ml", "shop", at(-1), at(1))).transitions == (green,)
+    finally:
+        await store.close()
+    await downgrade(dsn, "0004")
+    assert "ix_workflow_colors_time" not in await _indexes(dsn, "workflow_colors")
