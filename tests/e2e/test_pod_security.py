@@ -7,6 +7,8 @@ namespace enforces `restricted` (the API server's PodSecurity admission, as on a
 - a task that asks for `privileged: true` is refused by admission (the Job controller's
   FailedCreate), and the run Fails naming Pod Security and the API server's words;
 - a Workflow service there gets its pods (GREEN);
+- with an operator on `--default-security-context none` instead, a Workflow service's pods
+  are refused, and its status says so (`pods refused by Pod Security: ...`, RED);
 - a task's `valueFrom.secretKeyRef` reaches its Job's pod spec as a reference: the
   Secret's value is in neither the Job nor the FlowRun.
 """
@@ -14,12 +16,22 @@ namespace enforces `restricted` (the API server's PodSecurity admission, as on a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.e2e.conftest import OK, ClusterHandle, OperatorProcess, flowrun, task, wait_for
+from tests.e2e.conftest import (
+    _OPERATORS,
+    OK,
+    ClusterHandle,
+    OperatorProcess,
+    flowrun,
+    task,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 # A refused pod fails its task after 3 s here (60 s by default).
@@ -111,6 +123,48 @@ def test_a_workflow_service_gets_its_pods(ns: Namespace) -> None:
             **RESTRICTED_CONTAINER,
             "readOnlyRootFilesystem": True,
         }
+
+
+@pytest.fixture
+def ns_on_none(ns: Namespace, operator: OperatorProcess, tmp_path: Path) -> Iterator[Namespace]:
+    """The namespace with an operator of its own on `--default-security-context none`; the
+    module's (restricted, every namespace) is stopped meanwhile so that only this one acts."""
+    operator.stop()
+    proc = OperatorProcess(ns.cluster.kubeconfig, tmp_path / "operator.log",
+                           ["--namespace", ns.name, "--default-security-context", "none"])  # fmt: skip
+    _OPERATORS.append(proc)
+    try:
+        proc.start()
+        yield ns
+    finally:
+        proc.stop()
+        _OPERATORS.remove(proc)
+        operator.start()
+
+
+def test_a_workflow_whose_pods_are_refused_says_so(ns_on_none: Namespace) -> None:
+    ns = ns_on_none
+    wf = {"apiVersion": "flowops.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "bare"},
+          "spec": {"desiredStatus": "PUBLISHED", "services": [
+              {"id": "api", "image": OK, "replicas": 2}]}}  # fmt: skip
+    ns.apply(wf)
+
+    def refused() -> dict[str, Any] | None:
+        services = ((ns.get("workflow", "bare").get("status") or {}).get("details") or {}).get(
+            "services"
+        ) or [{}]
+        return services[0] if services[0].get("message") else None
+
+    api = wait_for("the service's message", refused, 60)
+    assert api["message"].startswith("pods refused by Pod Security: "), api
+    assert 'violates PodSecurity "restricted:latest"' in api["message"]
+    assert (api["actual"], api["status"], api["rolloutStatus"]) == (0, "RED", "InProgress")
+    # the Deployment's own condition, which the message quotes
+    (deployment,) = ns.get("deployments", "-l", "flowops.io/workflow=bare")["items"]
+    (failure,) = [c for c in deployment["status"]["conditions"] if c["type"] == "ReplicaFailure"]
+    assert failure["reason"] == "FailedCreate"
+    assert api["message"] == f"pods refused by Pod Security: {failure['message']}"
+    assert not ns.get("pods", "-l", "flowops.io/workflow=bare").get("items", [])
 
 
 def test_a_secret_key_ref_reaches_the_pod_spec_not_its_value(ns: Namespace) -> None:
