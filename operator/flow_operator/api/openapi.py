@@ -84,7 +84,7 @@ SCHEMAS: dict[str, S] = {
             "rolloutStatus": {"type": "string", "enum": ["InProgress", "Complete", "Failed"]},
             "replicasDetail": {"type": "array", "items": _ref("ReplicaDetail")},
         },
-        {"rolloutStatusReason": STR},
+        {"rolloutStatusReason": STR, "message": STR},
     ),
     "ReplicaDetail": _obj(
         {
@@ -350,6 +350,12 @@ SCHEMAS: dict[str, S] = {
             "dryRun": BOOL,
             "byAge": {**INT, "description": "runs past maxAge"},
             "byCount": {**INT, "description": "runs past keepPerFlowStatus"},
+            "colorTransitions": {
+                **INT,
+                "description": "Workflow color transitions past maxAge (each Workflow's "
+                "newest is kept)",
+            },
+            "auditRecords": {**INT, "description": "audit records past maxAge"},
             "batches": {**INT, "description": "delete transactions (0 in a dry run)"},
             "examples": {
                 "type": "array",
