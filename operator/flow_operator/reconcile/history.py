@@ -222,12 +222,24 @@ class Recorder:
 
     async def run(self, sleep: Sleep = asyncio.sleep) -> None:
         """The writer: wait for records, write them, back off while the store is down."""
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not await _flushed(self.flush, self.outage, self.monotonic):
-                self._wake.set()
-                await sleep(_backoff(self.outage.failures))
+        await _write_loop(self._wake, self.flush, self.outage, self.monotonic, sleep)
+
+
+async def _write_loop(
+    wake: asyncio.Event,
+    flush: Callable[[], Awaitable[bool]],
+    outage: Outage,
+    monotonic: Callable[[], float],
+    sleep: Sleep,
+) -> None:
+    """Every writer's loop: wait to be woken, flush, and while the store is down back off
+    and try again (woken or not)."""
+    while True:
+        await wake.wait()
+        wake.clear()
+        if not await _flushed(flush, outage, monotonic):
+            wake.set()
+            await sleep(_backoff(outage.failures))
 
 
 async def _flushed(
@@ -318,12 +330,7 @@ class WriteQueue(Generic[K, V]):
         return True
 
     async def run(self, sleep: Sleep = asyncio.sleep) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not await _flushed(self.flush, self.outage, self.monotonic):
-                self._wake.set()
-                await sleep(_backoff(self.outage.failures))
+        await _write_loop(self._wake, self.flush, self.outage, self.monotonic, sleep)
 
 
 class ColorRecorder(WriteQueue[tuple[str, datetime, str], ColorTransition]):
@@ -563,12 +570,7 @@ class LogCapture:
         return True
 
     async def run(self, sleep: Sleep = asyncio.sleep) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not await _flushed(self.flush, self.outage, self.monotonic):
-                self._wake.set()
-                await sleep(_backoff(self.outage.failures))
+        await _write_loop(self._wake, self.flush, self.outage, self.monotonic, sleep)
 
 
 @dataclass
