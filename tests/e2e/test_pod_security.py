@@ -28,6 +28,7 @@ from tests.e2e.conftest import (
     OK,
     ClusterHandle,
     OperatorProcess,
+    flowctl,
     flowrun,
     task,
     wait_for,
@@ -165,6 +166,9 @@ def test_a_workflow_whose_pods_are_refused_says_so(ns_on_none: Namespace) -> Non
     assert failure["reason"] == "FailedCreate"
     assert api["message"] == f"pods refused by Pod Security: {failure['message']}"
     assert not ns.get("pods", "-l", "flowops.io/workflow=bare").get("items", [])
+    # flowctl status prints the message under the component table, on the service's line
+    out = flowctl(ns.cluster, "status", "bare", "-n", ns.name).stdout
+    assert f"  api: {api['message']}" in out.splitlines(), out
 
 
 def test_a_secret_key_ref_reaches_the_pod_spec_not_its_value(ns: Namespace) -> None:

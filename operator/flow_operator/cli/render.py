@@ -185,6 +185,11 @@ def workflow_status(namespace: str, name: str, doc: dict[str, Any], message: str
     if rows:
         out += ["", table(["COMPONENT", "KIND", "DESIRED", "ACTUAL", "STATUS", "ROLLOUT",
                            "REASON"], rows)]  # fmt: skip
+    # Why a service's pods cannot be created (its Deployment's ReplicaFailure message):
+    # a line of its own, as it is too long for a column and is the fix a reader needs.
+    for svc in details.get("services") or []:
+        if svc.get("message"):
+            out.append(f"  {printable(str(svc['id']))}: {printable(str(svc['message']))}")
     if pods:
         out += ["", table(["SERVICE", "POD", "READY", "AVAILABLE", "STATUS", "AGE", "LATEST",
                            "MESSAGE"], pods)]  # fmt: skip

@@ -162,6 +162,22 @@ def test_status_table() -> None:
     assert "\x1b[" not in result.output  # no colors when not on a terminal
 
 
+def test_status_table_names_why_a_services_pods_cannot_be_created() -> None:
+    fake = with_scenario("sync-publishing-unschedulable")
+    body = fake.objects[("workflows", "ns", "wf")]
+    svc = body["status"]["details"]["services"][0]
+    svc["message"] = 'pods "x" is forbidden: violates PodSecurity "restricted:latest"'
+    result = invoke(fake, "status", "wf")
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if "violates PodSecurity" in line)
+    assert line.strip().startswith(f"{svc['id']}: pods ")
+    # a service without a message gets no such line
+    others = [s["id"] for s in body["status"]["details"]["services"][1:]]
+    assert not any(
+        line.strip().startswith(f"{i}: ") for i in others for line in result.output.splitlines()
+    )
+
+
 def test_status_table_in_color_on_a_terminal() -> None:
     fake = with_scenario("sync-published-green")
     ctx = Context(None, None, factory=lambda: fake)

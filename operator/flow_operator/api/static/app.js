@@ -211,7 +211,9 @@ function workflowCard(w) {
     el("td", { class: "detail" }, detail));
   if (details.stream) rows.push(component(details.stream.id, "stream", details.stream, ""));
   for (const s of details.services || []) {
-    rows.push(component(s.id, "service", s, [s.rolloutStatus, s.rolloutStatusReason].filter(Boolean).join(": ")));
+    // s.message: why its pods cannot be created (the Deployment's ReplicaFailure message)
+    const rollout = [s.rolloutStatus, s.rolloutStatusReason].filter(Boolean).join(": ");
+    rows.push(component(s.id, "service", s, [rollout, s.message].filter(Boolean).join(" · ")));
     for (const p of s.replicasDetail || []) {
       rows.push(el("tr", { class: "pod" },
         el("td", { class: "podname" }, `↳ ${p.name}`),
