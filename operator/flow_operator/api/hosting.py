@@ -19,7 +19,7 @@ from flow_operator.api.identity import KUBERNETES, Access, KubernetesAccess, Tok
 from flow_operator.api.scrape import MetricsServer
 from flow_operator.api.server import Api, ApiServer, LogStreamSlots, Readiness
 from flow_operator.api.stream import StreamHub
-from flow_operator.api.tls import server_context
+from flow_operator.api.tls import follow, server_context
 from flow_operator.api.workflows import Key, WorkflowDirectory
 from flow_operator.errors import Forbidden
 from flow_operator.ports import (
@@ -126,6 +126,7 @@ class HttpHost:
         self.server: ApiServer | None = None
         self.metrics: MetricsServer | None = None
         self._ready_task: asyncio.Task[None] | None = None
+        self._tls_task: asyncio.Task[None] | None = None
 
     async def start(
         self,
@@ -166,6 +167,9 @@ class HttpHost:
         api.access = access
         log.info("HTTP API auth mode: %s%s", auth_mode, " (read-only)" if read_only else "")
         context = server_context(*tls) if tls else None
+        if context is not None and tls:
+            # one context serves the API and /metrics, so one reload renews both
+            self._tls_task = asyncio.create_task(follow(context, *tls))
         self.server = ApiServer(api, host, port, context)
         await self.server.start()
         if metrics_port:
@@ -183,6 +187,11 @@ class HttpHost:
         )
 
     async def stop(self) -> None:
+        if self._tls_task is not None:
+            self._tls_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tls_task
+            self._tls_task = None
         if self._ready_task is not None:
             self._ready_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -4,6 +4,7 @@ is refused naming the flag, and a listener with a certificate answers HTTPS only
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import aiohttp
 import pytest
 
 from flow_operator.api.server import ApiServer
-from flow_operator.api.tls import TlsError, server_context
+from flow_operator.api.tls import TlsError, follow, server_context
 from flow_operator.settings import Settings
 from tests.certs import self_signed
 from tests.unit.api_support import Secrets, View, make_api
@@ -76,3 +77,60 @@ async def test_with_a_certificate_the_listener_is_https_only(pair: tuple[Path, P
                                   timeout=aiohttp.ClientTimeout(total=5))  # fmt: skip
     finally:
         await server.stop()
+
+
+async def _served_certificate(port: int) -> bytes:
+    """The DER certificate a handshake with 127.0.0.1:port gets."""
+    client = ssl.create_default_context()
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client)
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    return bytes(der)
+
+
+async def test_a_renewed_certificate_is_served_without_a_restart(tmp_path: Path) -> None:
+    # the kubelet's layout of a Secret volume: tls.crt -> ..data/tls.crt, and a renewal
+    # swaps the ..data symlink to a new directory
+    first, second = tmp_path / "..2026_a", tmp_path / "..2026_b"
+    first.mkdir()
+    second.mkdir()
+    self_signed(first)
+    self_signed(second)
+    (tmp_path / "..data").symlink_to(first.name)
+    for name in ("tls.crt", "tls.key"):
+        (tmp_path / name).symlink_to(f"..data/{name}")
+    cert, key = str(tmp_path / "tls.crt"), str(tmp_path / "tls.key")
+    context = server_context(cert, key)
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    reloads: asyncio.Queue[bool] = asyncio.Queue()
+    watcher = asyncio.create_task(follow(context, cert, key, reloads.put_nowait))
+    try:
+        # the watch is up once a touch in the directory is seen (touch until it is)
+        while True:
+            (tmp_path / "probe").write_text("x")
+            with contextlib.suppress(TimeoutError):
+                assert await asyncio.wait_for(reloads.get(), 1) is True
+                break
+        der = ssl.PEM_cert_to_DER_cert
+        assert await _served_certificate(port) == der((first / "tls.crt").read_text())
+        (tmp_path / "..data_tmp").symlink_to(second.name)
+        (tmp_path / "..data_tmp").replace(tmp_path / "..data")
+        renewed = der((second / "tls.crt").read_text())
+        async with asyncio.timeout(20):  # each reload seen, until the renewed one is served
+            while await _served_certificate(port) != renewed:
+                assert await reloads.get() is True
+        # a broken renewal keeps the certificate being served
+        (second / "tls.key").write_text("not a key\n")
+        (second / "tls.crt").write_text("not a certificate\n")
+        (tmp_path / "touch").write_text("x")
+        async with asyncio.timeout(20):  # until the broken pair has been tried
+            while await reloads.get():
+                pass
+        assert await _served_certificate(port) == renewed
+    finally:
+        watcher.cancel()
+        server.close()
+        await server.wait_closed()
