@@ -374,7 +374,9 @@ class Stream:
         try:
             while raw := self.source.readline():
                 self.lines.put(raw.decode() if isinstance(raw, bytes) else raw)
-        except (OSError, ValueError):  # closed by the test
+        except (OSError, ValueError, AttributeError):
+            # closed by the test; http.client raises AttributeError ('NoneType' object has
+            # no attribute 'close') when the response is closed from another thread mid-read
             pass
 
     def next(self, timeout: float = 15) -> str:
