@@ -1,12 +1,15 @@
 # syntax=docker/dockerfile:1
 # The operator's image: `docker build -t flow-operator:0.1.0 .` (docs/operations.md).
 #
-# Two stages: `build` makes a virtualenv in /opt/venv with the package and exactly the
-# runtime versions pinned in requirements.lock (a constraints file: the dev tools it also
-# pins are not installed); the final stage copies only that virtualenv onto a fresh slim
-# base, so no compiler, pip cache or source tree ships. It runs as a fixed non-root UID
-# and writes nothing to its root filesystem (readOnlyRootFilesystem in the chart).
-# Pin the base by digest in your release pipeline (`python:3.11-slim-bookworm@sha256:...`).
+# Two stages: `build` makes a virtualenv in /opt/venv from requirements.runtime.lock, the
+# runtime dependencies plus pip and setuptools, every file checked against its sha256
+# (--require-hashes), then builds and installs the package with that same setuptools (no
+# build isolation, so nothing is fetched unhashed). The final stage copies only that
+# virtualenv onto a fresh slim base, so no compiler, pip cache or source tree ships. It runs
+# as a fixed non-root UID and writes nothing to its root filesystem (readOnlyRootFilesystem
+# in the chart).
+# The base is a tag here: pin it by digest in the release pipeline
+# (--build-arg PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:..., docs/operations.md).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -15,11 +18,12 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 RUN python -m venv /opt/venv
-COPY requirements.lock pyproject.toml README.md ./
+COPY requirements.runtime.lock pyproject.toml README.md ./
 COPY operator/ operator/
-# The lock pins every runtime dependency; --constraint makes pip fail on any version drift.
-RUN /opt/venv/bin/pip install --no-cache-dir --constraint requirements.lock . \
-    && /opt/venv/bin/pip uninstall --yes pip \
+# A file whose hash is not in the lock, or a dependency missing from it, fails the build.
+RUN /opt/venv/bin/python -m pip install --no-cache-dir --require-hashes -r requirements.runtime.lock \
+    && /opt/venv/bin/python -m pip install --no-cache-dir --no-deps --no-build-isolation . \
+    && /opt/venv/bin/python -m pip uninstall --yes pip setuptools \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 FROM ${PYTHON_IMAGE}

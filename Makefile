@@ -8,20 +8,27 @@ PY := $(VENV)/bin/python
 CLUSTER_DIR ?= .cluster
 export KUBECONFIG ?= $(CURDIR)/$(CLUSTER_DIR)/kubeconfig
 
-.PHONY: help venv crds lint unit e2e test test-deps chart cluster-build cluster-up cluster-down operator run kind-up clean bench
+.PHONY: help venv lock crds lint unit e2e test test-deps chart cluster-build cluster-up cluster-down operator run kind-up clean bench
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml requirements.lock
+$(VENV)/.installed: pyproject.toml requirements.lock requirements.runtime.lock
 	@echo "==> Python virtualenv in $(VENV)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -r requirements.lock
-	@$(PY) -m pip install -q --no-deps -e .
+	@# every file pip fetches is checked against the lock's sha256 (pip and setuptools too)
+	@$(PY) -m pip install -q --require-hashes -r requirements.lock
+	@$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
 venv: $(VENV)/.installed  ## create the virtualenv with pinned dependencies
+
+lock: venv  ## re-resolve both locks from pyproject.toml with hashes (keeps locked versions; uv --upgrade-package X to move one)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra build --generate-hashes \
+	  --universal --python-version 3.11 --custom-compile-command "make lock" -q -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra build --generate-hashes \
+	  --universal --python-version 3.11 --custom-compile-command "make lock" -q \
+	  -c requirements.lock -o requirements.runtime.lock
 
 crds: venv  ## regenerate crds/ (and the Helm chart's copy) from the models, the chart's RBAC from rbac.py
 	$(PY) -m flow_operator.crds crds

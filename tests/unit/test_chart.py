@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from datetime import timedelta
 from functools import cache
@@ -571,12 +572,29 @@ def test_image_and_chart_agree() -> None:
     assert "RUN" not in directives
 
 
+def _lock(name: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """A `uv pip compile --generate-hashes` lock: normalized name -> (version, sha256s)."""
+    entries: dict[str, tuple[str, frozenset[str]]] = {}
+    current: tuple[str, str, set[str]] | None = None
+    for line in (ROOT / name).read_text().splitlines():
+        text = line.strip().rstrip("\\").strip()
+        if not text or text.startswith("#"):
+            continue
+        if not line.startswith(" "):
+            req = Requirement(text)
+            (spec,) = req.specifier
+            assert spec.operator == "==", f"{name}: {text} is not pinned with =="
+            current = (req.name.lower().replace("_", "-"), spec.version, set())
+            entries[current[0]] = (current[1], frozenset())
+        elif text.startswith("--hash=sha256:") and current is not None:
+            current[2].add(text.removeprefix("--hash=sha256:"))
+            entries[current[0]] = (current[1], frozenset(current[2]))
+    return entries
+
+
 def test_every_runtime_dependency_is_pinned_in_the_lock() -> None:
-    """The image installs with the lock as constraints: a package missing from it would float."""
-    lock = {}
-    for line in (ROOT / "requirements.lock").read_text().splitlines():
-        name, _, version = line.partition("==")
-        lock[name.lower().replace("_", "-")] = version
+    """The image installs from the runtime lock: a package missing from it fails the build."""
+    lock = {name: version for name, (version, _) in _lock("requirements.runtime.lock").items()}
     seen: set[str] = set()
     todo = ["flow-operator"]
     while todo:
@@ -590,8 +608,38 @@ def test_every_runtime_dependency_is_pinned_in_the_lock() -> None:
                 continue
             seen.add(name)
             assert name in lock, (
-                f"{name} (needed by {dist.metadata['Name']}) not in requirements.lock"
+                f"{name} (needed by {dist.metadata['Name']}) not in requirements.runtime.lock: "
+                "run `make lock`"
             )
             assert lock[name] == metadata.version(req.name), name
             todo.append(req.name)
     assert {"kopf", "pydantic", "prometheus-client"} <= seen
+
+
+def test_both_locks_carry_hashes_and_agree() -> None:
+    """Every pin has a sha256; the runtime lock is the full lock's subset, same files."""
+    full, runtime = _lock("requirements.lock"), _lock("requirements.runtime.lock")
+    for name, lock in (("requirements.lock", full), ("requirements.runtime.lock", runtime)):
+        unhashed = sorted(pkg for pkg, (_, hashes) in lock.items() if not hashes)
+        assert not unhashed, f"{name}: no --hash for {unhashed}: run `make lock`"
+    for pkg, (version, hashes) in runtime.items():
+        assert pkg in full, f"{pkg} is in requirements.runtime.lock only: run `make lock`"
+        assert full[pkg] == (version, hashes), f"{pkg}: the two locks differ: run `make lock`"
+    # what builds and installs the package is pinned too (no unhashed build isolation)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for spec in pyproject["build-system"]["requires"] + ["pip"]:
+        req = Requirement(spec)
+        pkg = req.name.lower()
+        assert pkg in runtime, f"{pkg} (builds the package) missing from the runtime lock"
+        assert req.specifier.contains(runtime[pkg][0]), f"{pkg} {runtime[pkg][0]} vs {spec}"
+    assert full["pytest"][0] == metadata.version("pytest")  # the dev tools are the full lock's
+
+
+def test_every_install_checks_the_hashes() -> None:
+    """The image and `make venv` install with --require-hashes and build without isolation."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "--require-hashes -r requirements.runtime.lock" in dockerfile
+    assert "--no-deps --no-build-isolation ." in dockerfile
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--require-hashes -r requirements.lock" in makefile
+    assert "--no-deps --no-build-isolation -e ." in makefile
