@@ -20,8 +20,13 @@ through the API server.
 
 from __future__ import annotations
 
+import asyncio
+import bisect
+import builtins
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -37,7 +42,6 @@ from flow_operator.api.flowruns import (
 from flow_operator.errors import KubeError, NotFound
 from flow_operator.history.record import record_of
 from flow_operator.history.store import (
-    MAX_PAGE,
     AuditPage,
     AuditQuery,
     ColorHistory,
@@ -54,6 +58,9 @@ from flow_operator.history.store import (
     StoreUnavailable,
     counts_total,
     page_limit,
+)
+from flow_operator.history.store import (
+    Page as StorePage,
 )
 from flow_operator.models.flowrun import TERMINAL
 from flow_operator.objects.body import Body
@@ -76,6 +83,30 @@ class ChildViews(Protocol):
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class LiveSelection:
+    """The live runs for one list query (IndexedFlowRuns._select_live)."""
+
+    live: dict[str, tuple[RunRecord, Body]]  # every live run, by uid
+    unfiltered: list[RunRecord]  # matching the query but its status: the counts
+    candidates: list[RunRecord]  # matching all of it, on the page's side, newest first
+    ascending: list[tuple[datetime, str]]  # the candidates' keys, oldest first
+
+    def above(self, boundary: tuple[datetime, str] | None) -> int:
+        """How many candidates are not older than `boundary`, the key of the last row read
+        from the store (None: all). The run at the boundary itself counts: its stored copy
+        was that row, and the next page starts after it."""
+        if boundary is None:
+            return len(self.candidates)
+        return len(self.ascending) - bisect.bisect_left(self.ascending, boundary)
+
+
+# A live run's stored status, equal to its live one, is believed this long (seconds).
+STATUS_TTL = 10.0
+# More live runs than this are matched against a list query in a worker thread.
+OFF_LOOP_AFTER = 200
 
 
 class FlowRunActions(LogReader, Protocol):
@@ -150,6 +181,7 @@ class IndexedFlowRuns:
         retention: PrunePolicy | None = None,
         logs: LogReader | None = None,
         children: ChildViews | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.runs = runs
         # The operator's watches of the runs' Jobs and pods: a log is streamed only from
@@ -161,6 +193,12 @@ class IndexedFlowRuns:
         self.pod_logs: LogReader = logs if logs is not None else kube
         self.store: RunStore = store if store is not None else NullRunStore()
         self._retention = retention if retention is not None else PrunePolicy()
+        # each live body's record, kept while its resourceVersion stands: a list reads
+        # every live run, and building a record is ~0.2 ms (bench/loop.py)
+        self._records: dict[Key, tuple[Body, str, RunRecord]] = {}
+        # the stored status of live runs: uid -> (resourceVersion, status, when asked)
+        self._statuses: dict[str, tuple[int, str, float]] = {}
+        self.monotonic = monotonic
 
     @property
     def retention(self) -> PrunePolicy:
@@ -169,6 +207,42 @@ class IndexedFlowRuns:
     def _bodies(self) -> Iterable[Body]:
         for items in list(self.runs.values()):
             yield from items
+
+    def _live_records(
+        self, snapshot: Iterable[tuple[Key, Iterable[Body]]]
+    ) -> dict[str, tuple[RunRecord, Body]]:
+        """Every live run's record by uid, rebuilt only for the bodies that changed."""
+        kept: dict[Key, tuple[Body, str, RunRecord]] = {}
+        live: dict[str, tuple[RunRecord, Body]] = {}
+        for key, items in snapshot:
+            body = next(iter(items), None)
+            if body is None:
+                continue
+            version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+            cached = self._records.get(key)
+            if cached is not None and (cached[0] is body or (version and cached[1] == version)):
+                record = cached[2]
+            else:
+                record = live_record(body)
+            kept[key] = (body, version, record)
+            live[record.uid] = (record, body)
+        self._records = kept
+        return live
+
+    def _select_live(
+        self,
+        snapshot: Iterable[tuple[Key, Iterable[Body]]],
+        query: RunQuery,
+        after: Cursor | None,
+    ) -> LiveSelection:
+        """The live runs by uid; those matching the query but its status (for the counts);
+        those on this page's side of the cursor matching all of it, newest first."""
+        live = self._live_records(snapshot)
+        unfiltered = [r for r, _ in live.values() if matches(r, query, status=False)]
+        end = None if after is None else (after.sort_time, after.uid)
+        candidates = [r for r in unfiltered if matches(r, query) and (end is None or _key(r) < end)]
+        candidates.sort(key=_key, reverse=True)
+        return LiveSelection(live, unfiltered, candidates, [_key(r) for r in reversed(candidates)])
 
     def _live(self, namespace: str, name: str) -> Body | None:
         return next(iter(self.runs.get((namespace, name), ())), None)
@@ -213,47 +287,88 @@ class IndexedFlowRuns:
             after = Cursor.decode(cursor) if cursor else None
         except InvalidCursor as e:
             raise BadCursor(str(e)) from None
-        live: dict[str, tuple[RunRecord, Body]] = {}
-        for body in self._bodies():
-            record = live_record(body)
-            live[record.uid] = (record, body)
-        unfiltered = [r for r, _ in live.values() if matches(r, query, status=False)]
+        # The index's entries now, on the loop (the watch changes it there). With many live
+        # runs, matching them and making the page's rows is done in a worker thread, so no
+        # request holds the loop for long (bench/loop.py): the interpreter hands the loop
+        # the GIL back every switch interval (5 ms).
+        snapshot = list(self.runs.items())
+        off_loop = len(snapshot) > OFF_LOOP_AFTER
+        if off_loop:
+            sel = await asyncio.to_thread(self._select_live, snapshot, query, after)
+        else:
+            sel = self._select_live(snapshot, query, after)
         try:
-            stored = await self.store.list_runs(query, min(size + len(live), MAX_PAGE), cursor)
-            statuses = await self.store.statuses([r.uid for r in unfiltered])
+            stored, boundary, kept = await self._stored_page(query, size, cursor, sel)
+            statuses = await self._stored_statuses(sel.unfiltered)
         except InvalidCursor as e:
             raise BadCursor(str(e)) from None
         except StoreUnavailable:
-            stored, statuses = None, None
-        candidates = [
-            r
-            for r in unfiltered
-            if matches(r, query) and (after is None or _key(r) < (after.sort_time, after.uid))
-        ]
-        boundary: tuple[datetime, str] | None = None
-        if stored is not None:
-            if stored.next_cursor is not None:
-                last = Cursor.decode(stored.next_cursor)
-                boundary = (last.sort_time, last.uid)
-                candidates = [r for r in candidates if _key(r) > boundary]
-            candidates += [r for r in stored.items if r.uid not in live]
-        candidates.sort(key=_key, reverse=True)
-        taken = candidates[:size]
+            stored, boundary, kept, statuses = None, None, [], None
+        args = (sel, size, stored, boundary, kept, statuses or {})
+        if off_loop:
+            return await asyncio.to_thread(self._assemble, query, *args)
+        return self._assemble(query, *args)
+
+    async def _stored_statuses(self, records: Iterable[RunRecord]) -> dict[str, str]:
+        """The stored status of each of these live runs (those stored), for the counts.
+
+        Asking the store for thousands of uids on every list cost ~45 ms of the loop in
+        SQLAlchemy's compiling of the IN list alone (bench/loop.py). So an answer is kept
+        while it cannot change: the stored status equals the live one and the live object
+        is the same version (the recorder writes only when it changes), at most
+        STATUS_TTL seconds; the others are asked again."""
+        now = self.monotonic()
+        wanted = {r.uid: r for r in records}
+        known: dict[str, str] = {}
+        ask: list[str] = []
+        for uid, record in wanted.items():
+            cached = self._statuses.get(uid)
+            if (
+                cached is not None
+                and cached[0] == record.resource_version
+                and cached[1] == record.status
+                and now - cached[2] < STATUS_TTL
+            ):
+                known[uid] = cached[1]
+            else:
+                ask.append(uid)
+        answered = await self.store.statuses(ask) if ask else {}
+        kept = {u: c for u, c in self._statuses.items() if u in wanted and u not in answered}
+        for uid, status in answered.items():
+            kept[uid] = (wanted[uid].resource_version, status, now)
+        self._statuses = kept
+        return known | answered
+
+    @staticmethod
+    def _assemble(
+        query: RunQuery,
+        sel: LiveSelection,
+        size: int,
+        stored: StorePage | None,
+        boundary: tuple[datetime, str] | None,
+        kept: builtins.list[RunRecord],
+        statuses: Mapping[str, str],
+    ) -> Page[dict[str, Any]]:
+        """The merged page: the live runs above the store's boundary and its rows, newest
+        first; counts from the store's, corrected by the live runs' own statuses."""
+        above = sel.candidates[: sel.above(boundary)]
+        merged = sorted([*above[: size + 1], *kept], key=_key, reverse=True)
+        taken = merged[:size]
         nxt: str | None = None
-        if len(candidates) > size:
+        if len(merged) > size:
             nxt = Cursor(*_key(taken[-1])).encode()
         elif boundary is not None:
             nxt = Cursor(*boundary).encode()
         counts = Counter(stored.counts if stored is not None else {})
-        for record in unfiltered:
+        for record in sel.unfiltered:
             counts[record.status] += 1
-            before = (statuses or {}).get(record.uid)
+            before = statuses.get(record.uid)
             if before is not None:
                 counts[before] -= 1
         by_status = {s: n for s, n in sorted(counts.items()) if n > 0}
         rows = []
         for record in taken:
-            found = live.get(record.uid)
+            found = sel.live.get(record.uid)
             row = row_of(found[1]) if found is not None else record_row(record)
             rows.append(row.model_copy(update={"tasks": None, "history": None}).dump())
         return Page(
@@ -262,6 +377,31 @@ class IndexedFlowRuns:
             total=counts_total(by_status, query.status),
             counts=by_status,
         )
+
+    async def _stored_page(
+        self,
+        query: RunQuery,
+        size: int,
+        cursor: str | None,
+        sel: LiveSelection,
+    ) -> tuple[StorePage, tuple[datetime, str] | None, builtins.list[RunRecord]]:
+        """The store's rows for one merged page: its first page (with the counts), the key
+        it ended at (None: the store has no more), and its rows of runs not live (a live
+        run is shown as it is live). A stored row of a live run takes a place it cannot fill,
+        so the store is read on past it, only as far as the page still needs: reading a
+        page of `size + live runs` rows instead decoded up to 1000 rows per request."""
+        first = page = await self.store.list_runs(query, size, cursor)
+        kept: builtins.list[RunRecord] = []
+        while True:
+            kept += [r for r in page.items if r.uid not in sel.live]
+            if page.next_cursor is None:
+                return first, None, kept
+            last = Cursor.decode(page.next_cursor)
+            boundary = (last.sort_time, last.uid)
+            have = len(kept) + sel.above(boundary)
+            if have >= size:
+                return first, boundary, kept
+            page = await self.store.list_runs(query, size - have, page.next_cursor)
 
     async def detail(self, namespace: str, name: str) -> dict[str, Any] | None:
         """One run with its tasks: live, else the store's newest of that name."""

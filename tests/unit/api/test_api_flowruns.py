@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from flow_operator.api.openapi import document
-from flow_operator.api.server import MAX_LIMIT, make_app
+from flow_operator.api.server import MAX_LIMIT, OFF_LOOP_ROWS, make_app
 from flow_operator.status.aggregate import Observed
 from tests.unit.api_support import (
     Clock,
@@ -263,3 +263,35 @@ async def test_workflow_list_for_the_dashboard(client: TestClient[Any, Any]) -> 
     assert draft["published"] is False
     _, body = await get_json(client, "/api/v1/workflows?namespace=elsewhere", "/api/v1/workflows")
     assert body["items"] == []
+
+
+async def test_a_long_workflow_list_is_whole_and_the_same_off_the_loop(clock: Clock) -> None:
+    """Past OFF_LOOP_ROWS Workflows the rows are made in a worker thread: every one is
+    listed, each row as the short list makes it."""
+    view = View()
+    for i in range(OFF_LOOP_ROWS + 50):
+        body, observed = SCENARIOS["sync-publishing-unschedulable"]()
+        body["metadata"]["name"] = f"wf-{i:03d}"
+        view.add(body, observed)
+    secrets = Secrets()
+    secrets.put("flow-system", "flow-operator-api", a=TOKEN)
+    c = TestClient(TestServer(make_app(make_api(view, secrets, clock=clock))))
+    await c.start_server()
+    try:
+        status, body = await get_json(c, "/api/v1/workflows", "/api/v1/workflows")
+        assert status == 200
+        names = [w["name"] for w in body["items"]]
+        assert names == [f"wf-{i:03d}" for i in range(OFF_LOOP_ROWS + 50)]
+    finally:
+        await c.close()
+    alone = View()
+    alone.workflows[("ns", "wf-007")] = view.workflows[("ns", "wf-007")]
+    alone.pods[("ns", "wf-007")] = view.pods[("ns", "wf-007")]
+    short = TestClient(TestServer(make_app(make_api(alone, secrets, clock=clock))))
+    await short.start_server()
+    try:
+        _, one = await get_json(short, "/api/v1/workflows", "/api/v1/workflows")
+    finally:
+        await short.close()
+    assert one["items"] == [body["items"][7]]
+    assert (one["items"][0]["actualStatus"], one["items"][0]["servicesReady"]) == ("ORANGE", "1/2")

@@ -278,3 +278,84 @@ async def test_a_live_log_is_served_only_from_the_pod_the_task_made(
     await store.put_log("uid-live-5", "only", 2, "kept\n")
     gone = await backend.logs("ml", "live-5", "only", follow=False, tail_lines=None)
     assert isinstance(gone, StoredLog) and [c async for c in gone] == [b"kept\n"]
+
+
+# --- many live runs (bench/loop.py's findings): the page stays exact -----------------------
+
+
+def versioned(name: str, minute: float, phase: str, version: int) -> dict[str, Any]:
+    run = body(name, minute, phase)
+    run["metadata"]["resourceVersion"] = str(version)
+    return run
+
+
+async def walk(backend: IndexedFlowRuns, limit: int, **filters: str) -> list[str]:
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        part = await backend.page(filters, limit=limit, cursor=cursor)
+        seen += [r["name"] for r in part.items]
+        if part.next is None:
+            return seen
+        cursor = part.next
+
+
+async def test_many_live_runs_stored_too_page_exactly_once(store: SqlRunStore) -> None:
+    """300 live runs (past OFF_LOOP_AFTER: matched in a worker thread), the newest 250 of
+    them also stored, between 40 stored runs gone from the cluster: every page is full and
+    newest first, the walk shows each run once, though the store's first rows are all
+    stored copies of live runs (the store is read on past them, as far as the page needs)."""
+    index: dict[Any, Any] = {}
+    for i in range(300):
+        run = versioned(f"live-{i:03d}", 100 + i, "Completed", 10 + i)
+        index[("ml", run["metadata"]["name"])] = [run]
+        if i >= 50:
+            await store.upsert_run(record_of(run))
+    for i in range(40):
+        await store.upsert_run(record_of(body(f"old-{i:03d}", i * 2, "Completed")))
+    backend = IndexedFlowRuns(index, Pods(), store)
+    everything = [f"live-{i:03d}" for i in reversed(range(300))]
+    everything += [f"old-{i:03d}" for i in reversed(range(40))]
+    first = await backend.page({}, limit=100)
+    assert [r["name"] for r in first.items] == everything[:100]
+    assert first.total == 340 and first.counts == {"Completed": 340}
+    assert await walk(backend, 100) == everything
+    assert await walk(backend, 7) == everything
+
+
+async def test_a_changed_live_run_is_listed_as_it_is_now(store: SqlRunStore) -> None:
+    """A live run's record is kept while its resourceVersion stands, and read again when
+    the watch brings a new one; the counts ask the store again when they can differ."""
+    run = versioned("live-1", 1, "Deployed", 5)
+    await store.upsert_run(record_of(run))
+    index: dict[Any, Any] = {("ml", "live-1"): [run]}
+    clock = [0.0]
+    backend = IndexedFlowRuns(index, Pods(), store, monotonic=lambda: clock[0])
+    page = await backend.page({})
+    assert [r["status"] for r in page.items] == ["Deployed"] and page.counts == {"Deployed": 1}
+    index[("ml", "live-1")] = [versioned("live-1", 1, "Completed", 6)]
+    page = await backend.page({})
+    assert [r["status"] for r in page.items] == ["Completed"] and page.counts == {"Completed": 1}
+    # the store catches up (the recorder writes version 6): still one run, Completed
+    await store.upsert_run(record_of(index[("ml", "live-1")][0]))
+    assert (await backend.page({})).counts == {"Completed": 1}
+    # the run leaves the cluster: the stored row alone counts
+    del index[("ml", "live-1")]
+    clock[0] += 60
+    page = await backend.page({})
+    assert [r["status"] for r in page.items] == ["Completed"] and page.counts == {"Completed": 1}
+
+
+async def test_me_asks_about_namespaces_of_stored_runs_too(
+    setup: tuple[IndexedFlowRuns, dict[Any, Any], Pods], store: SqlRunStore
+) -> None:
+    backend, _, _ = setup
+    await store.upsert_run(record_of(body("etl-1", 1, namespace="etl", flow="etl")))
+    secrets = Secrets()
+    secrets.put("flow-system", "flow-operator-api", token=TOKEN)
+    api = make_api(View(), secrets, flowruns=backend)
+    async with TestClient(TestServer(make_app(api))) as client:
+        answer = await client.get("/api/v1/me", headers=AUTH)
+        assert answer.status == 200
+        shown = {n["namespace"] for n in (await answer.json())["namespaces"]}
+    assert shown == {"ml", "etl"}  # etl holds only a stored run
