@@ -172,18 +172,30 @@ async def read_token_secret(namespace: str, name: str) -> SecretData:
     return SecretData(API_KEY_TYPE, data)
 
 
-def endpoints(live: int, workflow_count: int) -> list[tuple[str, str]]:
-    """(what, path): the dashboard's reads, and the heavy ones it could be asked for."""
+def endpoints(live: int, workflow_count: int) -> list[tuple[str, str, str]]:
+    """(id, what, path): the dashboard's reads, and the heavy ones it could be asked for."""
     some_run = f"{NAMESPACES[3]}/live-{3:06d}"
     return [
-        ("flowruns first page (limit=100, the dashboard's)", "/api/v1/flowruns?limit=100"),
-        ("flowruns limit=1000 (the most a page holds)", "/api/v1/flowruns?limit=1000"),
-        ("flowruns search=weekly, limit=100", "/api/v1/flowruns?limit=100&search=weekly"),
-        ("flowruns status=Failed, limit=100", "/api/v1/flowruns?limit=100&status=Failed"),
-        ("flowrun detail (live)", f"/api/v1/flowruns/{some_run}"),
-        (f"workflows (all {workflow_count})", "/api/v1/workflows"),
-        ("me", "/api/v1/me"),
-        ("healthz", "/healthz"),
+        ("first_page", "runs, limit=100 (the dashboard's)", "/api/v1/flowruns?limit=100"),
+        (
+            "page_1000",
+            "runs, limit=1000 (the largest page)",
+            "/api/v1/flowruns?limit=1000",
+        ),
+        (
+            "search",
+            "runs, search=weekly, limit=100",
+            "/api/v1/flowruns?limit=100&search=weekly",
+        ),
+        (
+            "status",
+            "runs, status=Failed, limit=100",
+            "/api/v1/flowruns?limit=100&status=Failed",
+        ),
+        ("detail", "one live flowrun", f"/api/v1/flowruns/{some_run}"),
+        ("workflows", f"workflows (all {workflow_count})", "/api/v1/workflows"),
+        ("me", "me", "/api/v1/me"),
+        ("healthz", "healthz", "/healthz"),
     ]
 
 
@@ -304,21 +316,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         timer.install(host.loop)
         figures: dict[str, Any] = {}
         try:
-            for what, path in endpoints(args.live, args.workflows):
+            for key, what, path in endpoints(args.live, args.workflows):
                 timer.phase = "warm"
                 await load_endpoint(base, path, 1, 0.5)
-                timer.phase = what
+                timer.phase = key
                 load = await load_endpoint(base, path, args.clients, args.seconds)
                 timer.phase = "idle"
-                figures[what] = {"path": urllib.parse.unquote(path), **load,
-                                 **blocks(timer.samples.pop(what)),
-                                 "longest_callback": timer.worst.pop(what)[1],
-                                 **collections(timer.gc_pauses.pop(what, []))}  # fmt: skip
-                log(f"  {what}: longest callback {figures[what]['block_max_wall_ms']} ms "
-                    f"wall, {figures[what]['block_max_cpu_ms']} ms CPU; "
-                    f"{load['requests']} requests, p99 {load['latency_p99_ms']} ms, "
-                    f"gc max {figures[what]['gc_pause_max_ms']} ms "
-                    f"({figures[what]['longest_callback']})")  # fmt: skip
+                figures[key] = {"what": what, "path": urllib.parse.unquote(path), **load,
+                                **blocks(timer.samples.pop(key)),
+                                "longest_callback": timer.worst.pop(key)[1],
+                                **collections(timer.gc_pauses.pop(key, []))}  # fmt: skip
+                f = figures[key]
+                log(f"  {what}: longest callback {f['block_max_wall_ms']} ms wall, "
+                    f"{f['block_max_cpu_ms']} ms CPU ({f['longest_callback']}); "
+                    f"{load['requests']} requests, p99 {load['latency_p99_ms']} ms; "
+                    f"longest collector pause {f['gc_pause_max_ms']} ms")  # fmt: skip
         finally:
             timer.uninstall()
             await host.run(server.stop())
@@ -348,8 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     results = asyncio.run(main_async(args))
     summary = {k: v for k, v in results.items() if k != "endpoints"}
     for what, f in results["endpoints"].items():
-        summary[f"{what}: block wall/cpu ms"] = (
-            f"{f['block_max_wall_ms']} / {f['block_max_cpu_ms']}"
+        summary[f"{what}: block wall / CPU, collector ms"] = (
+            f"{f['block_max_wall_ms']} / {f['block_max_cpu_ms']}, {f['gc_pause_max_ms']}"
         )
     path = report(summary, args.results, "loop")
     path.write_text(json.dumps(results, indent=2) + "\n")
