@@ -385,6 +385,11 @@ def s2(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, 
     # what the operator asked of the API server per run, besides its 5 Job creates
     results["s2_status_writes_per_run"] = round(runs.writes / m, 1)
     results["s2_events_per_run"] = round(sum(e.get("count") or 1 for e in events) / m, 1)
+    by_reason: dict[str, int] = defaultdict(int)
+    for e in events:
+        kind = (e.get("involvedObject") or {}).get("kind")
+        by_reason[f"{kind} {e.get('type')} {e.get('reason')}"] += e.get("count") or 1
+    results["s2_events_by_reason_per_run"] = {k: round(v / m, 2) for k, v in by_reason.items()}
     results["s2_duplicate_history_runs"] = sum(1 for h in histories if len(set(h)) != len(h))
     results["s2_unexpected_history_runs"] = sum(1 for h in histories if h != EXPECTED_HISTORY)
     stop.set()
