@@ -321,6 +321,7 @@ class Kube:
         async def call(
             *,
             label_selector: str = "",
+            field_selector: str = "",
             limit: int | None = None,
             _continue: str = "",
             watch: bool = False,
@@ -333,6 +334,7 @@ class Kube:
             query: Query = []
             for key, value in (
                 ("labelSelector", label_selector),
+                ("fieldSelector", field_selector),
                 ("limit", limit),
                 ("continue", _continue),
                 ("watch", watch),

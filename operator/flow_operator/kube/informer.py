@@ -52,10 +52,12 @@ class Informer(Mapping[Key, Sequence[Body]]):
         project: Callable[[Body], Body],
         on_change: Callable[[Key], None],
         timeout: int = 300,
+        field_selector: str = "",
     ) -> None:
         self.name = name
         self._lister = lister
         self._selector = selector
+        self._fields = field_selector
         self._key_of = key_of
         self._project = project
         self._on_change = on_change
@@ -78,6 +80,10 @@ class Informer(Mapping[Key, Sequence[Body]]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._store
+
+    def key_of_uid(self, uid: str) -> Key | None:
+        """The key the object with this uid is stored under (None: not seen, or gone)."""
+        return self._where.get(uid)
 
     # --- list and watch ---
     async def run(self) -> None:
@@ -107,6 +113,8 @@ class Informer(Mapping[Key, Sequence[Body]]):
         version = ""
         while True:
             kwargs: dict[str, Any] = {"label_selector": self._selector, "limit": PAGE}
+            if self._fields:
+                kwargs["field_selector"] = self._fields
             if token:
                 kwargs["_continue"] = token
             page = await read_json(await self._lister(**kwargs, _preload_content=False))
@@ -133,8 +141,10 @@ class Informer(Mapping[Key, Sequence[Body]]):
         self.synced.set()
 
     async def _watch(self) -> None:
+        fields = {"field_selector": self._fields} if self._fields else {}
         response = await self._lister(
             label_selector=self._selector,
+            **fields,
             watch=True,
             resource_version=self.version,
             allow_watch_bookmarks=True,
@@ -208,3 +218,9 @@ class Merged(Mapping[Key, Sequence[Body]]):
 
     def __contains__(self, key: object) -> bool:
         return any(key in i for i in self.informers)
+
+    def key_of_uid(self, uid: str) -> Key | None:
+        for informer in self.informers:
+            if (key := informer.key_of_uid(uid)) is not None:
+                return key
+        return None

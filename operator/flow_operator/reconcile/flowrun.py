@@ -60,7 +60,6 @@ from flow_operator.objects.times import parse_time
 from flow_operator.observers import RunChanged
 from flow_operator.ports import (
     CONTROLLERREVISIONS,
-    EVENTS,
     FLOWRUNS,
     JOBS,
     EventSink,
@@ -74,10 +73,6 @@ from flow_operator.reconcile.writes import StatusWrites
 
 log = logging.getLogger(__name__)
 View = Mapping[Key, Iterable[Body]]
-# A Job without a pod this long is checked for FailedCreate Events, then every RECHECK:
-# nothing that can be watched changes while a quota keeps refusing its pods.
-PODLESS_AFTER = timedelta(seconds=3)
-RECHECK = 5.0
 # A finished run due for deletion whose archive is not confirmed is looked at again this
 # often, besides the recorder's wake-up when its record or last log is stored.
 ARCHIVE_RECHECK = 30.0
@@ -97,6 +92,9 @@ class FlowRunView:
     children: View  # child FlowRuns, by their parent
     workflows: View  # Workflows, by (namespace, name)
     flows: View | None = None  # Flows, by (namespace, name)
+    # Warning FailedCreate Events, by (namespace, the Job's name): watched, never listed
+    # by a reconcile (handlers/flowrun.py); None: no Job's pods are ever seen refused
+    refusals: View | None = None
 
 
 @dataclass
@@ -216,10 +214,6 @@ class FlowRunReconciler:
                 expiry = await self._expire(key, uid, run, decision.status)
                 if expiry is not None:
                     again = min(again, expiry) if again is not None else expiry
-        if decision.status.phase is Phase.DEPLOYED and self._podless(
-            list(observed.jobs), list(observed.pods), older_than=timedelta(0)
-        ):
-            again = min(again or RECHECK, RECHECK)
         deferred = self._deferred.pop(key, None)
         if deferred is not None:  # details kept, not yet written: come back to write them
             again = min(again, deferred) if again is not None else deferred
@@ -286,7 +280,7 @@ class FlowRunReconciler:
             jobs=jobs,
             pods=pods,
             children=list(self.view.children.get(key, ())),
-            events=await self._refusals(key[0], jobs, pods),
+            events=self._refusals(key[0], jobs),
             errors=dict(self._refused.get(key, {})),
             logs=await self._failed_logs(run, pods),
             workflow=self._workflow(run),
@@ -355,37 +349,20 @@ class FlowRunReconciler:
         holding, ahead = self.counts.flow_place(key, flow)
         return admission_counted(concurrency, mine, holding, ahead)
 
-    def _podless(
-        self, jobs: list[Body], pods: list[Body], older_than: timedelta = PODLESS_AFTER
-    ) -> list[str]:
-        """Running Jobs without a pod for `older_than`: a quota or an admission rule may
-        be refusing their pods, which only an Event tells."""
-        with_pods = {(p.get("metadata") or {}).get("labels", {}).get("job-name") for p in pods}
-        now = self.clock()
-        out = []
-        for job in jobs:
-            meta, status = job.get("metadata") or {}, job.get("status") or {}
-            created = parse_time(meta.get("creationTimestamp"))
-            ended = any(
-                c.get("status") == "True" and c.get("type") in ("Complete", "Failed")
-                for c in status.get("conditions") or []
-            )
-            young = created is None or now - created < older_than
-            if meta.get("name") not in with_pods and not ended and not young:
-                out.append(str(meta.get("name")))
-        return out
-
-    async def _refusals(self, namespace: str, jobs: list[Body], pods: list[Body]) -> list[Body]:
-        """FailedCreate Events of pod-less Jobs (read only for those: no watch on Events)."""
+    def _refusals(self, namespace: str, jobs: list[Body]) -> list[Body]:
+        """The FailedCreate Events of the run's Jobs (a quota or an admission rule refusing
+        their pods), from the watch: no API call. An Event of an earlier Job of the same
+        name (another uid) is not this Job's."""
+        if self.view.refusals is None:
+            return []
         events: list[Body] = []
-        for name in self._podless(jobs, pods):
-            selector = f"involvedObject.kind=Job,involvedObject.name={name},reason=FailedCreate"
-            try:
-                events += (await self.kube.list(EVENTS, namespace, field_selector=selector)).items
-            except KubeError as e:
-                if e.status is None:
-                    raise  # no answer at all: the reconcile is retried
-                log.info("no events of Job %s/%s: %s", namespace, name, e.message)
+        for job in jobs:
+            meta = job.get("metadata") or {}
+            uid = meta.get("uid")
+            for event in self.view.refusals.get((namespace, str(meta.get("name"))), ()):
+                about = (event.get("involvedObject") or {}).get("uid")
+                if not uid or not about or about == uid:
+                    events.append(event)
         return events
 
     async def _failed_logs(self, run: FlowRun, pods: list[Body]) -> dict[str, str]:

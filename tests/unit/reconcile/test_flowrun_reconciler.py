@@ -17,9 +17,10 @@ from flow_operator.errors import Refused
 from flow_operator.flowrun.slots import state_of
 from flow_operator.flows.versions import revision_hash, revision_name
 from flow_operator.models.flow import FlowSpec
+from flow_operator.models.flowrun import FlowRun
 from flow_operator.ports import Page, Resource
 from flow_operator.reconcile.flowrun import FlowRunReconciler, FlowRunView, Limits
-from tests.unit.flowrun_objects import T0, run_body, task
+from tests.unit.flowrun_objects import T0, at, failed_create, job, run_body, task
 
 Body = dict[str, Any]
 Key = tuple[str, str]
@@ -177,6 +178,52 @@ async def test_concurrent_workers_never_grant_more_slots_than_the_limit() -> Non
     waiting = [last_status(kube, n) for n, p in phases.items() if p == "Queued"]
     assert all(s["reason"] == "WaitingForCapacity" for s in waiting)
     assert all("1/1 runs operator-wide" in s["message"] for s in waiting)
+
+
+class NoList(Kube):
+    async def list(self, *args: Any, **kwargs: Any) -> Page:
+        raise AssertionError("a FlowRun reconcile lists nothing: its Events are watched")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deleted: list[str] = []
+
+    async def delete(self, resource: Resource, namespace: str, name: str) -> None:
+        self.deleted.append(name)  # a crashed task's Job goes
+
+
+async def test_a_quota_refusal_is_read_from_the_watched_events_never_listed() -> None:
+    """A Job whose pods a quota refuses: the FailedCreate Event the watch holds (keyed by
+    the Job's name) crashes the task once the grace period is over, with the API server's
+    words; an Event about an earlier Job of the same name (another uid) is not read."""
+    key = ("ml", "q")
+    runs = {key: [queued("q")]}
+    jobs: dict[Key, list[Body]] = {}
+    refusals: dict[Key, list[Body]] = {}
+    kube, now = NoList(), [T0]
+    view = FlowRunView(runs=runs, jobs=jobs, pods={}, children={}, workflows={},
+                       refusals=refusals)  # fmt: skip
+    rec = FlowRunReconciler(view, kube, Limits(), clock=lambda: now[0])
+    await rec(key)
+    assert kube.created == ["q-extract"] and last_status(kube, "q")["phase"] == "Deployed"
+    runs[key] = [{**runs[key][0], "status": last_status(kube, "q")}]
+    made = job(FlowRun.from_body(runs[key][0]), "extract")
+    made["metadata"]["uid"] = "uid-job"
+    jobs[key] = [made]
+    words = 'pods "q-extract-x" is forbidden: exceeded quota: compute, requested: cpu=4'
+    stale = failed_create(made, "an earlier Job's words", first=0)
+    stale["involvedObject"]["uid"] = "uid-earlier"
+    current = failed_create(made, words, first=0)
+    current["involvedObject"]["uid"] = "uid-job"
+    refusals[("ml", "q-extract")] = [stale]
+    now[0] = at(120)  # past the grace period (60 s)
+    await rec(key)
+    assert last_status(kube, "q")["phase"] == "Deployed"  # the other Job's Event: not read
+    refusals[("ml", "q-extract")] = [stale, current]
+    await rec(key)
+    status = last_status(kube, "q")
+    assert status["phase"] == "Crashed", status
+    assert words in status["message"] and kube.deleted == ["q-extract"]
 
 
 def waiting_for_capacity(name: str, made: str) -> Body:
