@@ -23,6 +23,7 @@ from flow_operator import GROUP, MANAGER, VERSION, metrics
 from flow_operator.app import Operator, Started
 from flow_operator.builders.naming import FLOWRUN_LABEL, MANAGED_BY
 from flow_operator.flowrun.slots import Slots, state_of
+from flow_operator.flowrun.taskstate import job_significance, pod_significance
 from flow_operator.flows.runs import flow_of
 from flow_operator.handlers import flow as flow_kind
 from flow_operator.handlers import workflow as workflows
@@ -117,6 +118,14 @@ def setup(app: Operator) -> None:
     queue = app.queues.declare(QUEUE)
     registry = app.registry
     slots = Slots()  # the slot counts, kept from the events below; the reconciler reads them
+    built: list[FlowRunReconciler] = []  # the reconciler, once built
+
+    def own_write(key: tuple[str, str], body: kopf.Body) -> bool:
+        """The event is the watch's echo of the reconciler's own last status write (its
+        resourceVersion is the one the write made): it shows nothing the reconciler does
+        not know, so it needs no reconcile (the slot counts still see it)."""
+        version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        return bool(built) and built[0].writes.made_last(key, version)
 
     @kopf.index(GROUP, VERSION, PLURAL, id="flowrun_bodies", registry=registry)
     async def flowrun_bodies(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
@@ -146,7 +155,8 @@ def setup(app: Operator) -> None:
         **kwargs: Any,
     ) -> None:
         key = (namespace or "", name)
-        queue.enqueue(key)
+        if type == "DELETED" or not own_write(key, body):
+            queue.enqueue(key)
         if labels.get(FLOWRUN_LABEL) and labels.get(MANAGED_BY) == MANAGER:
             # a child run: its parent follows it, ahead of other work (as for its Jobs)
             queue.enqueue(_key(namespace, labels), urgent=True)
@@ -175,10 +185,15 @@ def setup(app: Operator) -> None:
     def build(ctx: Started) -> None:
         runs = ctx.index(INDEX)
         jobs = ctx.watch("jobs", JOBS, FLOWRUN_LABEL, slim.job, queue)
+        pods = ctx.watch("flow run pods", PODS, FLOWRUN_LABEL, slim.pod, queue)
+        # a Job's or pod's change that no task's line reads wakes no run (taskstate.py)
+        for informers, significance in ((jobs, job_significance), (pods, pod_significance)):
+            for informer in informers.informers:
+                informer.significant = significance
         view = FlowRunView(
             runs=runs,
             jobs=jobs,
-            pods=ctx.watch("flow run pods", PODS, FLOWRUN_LABEL, slim.pod, queue),
+            pods=pods,
             children=ctx.index(CHILDREN),
             workflows=ctx.index(workflows.INDEX),
             # a run made under its flow's Queue or Replace waits for the flow's say
@@ -196,6 +211,7 @@ def setup(app: Operator) -> None:
             security=app.settings.security,
         )
         reconciler.publish = app.runs.publish
+        built.append(reconciler)
         # run history (handlers/history.py): logs captured, finished runs deleted once archived
         history = reconciler.history = ctx.need(History)
         history.recorder.on_final = history.capture.on_final = queue.enqueue

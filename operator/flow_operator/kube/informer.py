@@ -67,6 +67,10 @@ class Informer(Mapping[Key, Sequence[Body]]):
         self.version = ""  # "" = list first
         self.synced = asyncio.Event()  # set once the first list is in the store
         self.events = 0  # watch events applied (for tests and logs)
+        # What of an object its owner's reconcile reads (None: all of its projection): a
+        # MODIFIED event that leaves it alike updates the store and wakes nobody.
+        self.significant: Callable[[Body], Any] | None = None
+        self.quiet = 0  # events that woke nobody (for tests and logs)
 
     # --- the Mapping the reconcilers read ---
     def __getitem__(self, key: Key) -> Sequence[Body]:
@@ -187,9 +191,17 @@ class Informer(Mapping[Key, Sequence[Body]]):
             if not bucket:
                 self._store.pop(old, None)
             del self._where[uid]
+        before = self._store.get(new, {}).get(uid) if new is not None and old == new else None
         if new is not None:
-            self._store.setdefault(new, {})[uid] = self._project(obj)
+            body = self._store.setdefault(new, {})[uid] = self._project(obj)
             self._where[uid] = new
+            if (
+                before is not None
+                and self.significant is not None
+                and self.significant(before) == self.significant(body)
+            ):
+                self.quiet += 1
+                return  # nothing its owner reads changed
         if old is not None:
             self._on_change(old)
         if new is not None and new != old:
