@@ -15,6 +15,7 @@ without an await between them, so two workers never both take the last slot.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -408,13 +409,23 @@ class FlowRunReconciler:
         for event in decision.events:
             await (self.events or self.kube).event(body, event.reason, event.message, event.type)
         refused: dict[str, str] = {}
-        for job in decision.jobs_to_create:
+
+        async def create(job: Body) -> None:
             task = job["metadata"]["labels"][TASK_LABEL]
             try:
                 if await self.kube.create(JOBS, job):
                     log.info("created Job %s/%s", ns, job["metadata"]["name"])
             except (Refused, NotFound) as e:  # the API server refuses this Job: not "again"
                 refused[task] = f"Job {job['metadata']['name']} refused: {e.message}"
+
+        # The ready tasks' Jobs side by side (the client's cap on object writes bounds
+        # them), not one round trip after another; any other failure is raised after all
+        # have been tried (a Job made is found by its name the next time: never twice).
+        tried = await asyncio.gather(
+            *(create(job) for job in decision.jobs_to_create), return_exceptions=True
+        )
+        if failed := next((e for e in tried if isinstance(e, BaseException)), None):
+            raise failed
         for child in decision.children_to_create:
             task = child["metadata"]["labels"][TASK_LABEL]
             try:

@@ -6,6 +6,7 @@ not created twice, and a run naming its Flow (spec.flowRef) is resolved once or 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from copy import deepcopy
 from datetime import datetime
@@ -224,6 +225,38 @@ async def test_a_quota_refusal_is_read_from_the_watched_events_never_listed() ->
     status = last_status(kube, "q")
     assert status["phase"] == "Crashed", status
     assert words in status["message"] and kube.deleted == ["q-extract"]
+
+
+class Together(Kube):
+    """Each create waits until `n` are under way at once (for at most a second)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.under_way, self.most = n, 0, 0
+        self.all_in = asyncio.Event()
+
+    async def create(self, resource: Resource, body: Body) -> bool:
+        self.under_way += 1
+        self.most = max(self.most, self.under_way)
+        if self.under_way >= self.n:
+            self.all_in.set()
+        with contextlib.suppress(TimeoutError):  # one after another: each waits alone
+            await asyncio.wait_for(self.all_in.wait(), 1.0)
+        self.under_way -= 1
+        return await super().create(resource, body)
+
+
+async def test_the_ready_tasks_jobs_are_created_side_by_side() -> None:
+    body = queued("wide")
+    body["spec"]["tasks"] = [task("a"), task("b"), task("c")]
+    body["status"]["tasks"] = [
+        {"name": n, "version": "1.0", "status": "Pending"} for n in ("a", "b", "c")
+    ]
+    kube = Together(3)
+    rec = reconciler({("ml", "wide"): [body]}, kube)
+    await asyncio.wait_for(rec(("ml", "wide")), 2.5)
+    assert kube.most == 3 and sorted(kube.created) == ["wide-a", "wide-b", "wide-c"]
+    assert last_status(kube, "wide")["phase"] == "Deployed"
 
 
 def waiting_for_capacity(name: str, made: str) -> Body:
