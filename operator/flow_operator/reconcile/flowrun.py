@@ -74,6 +74,9 @@ from flow_operator.reconcile.writes import StatusWrites
 
 log = logging.getLogger(__name__)
 View = Mapping[Key, Iterable[Body]]
+# A Job created and not shown by the watch within this long is expected no more (client-go
+# drops its expectations after 5 minutes too): its task is then read as the index shows it.
+EXPECT_TTL = 300.0
 # A finished run due for deletion whose archive is not confirmed is looked at again this
 # often, besides the recorder's wake-up when its record or last log is stored.
 ARCHIVE_RECHECK = 30.0
@@ -128,6 +131,8 @@ class FlowRunReconciler:
     detail_interval: float = 1.0
     monotonic: Callable[[], float] = time.monotonic
     _deferred: dict[Key, float] = field(default_factory=dict)
+    # Jobs created and not yet shown by the watch, by run: name -> when (monotonic)
+    _expected: dict[Key, dict[str, float]] = field(default_factory=dict)
     # where Events go: flow_operator.events (posted in the background); else posted inline
     events: EventSink | None = None
     # run history: task logs captured as attempts end; finished runs deleted at their TTL
@@ -286,7 +291,21 @@ class FlowRunReconciler:
             logs=await self._failed_logs(run, pods),
             workflow=self._workflow(run),
             capacity=self._capacity(key, run),
+            expected=self._expectations(key, jobs),
         )
+
+    def _expectations(self, key: Key, jobs: list[Body]) -> frozenset[str]:
+        """The run's Jobs created and not yet in the index; those seen (or too old) go."""
+        expected = self._expected.get(key)
+        if not expected:
+            return frozenset()
+        seen = {str((j.get("metadata") or {}).get("name")) for j in jobs}
+        now = self.monotonic()
+        for name in [n for n, t in expected.items() if n in seen or now - t > EXPECT_TTL]:
+            del expected[name]
+        if not expected:
+            del self._expected[key]
+        return frozenset(expected)
 
     def _workflow(self, run: FlowRun) -> WorkflowState | None:
         ref = run.spec.workflow_ref
@@ -415,6 +434,8 @@ class FlowRunReconciler:
             try:
                 if await self.kube.create(JOBS, job):
                     log.info("created Job %s/%s", ns, job["metadata"]["name"])
+                # made now or before (a 409): the index will show it
+                self._expected.setdefault(key, {})[job["metadata"]["name"]] = self.monotonic()
             except (Refused, NotFound) as e:  # the API server refuses this Job: not "again"
                 refused[task] = f"Job {job['metadata']['name']} refused: {e.message}"
 
@@ -462,6 +483,7 @@ class FlowRunReconciler:
         self.counts.release(key)
         if decision.status.phase in TERMINAL:
             self._refused.pop(key, None)
+            self._expected.pop(key, None)
         old_phase = run.status.phase if run is not None and run.status is not None else None
         if self.publish is not None:
             uid = (body.get("metadata") or {}).get("uid", "")
@@ -475,6 +497,7 @@ class FlowRunReconciler:
         self._deferred.pop(key, None)
         self.counts.release(key)
         self._refused.pop(key, None)
+        self._expected.pop(key, None)
 
 
 def _headline(status: Body | None) -> Any:

@@ -405,23 +405,20 @@ async def test_a_change_of_task_details_only_waits_out_the_interval() -> None:
         t = last_status(kube, "r0")["tasks"][0]
         return t["status"], t.get("message")
 
-    await rec(key)  # Deployed, the Job created
+    await rec(key)  # Deployed, the Job created: the task is Running from its create
+    assert task_line()[0] == "Running"
+    writes = len(kube.statuses)
     echo()
     run = FlowRun.from_body(runs[key][0])
     rec.view.jobs = {key: [job(run, "extract", active=1)]}
     waiting = pod(run, "extract", phase="Pending", waiting=("ContainerCreating", ""))
     rec.view.pods = {key: [waiting]}
-    assert await rec(key) is None  # the task is Running now: written at once
-    assert task_line()[0] == "Running"
-    writes = len(kube.statuses)
-    echo()
+    again = await rec(key)  # the Job and its pod seen: details only, kept for an interval
+    assert len(kube.statuses) == writes and again == pytest.approx(1.0)
     now[0] += 0.4
     rec.view.pods = {key: [pod(run, "extract", phase="Running")]}
-    again = await rec(key)  # the pod's state only: kept for an interval
-    assert len(kube.statuses) == writes and again == pytest.approx(1.0)
+    assert await rec(key) == pytest.approx(0.6)  # another event meanwhile: still kept
     now[0] += 0.6
-    assert await rec(key) == pytest.approx(0.4)  # another event meanwhile: still kept
-    now[0] += 0.4
     await rec(key)  # the interval is over: the latest details are written
     assert len(kube.statuses) == writes + 1 and task_line()[0] == "Running"
     assert kube.statuses[-1][1]["tasks"] != kube.statuses[-2][1]["tasks"]  # the details moved
@@ -439,12 +436,12 @@ async def test_a_late_echo_of_an_earlier_write_does_not_undo_a_later_one() -> No
     runs = {key: [first]}
     kube = Kube()
     rec = reconciler(runs, kube)
-    rec.writes.interval = 0
-    await rec(key)  # write 1: Deployed (made version 101)
+    rec.writes.interval = rec.writes.longest = 0  # details written at once
+    await rec(key)  # write 1: Deployed, the task Running (made version 101)
     run = FlowRun.from_body({**first, "status": last_status(kube, "r0")})
     rec.view.jobs = {key: [job(run, "extract", active=1)]}
     rec.view.pods = {key: [pod(run, "extract", phase="Running")]}
-    await rec(key)  # write 2, over the same stale version 10: the task is Running
+    await rec(key)  # write 2, over the same stale version 10: the task's Job and pod
     posted = list(kube.posted)
     assert len(kube.statuses) == 2 and posted.count("Deployed") == 1
 
