@@ -507,11 +507,17 @@ def apiserver_requests() -> dict[str, float]:
     over codes, groups and scopes. The difference of two readings is what every client
     asked of it meanwhile: the operator, the controllers, the scheduler, kwok and this
     process's own watches alike (the series has no client label)."""
-    raw = client.ApiClient().call_api(
-        "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False
-    )[0]
+    api = client.ApiClient()
+    cfg = api.configuration
+    headers = {
+        auth["key"]: auth["value"]
+        for auth in cfg.auth_settings().values()
+        if auth.get("in") == "header" and auth.get("value")
+    }
+    answer = api.call_api("GET", f"{cfg.host}/metrics", header_params=headers)
+    answer.read()
     counts: dict[str, float] = {}
-    for line in raw.data.decode().splitlines():
+    for line in answer.data.decode().splitlines():
         if not line.startswith("apiserver_request_total{"):
             continue
         labels_text, value = line[len("apiserver_request_total{") :].rsplit("} ", 1)
