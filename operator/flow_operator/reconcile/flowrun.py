@@ -77,6 +77,12 @@ View = Mapping[Key, Iterable[Body]]
 # A Job created and not shown by the watch within this long is expected no more (client-go
 # drops its expectations after 5 minutes too): its task is then read as the index shows it.
 EXPECT_TTL = 300.0
+# A change of task details alone (a pod's state, podName, attempts, startTime) waits this
+# long for the next write of the run (the phase, a task's start or end: written at once,
+# carrying the details), and is written by itself only when none came: a person sees every
+# phase and every task start and end at once, a pod's progress within the window, and a
+# run of 1-second tasks costs no write for details at all (docs/flowrun.md, issue 21).
+DETAILS_WINDOW = 5.0
 # A finished run due for deletion whose archive is not confirmed is looked at again this
 # often, besides the recorder's wake-up when its record or last log is stored.
 ARCHIVE_RECHECK = 30.0
@@ -126,9 +132,10 @@ class FlowRunReconciler:
     slots: Slots | None = None
     _refused: dict[Key, dict[str, str]] = field(default_factory=dict)
     _logs: dict[tuple[str, str], str] = field(default_factory=dict)
-    # A change of task details alone (a pod's state, podName, startTime) is written at most
-    # once per detail_interval per run; the phase and every task's status at once.
-    detail_interval: float = 1.0
+    # A change of task details alone is written at most once per detail_interval per run
+    # (DETAILS_WINDOW; longer while status writes are slow: reconcile/writes.py); the
+    # phase and every task's status at once.
+    detail_interval: float = DETAILS_WINDOW
     monotonic: Callable[[], float] = time.monotonic
     _deferred: dict[Key, float] = field(default_factory=dict)
     # Jobs created and not yet shown by the watch, by run: name -> when (monotonic)

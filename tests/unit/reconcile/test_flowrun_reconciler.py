@@ -20,7 +20,12 @@ from flow_operator.flows.versions import revision_hash, revision_name
 from flow_operator.models.flow import FlowSpec
 from flow_operator.models.flowrun import FlowRun
 from flow_operator.ports import Page, Resource
-from flow_operator.reconcile.flowrun import FlowRunReconciler, FlowRunView, Limits
+from flow_operator.reconcile.flowrun import (
+    DETAILS_WINDOW,
+    FlowRunReconciler,
+    FlowRunView,
+    Limits,
+)
 from tests.unit.flowrun_objects import T0, at, failed_create, job, run_body, task
 
 Body = dict[str, Any]
@@ -413,13 +418,13 @@ async def test_a_change_of_task_details_only_waits_out_the_interval() -> None:
     rec.view.jobs = {key: [job(run, "extract", active=1)]}
     waiting = pod(run, "extract", phase="Pending", waiting=("ContainerCreating", ""))
     rec.view.pods = {key: [waiting]}
-    again = await rec(key)  # the Job and its pod seen: details only, kept for an interval
-    assert len(kube.statuses) == writes and again == pytest.approx(1.0)
+    again = await rec(key)  # the Job and its pod seen: details only, kept for the window
+    assert len(kube.statuses) == writes and again == pytest.approx(DETAILS_WINDOW)
     now[0] += 0.4
     rec.view.pods = {key: [pod(run, "extract", phase="Running")]}
-    assert await rec(key) == pytest.approx(0.6)  # another event meanwhile: still kept
-    now[0] += 0.6
-    await rec(key)  # the interval is over: the latest details are written
+    assert await rec(key) == pytest.approx(DETAILS_WINDOW - 0.4)  # another event: still kept
+    now[0] += DETAILS_WINDOW - 0.4
+    await rec(key)  # the window is over: the latest details are written
     assert len(kube.statuses) == writes + 1 and task_line()[0] == "Running"
     assert kube.statuses[-1][1]["tasks"] != kube.statuses[-2][1]["tasks"]  # the details moved
 
