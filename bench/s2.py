@@ -211,13 +211,16 @@ def create_all(items: list[Any], create: Any) -> None:
             pass
 
 
-def wait_until(what: str, done: Any, total: int, deadline: float) -> None:
-    """Log progress every 5 s until done() == total, the deadline, or 120 s without any."""
-    last, last_change = -1, time.time()
+def wait_until(what: str, done: Any, total: int, deadline: float, moving: Any = None) -> None:
+    """Log progress every 5 s until done() == total, the deadline, or 120 s without any:
+    neither done() nor moving() (a finer count: Jobs complete, while no run has ended yet
+    on a busy machine) changed."""
+    last, last_change = (-1, -1), time.time()
     while time.time() < deadline:
         n = done()
-        if n != last:
-            last, last_change = n, time.time()
+        seen = (n, moving() if moving is not None else 0)
+        if seen != last:
+            last, last_change = seen, time.time()
         if n >= total:
             return
         if time.time() - last_change > 120:
@@ -320,7 +323,13 @@ def s2(cluster: Cluster, a: argparse.Namespace, results_dir: Path) -> dict[str, 
     t0 = time.time()
     create_all(names, submit)
     results["s2_submit_s"] = round(time.time() - t0, 2)
-    wait_until("runs ended", lambda: runs.count(*FINAL), m, t0 + max(300, m * 3))
+    wait_until(
+        "runs ended",
+        lambda: runs.count(*FINAL),
+        m,
+        t0 + max(300, m * 3),
+        lambda: len(jobs.complete),
+    )
     cpu = meter.stop()
     asked = requests_per(asked0, apiserver_requests(), m)
     if spy is not None:
@@ -498,6 +507,7 @@ def oracle(cluster: Cluster, runs: list[str]) -> dict[str, Any]:
         lambda: sum(1 for j in lasts if j in jobs.complete),
         len(runs),
         t0 + max(300, len(runs) * 3),
+        lambda: len(jobs.complete),
     )
     cpu = meter.stop()
     asked = requests_per(asked0, apiserver_requests(), len(runs))
