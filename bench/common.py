@@ -501,6 +501,53 @@ class StatusRoundTrip(RoundTrip):
         return True
 
 
+def apiserver_requests() -> dict[str, float]:
+    """The API server's own count of the requests it answered since it started
+    (`apiserver_request_total` in its /metrics), summed by "VERB resource[/subresource]"
+    over codes, groups and scopes. The difference of two readings is what every client
+    asked of it meanwhile: the operator, the controllers, the scheduler, kwok and this
+    process's own watches alike (the series has no client label)."""
+    api = client.ApiClient()
+    cfg = api.configuration
+    headers = {
+        auth["key"]: auth["value"]
+        for auth in cfg.auth_settings().values()
+        if auth.get("in") == "header" and auth.get("value")
+    }
+    answer = api.call_api("GET", f"{cfg.host}/metrics", header_params=headers)
+    answer.read()
+    counts: dict[str, float] = {}
+    for line in answer.data.decode().splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels_text, value = line[len("apiserver_request_total{") :].rsplit("} ", 1)
+        labels = dict(
+            part.split("=", 1) for part in labels_text.replace('"', "").split(",") if "=" in part
+        )
+        sub = labels.get("subresource") or ""
+        key = f"{labels.get('verb')} {labels.get('resource')}" + (f"/{sub}" if sub else "")
+        counts[key] = counts.get(key, 0.0) + float(value)
+    return counts
+
+
+def requests_per(
+    before: dict[str, float], after: dict[str, float], per: int, least: float = 0.05
+) -> dict[str, float]:
+    """Requests between two readings of apiserver_requests(), divided by `per` (runs),
+    the largest first; those under `least` per run left out, their sum under "other"."""
+    out: dict[str, float] = {}
+    other = 0.0
+    for key in sorted(after, key=lambda k: before.get(k, 0.0) - after[k]):
+        n = (after[key] - before.get(key, 0.0)) / max(per, 1)
+        if n >= least:
+            out[key] = round(n, 2)
+        elif n > 0:
+            other += n
+    out["other"] = round(other, 2)
+    out["total"] = round(sum(out.values()), 2)
+    return out
+
+
 def provenance() -> dict[str, Any]:
     """What was measured, where, when: the commit (and whether the operator's code differs
     from it: the tree is shared), the date, the machine."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 import kopf
 
@@ -17,6 +17,7 @@ from flow_operator import metrics
 from flow_operator.api.tls import TlsError, server_context
 from flow_operator.app import Operator
 from flow_operator.handlers import flow, flowrun, history, http, workflow
+from flow_operator.kube import Kube
 from flow_operator.logsafe import EscapingFormatter
 from flow_operator.settings import Settings
 
@@ -25,7 +26,10 @@ KINDS = (workflow.setup, history.setup, flowrun.setup, flow.setup, http.setup)
 
 
 def build(settings: Settings) -> Operator:
-    return Operator(settings, KINDS)
+    def connect() -> Awaitable[Kube]:  # the client's QPS and burst, as told (--kube-qps)
+        return Kube.connect(qps=settings.kube_qps, burst=settings.kube_burst)
+
+    return Operator(settings, KINDS, connect=connect)
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

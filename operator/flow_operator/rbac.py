@@ -127,10 +127,10 @@ WORKLOAD = RuleSet(
         Rule(
             "",
             ("events",),
-            ("create", "list"),
-            "Events about Workflows and FlowRuns (color changes, invalid specs, transitions); "
-            "listed (by field selector) only for a Job without pods, to see a quota refusing "
-            "them.",
+            ("create", "list", "watch"),
+            "Events about Workflows and FlowRuns (phase transitions, invalid specs, Warnings); "
+            "the Job controller's Warning FailedCreate Events watched (by field selector), to "
+            "see a quota or an admission rule refusing a Job's pods.",
         ),
     ),
 )

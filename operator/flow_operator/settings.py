@@ -135,6 +135,9 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     limits: Limits = field(default_factory=Limits)
     workers: int = 32
+    # the client's requests a second and burst (kube/client.py RateLimit; 0: no limit)
+    kube_qps: float = 200.0
+    kube_burst: int = 400
     history: HistorySettings = field(default_factory=HistorySettings)
     metrics_port: int = metrics.DEFAULT_PORT  # 0: not served
     # What the pods of tasks and services get where their securityContexts say nothing.
@@ -184,6 +187,8 @@ class Settings:
                 grace=timedelta(seconds=args.crash_grace_seconds),
             ),
             workers=max(1, args.workers),
+            kube_qps=max(0.0, args.kube_qps),
+            kube_burst=max(1, args.kube_burst),
             history=HistorySettings(
                 db=args.history_db or default_history_db(args.data_dir),
                 finished_run_ttl=args.finished_run_ttl,
@@ -333,6 +338,20 @@ def parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         type=int,
         default=int(env.get("FLOW_WORKERS", "32")),
         help="concurrent reconciles per kind (default 32; async, so cheap)",
+    )
+    run.add_argument(
+        "--kube-qps",
+        type=float,
+        default=float(env.get("FLOW_KUBE_QPS", "200")),
+        help="requests a second the operator's API client sends on average (client-go's "
+        "QPS; default 200, 0: no limit; docs/performance.md)",
+    )
+    run.add_argument(
+        "--kube-burst",
+        type=int,
+        default=int(env.get("FLOW_KUBE_BURST", "400")),
+        help="requests the API client may send at once after a quiet spell (client-go's "
+        "burst; default 400)",
     )
     history = run.add_argument_group("run history (docs/history.md)")
     history.add_argument(

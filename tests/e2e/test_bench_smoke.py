@@ -89,3 +89,20 @@ def test_s2_smoke(tmp_path: Path) -> None:
     else:
         assert verdict.startswith("the operator: "), verdict
     assert f"{ratio:.2f}x the {bound} s" in verdict, verdict
+    # issue 21's figures: the API server's own request counts per run, the oracle, the goals
+    asked = figures["s2_api_requests_per_run"]
+    assert asked["POST jobs"] == pytest.approx(5.0)  # the operator's creates: one per task
+    assert asked["PATCH flowruns/status"] > 0 and "LIST events" not in asked  # watched
+    assert figures["baseline_api_requests_per_run"]["POST jobs"] == pytest.approx(5.0)
+    assert figures["oracle_runs_complete"] == RUNS and figures["oracle_runs_per_min"] > 0
+    assert figures["oracle_api_requests_per_run"]["POST jobs"] == pytest.approx(5.0)
+    assert "PATCH flowruns/status" not in figures["oracle_api_requests_per_run"]
+    bound_rpm = figures["baseline_runs_per_min_bound"]
+    assert figures["s2_vs_bound"] == pytest.approx(figures["s2_runs_per_min"] / bound_rpm, abs=1e-3)
+    assert figures["s2_vs_oracle"] == pytest.approx(
+        figures["s2_runs_per_min"] / figures["oracle_runs_per_min"], abs=1e-3
+    )
+    goal = figures["goal_runs_per_min_0_8x_bound"]
+    assert goal["met"] == (goal["measured"] >= goal["target"])
+    assert figures["s2_events_by_reason_per_run"].get("FlowRun Normal Completed") == 1.0
+    assert figures["s2_operator_cpu_ms_per_run"] > 0

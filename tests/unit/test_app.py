@@ -152,3 +152,10 @@ def test_settings_come_from_flags_and_environment() -> None:
     assert s.workers == 1  # at least one
     with pytest.raises(AttributeError):
         setattr(s, "workers", 2)  # noqa: B010
+
+
+def test_the_clients_qps_and_burst_are_set_explicitly() -> None:
+    default = Settings.parse(["run"], env={})
+    assert (default.kube_qps, default.kube_burst) == (200.0, 400)
+    told = Settings.parse(["run", "--kube-qps", "50"], env={"FLOW_KUBE_BURST": "80"})
+    assert (told.kube_qps, told.kube_burst) == (50.0, 80)

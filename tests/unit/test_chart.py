@@ -349,7 +349,7 @@ WORKLOAD_RULES = {
     ("", "pods"): {"list", "watch"},
     ("", "pods/log"): {"get"},
     ("batch", "jobs"): {"list", "watch", "create", "delete"},
-    ("", "events"): {"create", "list"},
+    ("", "events"): {"create", "list", "watch"},
 }
 SECRETS_GET = {("", "secrets"): {"get"}}  # apiKeySecretRef: per namespace, or an opt-in
 CRD_RULE = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}

@@ -52,11 +52,12 @@ ClusterRole, or by a Role in each watched namespace.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [list, watch, create, delete]
-# Events about Workflows and FlowRuns (color changes, invalid specs, transitions); listed
-# (by field selector) only for a Job without pods, to see a quota refusing them.
+# Events about Workflows and FlowRuns (phase transitions, invalid specs, Warnings); the
+# Job controller's Warning FailedCreate Events watched (by field selector), to see a quota
+# or an admission rule refusing a Job's pods.
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, list]
+  verbs: [create, list, watch]
 {{- end -}}
 
 {{/*

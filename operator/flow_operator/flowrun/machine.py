@@ -115,6 +115,9 @@ class Observed:
     # The Workflow of spec.workflowRef; None when the run has none or it does not exist.
     workflow: WorkflowState | None = None
     capacity: Capacity = field(default_factory=Capacity)
+    # Jobs this operator created that the watch does not show yet (client-go's
+    # "expectations"): their tasks are Running, neither to be created again nor deleted.
+    expected: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,8 @@ class _Step:
             return job_reading(task, self.jobs[name], pods, events, log, now, self.ctx.grace)
         if task.name in obs.errors:
             return refused_reading(task, obs.errors[task.name], now)
+        if task.sub_flow is None and name in obs.expected and last.status is TaskPhase.RUNNING:
+            return Reading(last)  # created, not seen yet: it runs
         if last.status is TaskPhase.RUNNING:
             kind = "Job" if task.sub_flow is None else "child run"
             message = f"its {kind} {name} was deleted while running"
@@ -334,6 +339,20 @@ class _Step:
         ]
         running = [t.name for t in lines if t.status is TaskPhase.RUNNING]
         running += [t.name for t in runnable]
+        # A task is Running from the moment its Job is created (one status write says so,
+        # not one for the create and another when the watch shows the Job).
+        starting = {t.name for t in runnable if t.sub_flow is None}
+        lines = [
+            t.model_copy(
+                update={
+                    "status": TaskPhase.RUNNING,
+                    "job_name": object_name(run.metadata.name, t.name),
+                }
+            )
+            if t.name in starting
+            else t
+            for t in lines
+        ]
         message = f"{len(done)} of {_tasks(len(lines))} done; running: {', '.join(running) or '-'}"
         return self.decide(
             Phase.DEPLOYED,

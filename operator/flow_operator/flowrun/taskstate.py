@@ -305,3 +305,53 @@ def refused_reading(task: TaskBase, error: str, now: datetime) -> Reading:
             end_time=rfc3339(now),
         )
     )
+
+
+# --- significance: which changes of a Job or pod can change a task's line --------------
+def job_significance(job: Body) -> Any:
+    """What of a Job a task's line is read from (job_reading): a change of anything else
+    (its `ready` and `terminating` counts, uncountedTerminatedPods, its resourceVersion)
+    changes no decision and no status, so it needs no reconcile."""
+    status = job.get("status") or {}
+    conditions = [
+        (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
+        for c in status.get("conditions") or []
+    ]
+    m = meta(job)
+    return (
+        m.get("uid"),
+        m.get("deletionTimestamp"),
+        *(status.get(k) for k in ("active", "succeeded", "failed", "startTime", "completionTime")),
+        conditions,
+    )
+
+
+def pod_significance(pod: Body) -> Any:
+    """What of a pod a task's line is read from: kubectl's word for it (the line's
+    message), its phase, start and deletion, whether it is scheduled, and its containers'
+    terminations and waits (OOMKilled, exit codes, a container that cannot start)."""
+    m, status = meta(pod), pod.get("status") or {}
+    scheduled = condition(pod, "PodScheduled") or {}
+    containers = [
+        (
+            c.get("name"),
+            c.get("restartCount"),
+            ((c.get("state") or {}).get("waiting") or {}).get("reason"),
+            *(
+                ((c.get(k) or {}).get("terminated") or {}).get(f)
+                for k in ("state", "lastState")
+                for f in ("reason", "exitCode")
+            ),
+        )
+        for c in _containers(pod)
+    ]
+    return (
+        m.get("uid"),
+        m.get("deletionTimestamp"),
+        pod_status(pod),
+        status.get("phase"),
+        status.get("reason"),
+        status.get("startTime"),
+        tuple(scheduled.get(k) for k in ("status", "reason", "message", "lastTransitionTime")),
+        containers,
+    )

@@ -32,7 +32,7 @@ import json
 import logging
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
@@ -64,6 +64,12 @@ JSON = "application/json"
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 OBJECT_WRITES = 16  # child-object writes under way at once (status writes not counted)
+# Requests a second the client sends on average, and at once after a quiet spell
+# (client-go's QPS and burst; its defaults, 5 and 10, are for kubectl, not controllers).
+# Above S2's peak on the local cluster (docs/performance.md): a ceiling on what one
+# operator may ask of a shared API server, not a brake on the work it has.
+QPS = 200.0
+BURST = 400
 Query = list[tuple[str, Any]]
 
 
@@ -125,14 +131,51 @@ def edge() -> Iterator[None]:
         raise Unavailable(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from e
 
 
+class RateLimit:
+    """A token bucket, as client-go's flowcontrol: `qps` tokens a second, at most `burst`
+    held. A request takes one; with none left it reserves the next and sleeps until then
+    (timed to that moment, no polling), so waiters go in the order they came. qps <= 0:
+    no limit."""
+
+    def __init__(
+        self,
+        qps: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.qps, self.burst = qps, max(1, burst)
+        self._clock, self._sleep = clock, sleep
+        self._tokens, self._at = float(self.burst), clock()
+        self.waited = 0  # requests that had to wait (for tests and logs)
+
+    async def take(self) -> None:
+        if self.qps <= 0:
+            return
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.qps)
+        self._at = now
+        self._tokens -= 1
+        if self._tokens < 0:
+            self.waited += 1
+            await self._sleep(-self._tokens / self.qps)
+
+
 class Kube:
     """A thin async facade over the API calls the operator makes; implements the ports
     (flow_operator.ports: Writer, Reader, LogReader, SecretReader, EventSink, Authenticator,
     Authorizer)."""
 
-    def __init__(self, api: client.ApiClient, object_writes: int = OBJECT_WRITES) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        object_writes: int = OBJECT_WRITES,
+        qps: float = QPS,
+        burst: int = BURST,
+    ) -> None:
         self.api = api
         self.object_writes = asyncio.Semaphore(object_writes)
+        self.rate = RateLimit(qps, burst)  # every request, watches included (at their start)
         # The generated clients, for the callers not yet on Resources (api/serve.py's
         # Secret and Workflow list, handlers/children.py's listers): the lead removes them.
         self.apps = client.AppsV1Api(api)
@@ -141,14 +184,14 @@ class Kube:
         self.custom = client.CustomObjectsApi(api)
 
     @classmethod
-    async def connect(cls) -> Kube:
+    async def connect(cls, qps: float = QPS, burst: int = BURST) -> Kube:
         try:
             config.load_incluster_config()
         except config.ConfigException:
             await config.load_kube_config()
         api = client.ApiClient()
         direct(api)
-        return cls(api)
+        return cls(api, qps=qps, burst=burst)
 
     async def close(self) -> None:
         await self.api.close()
@@ -165,6 +208,7 @@ class Kube:
     ) -> Any:
         """One request; the raw response, unchecked (a connection failure raises)."""
         headers = {"Accept": JSON, "Content-Type": content_type}
+        await self.rate.take()
         with edge():
             return await self.api.call_api(
                 url,
@@ -321,6 +365,7 @@ class Kube:
         async def call(
             *,
             label_selector: str = "",
+            field_selector: str = "",
             limit: int | None = None,
             _continue: str = "",
             watch: bool = False,
@@ -333,6 +378,7 @@ class Kube:
             query: Query = []
             for key, value in (
                 ("labelSelector", label_selector),
+                ("fieldSelector", field_selector),
                 ("limit", limit),
                 ("continue", _continue),
                 ("watch", watch),

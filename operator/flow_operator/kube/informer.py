@@ -52,10 +52,12 @@ class Informer(Mapping[Key, Sequence[Body]]):
         project: Callable[[Body], Body],
         on_change: Callable[[Key], None],
         timeout: int = 300,
+        field_selector: str = "",
     ) -> None:
         self.name = name
         self._lister = lister
         self._selector = selector
+        self._fields = field_selector
         self._key_of = key_of
         self._project = project
         self._on_change = on_change
@@ -65,6 +67,10 @@ class Informer(Mapping[Key, Sequence[Body]]):
         self.version = ""  # "" = list first
         self.synced = asyncio.Event()  # set once the first list is in the store
         self.events = 0  # watch events applied (for tests and logs)
+        # What of an object its owner's reconcile reads (None: all of its projection): a
+        # MODIFIED event that leaves it alike updates the store and wakes nobody.
+        self.significant: Callable[[Body], Any] | None = None
+        self.quiet = 0  # events that woke nobody (for tests and logs)
 
     # --- the Mapping the reconcilers read ---
     def __getitem__(self, key: Key) -> Sequence[Body]:
@@ -78,6 +84,10 @@ class Informer(Mapping[Key, Sequence[Body]]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._store
+
+    def key_of_uid(self, uid: str) -> Key | None:
+        """The key the object with this uid is stored under (None: not seen, or gone)."""
+        return self._where.get(uid)
 
     # --- list and watch ---
     async def run(self) -> None:
@@ -107,6 +117,8 @@ class Informer(Mapping[Key, Sequence[Body]]):
         version = ""
         while True:
             kwargs: dict[str, Any] = {"label_selector": self._selector, "limit": PAGE}
+            if self._fields:
+                kwargs["field_selector"] = self._fields
             if token:
                 kwargs["_continue"] = token
             page = await read_json(await self._lister(**kwargs, _preload_content=False))
@@ -133,8 +145,10 @@ class Informer(Mapping[Key, Sequence[Body]]):
         self.synced.set()
 
     async def _watch(self) -> None:
+        fields = {"field_selector": self._fields} if self._fields else {}
         response = await self._lister(
             label_selector=self._selector,
+            **fields,
             watch=True,
             resource_version=self.version,
             allow_watch_bookmarks=True,
@@ -177,9 +191,17 @@ class Informer(Mapping[Key, Sequence[Body]]):
             if not bucket:
                 self._store.pop(old, None)
             del self._where[uid]
+        before = self._store.get(new, {}).get(uid) if new is not None and old == new else None
         if new is not None:
-            self._store.setdefault(new, {})[uid] = self._project(obj)
+            body = self._store.setdefault(new, {})[uid] = self._project(obj)
             self._where[uid] = new
+            if (
+                before is not None
+                and self.significant is not None
+                and self.significant(before) == self.significant(body)
+            ):
+                self.quiet += 1
+                return  # nothing its owner reads changed
         if old is not None:
             self._on_change(old)
         if new is not None and new != old:
@@ -208,3 +230,9 @@ class Merged(Mapping[Key, Sequence[Body]]):
 
     def __contains__(self, key: object) -> bool:
         return any(key in i for i in self.informers)
+
+    def key_of_uid(self, uid: str) -> Key | None:
+        for informer in self.informers:
+            if (key := informer.key_of_uid(uid)) is not None:
+                return key
+        return None

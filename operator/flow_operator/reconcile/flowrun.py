@@ -15,6 +15,7 @@ without an await between them, so two workers never both take the last slot.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -60,7 +61,6 @@ from flow_operator.objects.times import parse_time
 from flow_operator.observers import RunChanged
 from flow_operator.ports import (
     CONTROLLERREVISIONS,
-    EVENTS,
     FLOWRUNS,
     JOBS,
     EventSink,
@@ -74,10 +74,15 @@ from flow_operator.reconcile.writes import StatusWrites
 
 log = logging.getLogger(__name__)
 View = Mapping[Key, Iterable[Body]]
-# A Job without a pod this long is checked for FailedCreate Events, then every RECHECK:
-# nothing that can be watched changes while a quota keeps refusing its pods.
-PODLESS_AFTER = timedelta(seconds=3)
-RECHECK = 5.0
+# A Job created and not shown by the watch within this long is expected no more (client-go
+# drops its expectations after 5 minutes too): its task is then read as the index shows it.
+EXPECT_TTL = 300.0
+# A change of task details alone (a pod's state, podName, attempts, startTime) waits this
+# long for the next write of the run (the phase, a task's start or end: written at once,
+# carrying the details), and is written by itself only when none came: a person sees every
+# phase and every task start and end at once, a pod's progress within the window, and a
+# run of 1-second tasks costs no write for details at all (docs/flowrun.md, issue 21).
+DETAILS_WINDOW = 5.0
 # A finished run due for deletion whose archive is not confirmed is looked at again this
 # often, besides the recorder's wake-up when its record or last log is stored.
 ARCHIVE_RECHECK = 30.0
@@ -97,6 +102,9 @@ class FlowRunView:
     children: View  # child FlowRuns, by their parent
     workflows: View  # Workflows, by (namespace, name)
     flows: View | None = None  # Flows, by (namespace, name)
+    # Warning FailedCreate Events, by (namespace, the Job's name): watched, never listed
+    # by a reconcile (handlers/flowrun.py); None: no Job's pods are ever seen refused
+    refusals: View | None = None
 
 
 @dataclass
@@ -124,11 +132,14 @@ class FlowRunReconciler:
     slots: Slots | None = None
     _refused: dict[Key, dict[str, str]] = field(default_factory=dict)
     _logs: dict[tuple[str, str], str] = field(default_factory=dict)
-    # A change of task details alone (a pod's state, podName, startTime) is written at most
-    # once per detail_interval per run; the phase and every task's status at once.
-    detail_interval: float = 1.0
+    # A change of task details alone is written at most once per detail_interval per run
+    # (DETAILS_WINDOW; longer while status writes are slow: reconcile/writes.py); the
+    # phase and every task's status at once.
+    detail_interval: float = DETAILS_WINDOW
     monotonic: Callable[[], float] = time.monotonic
     _deferred: dict[Key, float] = field(default_factory=dict)
+    # Jobs created and not yet shown by the watch, by run: name -> when (monotonic)
+    _expected: dict[Key, dict[str, float]] = field(default_factory=dict)
     # where Events go: flow_operator.events (posted in the background); else posted inline
     events: EventSink | None = None
     # run history: task logs captured as attempts end; finished runs deleted at their TTL
@@ -216,10 +227,6 @@ class FlowRunReconciler:
                 expiry = await self._expire(key, uid, run, decision.status)
                 if expiry is not None:
                     again = min(again, expiry) if again is not None else expiry
-        if decision.status.phase is Phase.DEPLOYED and self._podless(
-            list(observed.jobs), list(observed.pods), older_than=timedelta(0)
-        ):
-            again = min(again or RECHECK, RECHECK)
         deferred = self._deferred.pop(key, None)
         if deferred is not None:  # details kept, not yet written: come back to write them
             again = min(again, deferred) if again is not None else deferred
@@ -286,12 +293,26 @@ class FlowRunReconciler:
             jobs=jobs,
             pods=pods,
             children=list(self.view.children.get(key, ())),
-            events=await self._refusals(key[0], jobs, pods),
+            events=self._refusals(key[0], jobs),
             errors=dict(self._refused.get(key, {})),
             logs=await self._failed_logs(run, pods),
             workflow=self._workflow(run),
             capacity=self._capacity(key, run),
+            expected=self._expectations(key, jobs),
         )
+
+    def _expectations(self, key: Key, jobs: list[Body]) -> frozenset[str]:
+        """The run's Jobs created and not yet in the index; those seen (or too old) go."""
+        expected = self._expected.get(key)
+        if not expected:
+            return frozenset()
+        seen = {str((j.get("metadata") or {}).get("name")) for j in jobs}
+        now = self.monotonic()
+        for name in [n for n, t in expected.items() if n in seen or now - t > EXPECT_TTL]:
+            del expected[name]
+        if not expected:
+            del self._expected[key]
+        return frozenset(expected)
 
     def _workflow(self, run: FlowRun) -> WorkflowState | None:
         ref = run.spec.workflow_ref
@@ -355,37 +376,20 @@ class FlowRunReconciler:
         holding, ahead = self.counts.flow_place(key, flow)
         return admission_counted(concurrency, mine, holding, ahead)
 
-    def _podless(
-        self, jobs: list[Body], pods: list[Body], older_than: timedelta = PODLESS_AFTER
-    ) -> list[str]:
-        """Running Jobs without a pod for `older_than`: a quota or an admission rule may
-        be refusing their pods, which only an Event tells."""
-        with_pods = {(p.get("metadata") or {}).get("labels", {}).get("job-name") for p in pods}
-        now = self.clock()
-        out = []
-        for job in jobs:
-            meta, status = job.get("metadata") or {}, job.get("status") or {}
-            created = parse_time(meta.get("creationTimestamp"))
-            ended = any(
-                c.get("status") == "True" and c.get("type") in ("Complete", "Failed")
-                for c in status.get("conditions") or []
-            )
-            young = created is None or now - created < older_than
-            if meta.get("name") not in with_pods and not ended and not young:
-                out.append(str(meta.get("name")))
-        return out
-
-    async def _refusals(self, namespace: str, jobs: list[Body], pods: list[Body]) -> list[Body]:
-        """FailedCreate Events of pod-less Jobs (read only for those: no watch on Events)."""
+    def _refusals(self, namespace: str, jobs: list[Body]) -> list[Body]:
+        """The FailedCreate Events of the run's Jobs (a quota or an admission rule refusing
+        their pods), from the watch: no API call. An Event of an earlier Job of the same
+        name (another uid) is not this Job's."""
+        if self.view.refusals is None:
+            return []
         events: list[Body] = []
-        for name in self._podless(jobs, pods):
-            selector = f"involvedObject.kind=Job,involvedObject.name={name},reason=FailedCreate"
-            try:
-                events += (await self.kube.list(EVENTS, namespace, field_selector=selector)).items
-            except KubeError as e:
-                if e.status is None:
-                    raise  # no answer at all: the reconcile is retried
-                log.info("no events of Job %s/%s: %s", namespace, name, e.message)
+        for job in jobs:
+            meta = job.get("metadata") or {}
+            uid = meta.get("uid")
+            for event in self.view.refusals.get((namespace, str(meta.get("name"))), ()):
+                about = (event.get("involvedObject") or {}).get("uid")
+                if not uid or not about or about == uid:
+                    events.append(event)
         return events
 
     async def _failed_logs(self, run: FlowRun, pods: list[Body]) -> dict[str, str]:
@@ -431,13 +435,25 @@ class FlowRunReconciler:
         for event in decision.events:
             await (self.events or self.kube).event(body, event.reason, event.message, event.type)
         refused: dict[str, str] = {}
-        for job in decision.jobs_to_create:
+
+        async def create(job: Body) -> None:
             task = job["metadata"]["labels"][TASK_LABEL]
             try:
                 if await self.kube.create(JOBS, job):
                     log.info("created Job %s/%s", ns, job["metadata"]["name"])
+                # made now or before (a 409): the index will show it
+                self._expected.setdefault(key, {})[job["metadata"]["name"]] = self.monotonic()
             except (Refused, NotFound) as e:  # the API server refuses this Job: not "again"
                 refused[task] = f"Job {job['metadata']['name']} refused: {e.message}"
+
+        # The ready tasks' Jobs side by side (the client's cap on object writes bounds
+        # them), not one round trip after another; any other failure is raised after all
+        # have been tried (a Job made is found by its name the next time: never twice).
+        tried = await asyncio.gather(
+            *(create(job) for job in decision.jobs_to_create), return_exceptions=True
+        )
+        if failed := next((e for e in tried if isinstance(e, BaseException)), None):
+            raise failed
         for child in decision.children_to_create:
             task = child["metadata"]["labels"][TASK_LABEL]
             try:
@@ -474,6 +490,7 @@ class FlowRunReconciler:
         self.counts.release(key)
         if decision.status.phase in TERMINAL:
             self._refused.pop(key, None)
+            self._expected.pop(key, None)
         old_phase = run.status.phase if run is not None and run.status is not None else None
         if self.publish is not None:
             uid = (body.get("metadata") or {}).get("uid", "")
@@ -487,6 +504,7 @@ class FlowRunReconciler:
         self._deferred.pop(key, None)
         self.counts.release(key)
         self._refused.pop(key, None)
+        self._expected.pop(key, None)
 
 
 def _headline(status: Body | None) -> Any:

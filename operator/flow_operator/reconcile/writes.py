@@ -69,6 +69,7 @@ class StatusWrites(Generic[K]):
         self._records: dict[K, _Record] = {}
         self._sent: dict[K, tuple[float, Any]] = {}  # last write: when (monotonic), headline
         self._changed: dict[K, float] = {}  # when a change not yet written was first seen
+        self._made: dict[K, str] = {}  # the version our last write of each key made
 
     def current(self, key: K, body: Mapping[str, Any], status: Any, peek: bool = False) -> Any:
         """The status the API server holds (or will, once our kept one is written):
@@ -81,6 +82,12 @@ class StatusWrites(Generic[K]):
         if not peek:
             self._records.pop(key, None)  # the index shows our last write, or a later one
         return status
+
+    def made_last(self, key: K, version: str) -> bool:
+        """`version` is the one our last status write of `key` made: an object at it
+        shows what we wrote, nothing more (the watch's echo of our own write)."""
+        sent = self._made.get(key)
+        return bool(version) and sent == version
 
     def unsent(self, key: K) -> bool:
         """A status was decided and kept, not yet written."""
@@ -130,10 +137,13 @@ class StatusWrites(Generic[K]):
             )
             return
         self._records[key] = _Record(status, frozenset(stale), made, sent=True)
+        if made:
+            self._made[key] = made
         self._sent[key] = (self.monotonic(), self.headline(status))
         self._changed.pop(key, None)
 
     def forget(self, key: K) -> None:
         self._records.pop(key, None)
+        self._made.pop(key, None)
         self._sent.pop(key, None)
         self._changed.pop(key, None)

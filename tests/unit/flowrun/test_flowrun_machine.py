@@ -66,8 +66,16 @@ def reach(
     run = flowrun(tasks, **spec)
     observed = Observed(workflow=GREEN_ASYNC)
     for _ in range((S, Q, D).index(phase) + 1):
-        run, _ = go(run, observed)
+        run, decision = go(run, observed)
     assert run.status is not None and run.status.phase is phase
+    if decision.jobs_to_create:  # not made: its tasks are Pending again, to be created
+        lines = [
+            t.model_copy(update={"status": TaskPhase.PENDING, "job_name": None})
+            if t.name in created(decision)
+            else t
+            for t in run.status.tasks
+        ]
+        run = run.model_copy(update={"status": run.status.model_copy(update={"tasks": lines})})
     return cancelled(run, cancel)
 
 
@@ -588,9 +596,29 @@ def test_a_finished_task_keeps_its_state_when_its_job_is_gone() -> None:
         run,
         step(run, Observed(jobs=[job(run, "extract", succeeded=1, done=9)]), Context(now=at(10))),
     )
-    decision = step(run, Observed(), Context(now=at(11)))
+    # train's Job, created at 10, not shown by the watch yet: expected, so it runs
+    decision = step(run, Observed(expected=frozenset({"churn-7f3k-train"})), Context(now=at(11)))
     assert tasks_of(decision)["extract"] is TaskPhase.SUCCEEDED
-    assert created(decision) == ["train"]
+    assert tasks_of(decision)["train"] is TaskPhase.RUNNING and created(decision) == []
+
+
+def test_a_task_is_running_from_the_create_of_its_job_and_an_expected_job_is_not_deleted() -> None:
+    """One status write says a task started: the one that goes with its Job's create.
+    Until the watch shows the Job it is expected (neither made again nor read as deleted);
+    a Running task whose Job is neither there nor expected was deleted."""
+    run = reach(D, DAG)
+    decision = step(run, Observed(), Context(now=at(1)))
+    assert created(decision) == ["extract"]
+    (line,) = [t for t in decision.status.tasks if t.name == "extract"]
+    assert (line.status, line.job_name) == (TaskPhase.RUNNING, "churn-7f3k-extract")
+    run = advance(run, decision)
+    waiting = step(run, Observed(expected=frozenset({"churn-7f3k-extract"})), Context(now=at(2)))
+    assert waiting.status.phase is D and created(waiting) == []
+    assert tasks_of(waiting)["extract"] is TaskPhase.RUNNING
+    gone = step(run, Observed(), Context(now=at(2)))
+    assert gone.status.phase is Phase.FAILED and "was deleted while running" in (
+        gone.status.message or ""
+    )
 
 
 # --- cancel ---------------------------------------------------------------------------------

@@ -230,3 +230,42 @@ async def test_merged_reads_the_informers_of_several_namespaces_as_one() -> None
     assert merged.get(("n3", "wf"), ()) == ()
     for t in tasks:
         t.cancel()
+
+
+@virtual_time
+async def test_a_field_selector_goes_to_the_list_and_the_watch_and_uids_find_their_key() -> None:
+    server = Server([[pod("a", "wf1", "1")]])
+    server.watches = [[event("ADDED", pod("b", "wf2", "11"))]]
+    changed: list[tuple[str, str]] = []
+    project = lambda o: {"name": o["metadata"]["name"]}  # noqa: E731
+    inf = Informer("events", server, "sel", key_of, project, changed.append,
+                   field_selector="type=Warning,reason=FailedCreate")  # fmt: skip
+    task = await run(inf)
+    await settle(inf, server, 2)
+    assert [c.get("field_selector") for c in server.calls[:2]] == [
+        "type=Warning,reason=FailedCreate"
+    ] * 2
+    assert inf.key_of_uid("uid-a") == ("ns", "wf1") and inf.key_of_uid("uid-b") == ("ns", "wf2")
+    assert inf.key_of_uid("uid-nope") is None
+    assert Merged([inf]).key_of_uid("uid-b") == ("ns", "wf2")
+    task.cancel()
+
+
+@virtual_time
+async def test_a_change_of_nothing_significant_updates_the_store_and_wakes_nobody() -> None:
+    server = Server([[pod("a", "wf1", "1", phase="Pending")]])
+    server.watches = [[
+        event("MODIFIED", pod("a", "wf1", "11", phase="Pending")),  # alike: nobody woken
+        event("MODIFIED", pod("a", "wf1", "12", phase="Running")),
+        event("DELETED", pod("a", "wf1", "13", phase="Running")),
+    ]]  # fmt: skip
+    changed: list[tuple[str, str]] = []
+    project = lambda o: {"name": o["metadata"]["name"], "v": o["metadata"]["resourceVersion"],  # noqa: E731
+                         "phase": o["status"]["phase"]}  # fmt: skip
+    inf = Informer("pods", server, "sel", key_of, project, changed.append)
+    inf.significant = lambda body: body["phase"]
+    task = await run(inf)
+    await settle(inf, server, 2)
+    assert changed == [("ns", "wf1"), ("ns", "wf1")]  # Running, then the delete
+    assert inf.quiet == 1 and inf.events == 3 and dict(inf) == {}
+    task.cancel()

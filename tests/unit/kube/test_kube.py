@@ -408,3 +408,29 @@ async def test_object_writes_are_capped_and_status_writes_pass_them() -> None:
     gate.set()
     await asyncio.gather(*wave, created)
     assert most == 3 and under_way == 0
+
+
+async def test_the_rate_limit_lets_a_burst_through_then_paces_to_qps() -> None:
+    """client-go's token bucket: `burst` at once, then one per 1/qps seconds, each waiter
+    sleeping until its own moment (no polling); a quiet spell refills the bucket."""
+    from flow_operator.kube.client import RateLimit
+
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 6))
+
+    limit = RateLimit(10, 3, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        await limit.take()
+    assert slept == [0.1, 0.2] and limit.waited == 2  # 3 at once, then 10 a second
+    now[0] = 10.0  # a quiet spell: the bucket is full again, not more than full
+    slept.clear()
+    for _ in range(4):
+        await limit.take()
+    assert slept == [0.1]
+    unlimited = RateLimit(0, 1, clock=lambda: now[0], sleep=sleep)
+    for _ in range(100):
+        await unlimited.take()
+    assert unlimited.waited == 0

@@ -6,6 +6,7 @@ not created twice, and a run naming its Flow (spec.flowRef) is resolved once or 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from copy import deepcopy
 from datetime import datetime
@@ -17,9 +18,15 @@ from flow_operator.errors import Refused
 from flow_operator.flowrun.slots import state_of
 from flow_operator.flows.versions import revision_hash, revision_name
 from flow_operator.models.flow import FlowSpec
+from flow_operator.models.flowrun import FlowRun
 from flow_operator.ports import Page, Resource
-from flow_operator.reconcile.flowrun import FlowRunReconciler, FlowRunView, Limits
-from tests.unit.flowrun_objects import T0, run_body, task
+from flow_operator.reconcile.flowrun import (
+    DETAILS_WINDOW,
+    FlowRunReconciler,
+    FlowRunView,
+    Limits,
+)
+from tests.unit.flowrun_objects import T0, at, failed_create, job, run_body, task
 
 Body = dict[str, Any]
 Key = tuple[str, str]
@@ -179,6 +186,84 @@ async def test_concurrent_workers_never_grant_more_slots_than_the_limit() -> Non
     assert all("1/1 runs operator-wide" in s["message"] for s in waiting)
 
 
+class NoList(Kube):
+    async def list(self, *args: Any, **kwargs: Any) -> Page:
+        raise AssertionError("a FlowRun reconcile lists nothing: its Events are watched")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deleted: list[str] = []
+
+    async def delete(self, resource: Resource, namespace: str, name: str) -> None:
+        self.deleted.append(name)  # a crashed task's Job goes
+
+
+async def test_a_quota_refusal_is_read_from_the_watched_events_never_listed() -> None:
+    """A Job whose pods a quota refuses: the FailedCreate Event the watch holds (keyed by
+    the Job's name) crashes the task once the grace period is over, with the API server's
+    words; an Event about an earlier Job of the same name (another uid) is not read."""
+    key = ("ml", "q")
+    runs = {key: [queued("q")]}
+    jobs: dict[Key, list[Body]] = {}
+    refusals: dict[Key, list[Body]] = {}
+    kube, now = NoList(), [T0]
+    view = FlowRunView(runs=runs, jobs=jobs, pods={}, children={}, workflows={},
+                       refusals=refusals)  # fmt: skip
+    rec = FlowRunReconciler(view, kube, Limits(), clock=lambda: now[0])
+    await rec(key)
+    assert kube.created == ["q-extract"] and last_status(kube, "q")["phase"] == "Deployed"
+    runs[key] = [{**runs[key][0], "status": last_status(kube, "q")}]
+    made = job(FlowRun.from_body(runs[key][0]), "extract")
+    made["metadata"]["uid"] = "uid-job"
+    jobs[key] = [made]
+    words = 'pods "q-extract-x" is forbidden: exceeded quota: compute, requested: cpu=4'
+    stale = failed_create(made, "an earlier Job's words", first=0)
+    stale["involvedObject"]["uid"] = "uid-earlier"
+    current = failed_create(made, words, first=0)
+    current["involvedObject"]["uid"] = "uid-job"
+    refusals[("ml", "q-extract")] = [stale]
+    now[0] = at(120)  # past the grace period (60 s)
+    await rec(key)
+    assert last_status(kube, "q")["phase"] == "Deployed"  # the other Job's Event: not read
+    refusals[("ml", "q-extract")] = [stale, current]
+    await rec(key)
+    status = last_status(kube, "q")
+    assert status["phase"] == "Crashed", status
+    assert words in status["message"] and kube.deleted == ["q-extract"]
+
+
+class Together(Kube):
+    """Each create waits until `n` are under way at once (for at most a second)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.under_way, self.most = n, 0, 0
+        self.all_in = asyncio.Event()
+
+    async def create(self, resource: Resource, body: Body) -> bool:
+        self.under_way += 1
+        self.most = max(self.most, self.under_way)
+        if self.under_way >= self.n:
+            self.all_in.set()
+        with contextlib.suppress(TimeoutError):  # one after another: each waits alone
+            await asyncio.wait_for(self.all_in.wait(), 1.0)
+        self.under_way -= 1
+        return await super().create(resource, body)
+
+
+async def test_the_ready_tasks_jobs_are_created_side_by_side() -> None:
+    body = queued("wide")
+    body["spec"]["tasks"] = [task("a"), task("b"), task("c")]
+    body["status"]["tasks"] = [
+        {"name": n, "version": "1.0", "status": "Pending"} for n in ("a", "b", "c")
+    ]
+    kube = Together(3)
+    rec = reconciler({("ml", "wide"): [body]}, kube)
+    await asyncio.wait_for(rec(("ml", "wide")), 2.5)
+    assert kube.most == 3 and sorted(kube.created) == ["wide-a", "wide-b", "wide-c"]
+    assert last_status(kube, "wide")["phase"] == "Deployed"
+
+
 def waiting_for_capacity(name: str, made: str) -> Body:
     body = queued(name)
     body["metadata"]["creationTimestamp"] = made
@@ -325,24 +410,21 @@ async def test_a_change_of_task_details_only_waits_out_the_interval() -> None:
         t = last_status(kube, "r0")["tasks"][0]
         return t["status"], t.get("message")
 
-    await rec(key)  # Deployed, the Job created
+    await rec(key)  # Deployed, the Job created: the task is Running from its create
+    assert task_line()[0] == "Running"
+    writes = len(kube.statuses)
     echo()
     run = FlowRun.from_body(runs[key][0])
     rec.view.jobs = {key: [job(run, "extract", active=1)]}
     waiting = pod(run, "extract", phase="Pending", waiting=("ContainerCreating", ""))
     rec.view.pods = {key: [waiting]}
-    assert await rec(key) is None  # the task is Running now: written at once
-    assert task_line()[0] == "Running"
-    writes = len(kube.statuses)
-    echo()
+    again = await rec(key)  # the Job and its pod seen: details only, kept for the window
+    assert len(kube.statuses) == writes and again == pytest.approx(DETAILS_WINDOW)
     now[0] += 0.4
     rec.view.pods = {key: [pod(run, "extract", phase="Running")]}
-    again = await rec(key)  # the pod's state only: kept for an interval
-    assert len(kube.statuses) == writes and again == pytest.approx(1.0)
-    now[0] += 0.6
-    assert await rec(key) == pytest.approx(0.4)  # another event meanwhile: still kept
-    now[0] += 0.4
-    await rec(key)  # the interval is over: the latest details are written
+    assert await rec(key) == pytest.approx(DETAILS_WINDOW - 0.4)  # another event: still kept
+    now[0] += DETAILS_WINDOW - 0.4
+    await rec(key)  # the window is over: the latest details are written
     assert len(kube.statuses) == writes + 1 and task_line()[0] == "Running"
     assert kube.statuses[-1][1]["tasks"] != kube.statuses[-2][1]["tasks"]  # the details moved
 
@@ -359,12 +441,12 @@ async def test_a_late_echo_of_an_earlier_write_does_not_undo_a_later_one() -> No
     runs = {key: [first]}
     kube = Kube()
     rec = reconciler(runs, kube)
-    rec.writes.interval = 0
-    await rec(key)  # write 1: Deployed (made version 101)
+    rec.writes.interval = rec.writes.longest = 0  # details written at once
+    await rec(key)  # write 1: Deployed, the task Running (made version 101)
     run = FlowRun.from_body({**first, "status": last_status(kube, "r0")})
     rec.view.jobs = {key: [job(run, "extract", active=1)]}
     rec.view.pods = {key: [pod(run, "extract", phase="Running")]}
-    await rec(key)  # write 2, over the same stale version 10: the task is Running
+    await rec(key)  # write 2, over the same stale version 10: the task's Job and pod
     posted = list(kube.posted)
     assert len(kube.statuses) == 2 and posted.count("Deployed") == 1
 

@@ -137,3 +137,16 @@ def test_slow_writes_lengthen_the_interval_fast_ones_bring_it_back() -> None:
     for _ in range(50):  # idle again
         w.record(KEY, body("1"), {"color": "ORANGE"}, made="2", took=0.005)
     assert w.detail_interval == 1.0
+
+
+def test_the_version_our_last_write_made_is_known_as_ours_until_forgotten() -> None:
+    w = writes()
+    assert not w.made_last(KEY, "7")
+    w.record(KEY, body("5"), "green", made="7")
+    assert w.made_last(KEY, "7") and not w.made_last(KEY, "5") and not w.made_last(KEY, "")
+    w.record(KEY, body("7"), "yellow", made=None)  # kept, not written: the last made stays
+    assert w.made_last(KEY, "7")
+    w.record(KEY, body("7"), "red", made="9")
+    assert w.made_last(KEY, "9") and not w.made_last(KEY, "7")
+    w.forget(KEY)
+    assert not w.made_last(KEY, "9")
