@@ -195,7 +195,51 @@ SCHEMAS: dict[str, S] = {
             "attempts": {**INT, "description": "pods its Job has started (absent: none)"},
             "reason": STR,
             "childRun": {**STR, "description": "the child FlowRun of a subFlow task"},
+            "attemptDetail": {
+                "type": "array",
+                "items": _ref("Attempt"),
+                "description": "one run, live, its pods in view: each attempt's time "
+                "waiting, pending and running (docs/dashboard.md)",
+            },
         },
+    ),
+    "Attempt": _obj(
+        {
+            "attempt": {"type": "integer", "minimum": 1},
+            "outcome": STR,
+            "segments": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "kind": {
+                            "type": "string",
+                            "enum": [
+                                "waiting",
+                                "backoff",
+                                "unscheduled",
+                                "starting",
+                                "pending",
+                                "running",
+                            ],
+                        },
+                        "start": STR,
+                        "end": STR,
+                    },
+                    {"reason": STR, "message": STR},
+                ),
+            },
+        },
+        {
+            "pod": STR,
+            "created": {"type": ["string", "null"]},
+            "start": {"type": ["string", "null"]},
+            "end": {"type": ["string", "null"]},
+            "reason": STR,
+            "exitCode": {"type": "integer"},
+            "message": STR,
+        },
+        description="One attempt (pod) of a task: Succeeded, Failed, OOMKilled, Evicted, "
+        "Running or Pending, and its segments in order.",
     ),
     "Transition": _obj(
         {"phase": {"type": "string", "enum": list(RUN_STATES)}, "time": STR},

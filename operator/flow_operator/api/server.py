@@ -78,6 +78,8 @@ STATIC_FILES = {
     "flows.js": "text/javascript",
     # vendored libraries (api/static/vendor/MANIFEST.json, docs/dashboard.md)
     "vendor/dagre.min.js": "text/javascript",
+    "vendor/uPlot.iife.min.js": "text/javascript",
+    "vendor/uPlot.min.css": "text/css",
     "style.css": "text/css",
     "favicon.svg": "image/svg+xml",
 }

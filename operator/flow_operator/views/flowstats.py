@@ -63,15 +63,15 @@ def stats_query(params: Mapping[str, str]) -> tuple[str, timedelta, int]:
     """(the window as asked, the window, last) of the query; BadStatsQuery otherwise."""
     text = (params.get("window") or DEFAULT_WINDOW).strip()
     try:
-        window = parse_duration(text)
-    except ValueError:
+        window = parse_duration(text) if len(text) <= 32 else None
+    except (ValueError, OverflowError):  # not a duration, or one past timedelta's range
         window = None
     if window is None or not MIN_WINDOW <= window <= MAX_WINDOW:
         raise BadStatsQuery(
             f"window must be a duration from 1h to 90d such as 24h, 7d or 30d, not {text[:40]!r}"
         )
     raw = (params.get("last") or str(DEFAULT_LAST)).strip()
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LAST:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= MAX_LAST:
         raise BadStatsQuery(f"last must be a whole number from 1 to {MAX_LAST}, not {raw[:40]!r}")
     return text, window, int(raw)
 

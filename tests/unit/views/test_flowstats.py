@@ -182,6 +182,8 @@ def test_stats_query(params: dict[str, str], expected: tuple[str, timedelta, int
         ({"last": "0"}, "last"),
         ({"last": "501"}, "last"),
         ({"last": "-3"}, "last"),
+        ({"window": "99999999999999999999d"}, "window"),
+        ({"last": "9" * 40}, "last"),
     ],
 )
 def test_stats_query_refuses_naming_the_field(params: dict[str, str], named: str) -> None:
