@@ -21,9 +21,9 @@ import base64
 import json
 import secrets
 import statistics
-from datetime import datetime
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
