@@ -138,7 +138,8 @@ function renderFlowDetail() {
     el("td", {}, timeCell(r.created)), el("td", {}, badge(r.status))));
   const versions = (d.versions || []).map((v) => `v${v.version}`).join(", ");
   const hadFocus = document.activeElement && box.contains(document.activeElement) ? document.activeElement.id : null;
-  box.replaceChildren(
+  // (replaceChildren would write a null as the text "null": el() leaves nulls out)
+  box.replaceChildren(...el("div", {},
     el("div", { class: "flow-head" },
       el("h2", {}, d.name, " ", el("span", { class: "ns" }, d.namespace)),
       el("button", { type: "button", class: "run primary", id: "flow-run", disabled: Boolean(d.problem),
@@ -155,7 +156,7 @@ function renderFlowDetail() {
     el("h3", {}, "Recent runs"),
     runs.length ? el("table", { class: "flow-runs" },
       el("thead", {}, el("tr", {}, ["Run", "Version", "Run type", "Created", "Status"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, runs)) : el("p", { class: "muted" }, "No runs yet."));
+      el("tbody", {}, runs)) : el("p", { class: "muted" }, "No runs yet.")).childNodes);
   drawTrend(flowsPage.stats);
   if (hadFocus && $(hadFocus)) $(hadFocus).focus();
 }

@@ -243,7 +243,7 @@ function renderTimeline(run) {
       }), ms(g.start), ms(g.end)));
       const last = (a.segments || []).slice(-1)[0];
       const mark = last ? el("span", { class: `attempt-mark ${a.outcome}`, "aria-hidden": "true" }, OUTCOME_MARK[a.outcome] || a.outcome) : null;
-      if (mark) mark.style.left = `calc(${pct(ms(last.end))} + 3px)`;
+      if (mark) mark.style.left = `calc(${pct(ms(last.start))} + 3px)`;  // inside its last part
       return el("div", { class: `attempt ${a.outcome}`, "data-attempt": String(a.attempt), "data-outcome": a.outcome,
         "data-pod": a.pod || "", role: "img", "aria-label": `${t.name}: ${attemptWords(a)}` }, parts, mark);
     });
