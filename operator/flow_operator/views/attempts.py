@@ -4,7 +4,8 @@ An attempt is one pod of the task's Job. From what the operator watches (the Job
 pods, slimmed by objects/slim.py) each attempt gets its segments, in order:
 
 - `waiting`: the task could start (its dependencies had succeeded, or the run was
-  Deployed) but its Job did not exist yet (first attempt only);
+  Deployed) but its Job had not made its first pod yet: the operator creating the Job,
+  then the Job controller creating the pod (first attempt only);
 - `backoff`: the previous attempt had ended and the Job had not made the next pod yet;
 - `unscheduled`: the pod existed but no node was chosen (PodScheduled not True). While it
   lasts, its reason is the scheduler's (Unschedulable, with the message); once scheduled,
@@ -112,8 +113,8 @@ def _attempt(pod: Body, index: int, since: datetime | None, first: bool,
     waiting = state.get("waiting") or {}
     pending_end = started or finished or now
     segments: list[dict[str, Any] | None] = []
-    if first:
-        segments.append(_segment("waiting", since, job_created or created))
+    if first:  # until its Job exists and has made the pod
+        segments.append(_segment("waiting", since, created or job_created))
     else:
         segments.append(_segment("backoff", since, created))
     if scheduled_cond is None:

@@ -75,7 +75,7 @@ def test_a_failed_attempt_then_its_successful_retry() -> None:
     assert [a["outcome"] for a in got] == ["Failed", "Succeeded"]
     assert (got[0]["reason"], got[0]["exitCode"]) == ("Error", 1)
     assert got[0]["segments"] == [
-        {"kind": "waiting", "start": at(2), "end": at(5)},  # ready -> the Job made
+        {"kind": "waiting", "start": at(2), "end": at(6)},  # ready -> the Job's first pod
         {"kind": "unscheduled", "start": at(6), "end": at(6)},
         {"kind": "starting", "start": at(6), "end": at(8), "reason": "ContainerCreating"},
         {"kind": "running", "start": at(8), "end": at(10)},
@@ -194,6 +194,6 @@ async def test_the_run_detail_carries_the_attempts_of_a_live_run() -> None:
     assert load["attemptDetail"][0]["segments"][0] == {
         "kind": "waiting",
         "start": at(4),
-        "end": at(5),
+        "end": at(6),
     }
     validate("/api/v1/flowruns/{namespace}/{name}", "get", 200, detail)

@@ -195,7 +195,7 @@ const ms = (ts) => (ts ? Date.parse(ts) : NaN);
 
 // What each part of an attempt's bar is, in words (the legend, the titles, the row's text).
 const SEGMENT_WORDS = {
-  waiting: "waiting for its Job", backoff: "retry back-off", unscheduled: "waiting for a node",
+  waiting: "waiting for its Job and pod", backoff: "retry back-off", unscheduled: "waiting for a node",
   starting: "starting its container", pending: "pending", running: "running",
 };
 const OUTCOME_MARK = { Succeeded: "✓", Failed: "✗", OOMKilled: "✗ OOMKilled", Evicted: "⏏ Evicted", Running: "▶", Pending: "…" };
