@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from flow_operator.api.flowruns import (
     FlowRunError,
+    FlowRunRow,
     StoredLog,
     record_row,
     rerun_body,
@@ -66,6 +67,7 @@ from flow_operator.models.flowrun import TERMINAL
 from flow_operator.objects.body import Body
 from flow_operator.objects.ownership import Whose, task_pod
 from flow_operator.ports import FLOWRUNS, LogReader, Resource
+from flow_operator.views.attempts import run_attempts
 from flow_operator.views.paging import BadCursor, Page
 
 Key = tuple[str, str]
@@ -182,8 +184,10 @@ class IndexedFlowRuns:
         logs: LogReader | None = None,
         children: ChildViews | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.runs = runs
+        self.clock = clock
         # The operator's watches of the runs' Jobs and pods: a log is streamed only from
         # the pod the task made (objects/ownership.py). None: not checked (a test's fake).
         self.children = children
@@ -407,9 +411,20 @@ class IndexedFlowRuns:
         """One run with its tasks: live, else the store's newest of that name."""
         body = self._live(namespace, name)
         if body is not None:
-            return row_of(body).dump()
+            return self._with_attempts(namespace, name, body).dump()
         record = await self._stored(namespace, name)
         return record_row(record).dump() if record is not None else None
+
+    def _with_attempts(self, namespace: str, name: str, body: Body) -> FlowRunRow:
+        """The live run's row, each task with its attempts from the watched pods."""
+        row = row_of(body)
+        if self.children is None or not row.tasks:
+            return row
+        key = (namespace, name)
+        found = run_attempts(body, self.children.pods.get(key, ()),
+                             self.children.jobs.get(key, ()), self.clock())  # fmt: skip
+        tasks = [t.model_copy(update={"attemptDetail": found.get(t.name)}) for t in row.tasks]
+        return row.model_copy(update={"tasks": tasks})
 
     async def _stored(self, namespace: str, name: str) -> RunRecord | None:
         try:

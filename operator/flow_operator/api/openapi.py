@@ -195,7 +195,51 @@ SCHEMAS: dict[str, S] = {
             "attempts": {**INT, "description": "pods its Job has started (absent: none)"},
             "reason": STR,
             "childRun": {**STR, "description": "the child FlowRun of a subFlow task"},
+            "attemptDetail": {
+                "type": "array",
+                "items": _ref("Attempt"),
+                "description": "one run, live, its pods in view: each attempt's time "
+                "waiting, pending and running (docs/dashboard.md)",
+            },
         },
+    ),
+    "Attempt": _obj(
+        {
+            "attempt": {"type": "integer", "minimum": 1},
+            "outcome": STR,
+            "segments": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "kind": {
+                            "type": "string",
+                            "enum": [
+                                "waiting",
+                                "backoff",
+                                "unscheduled",
+                                "starting",
+                                "pending",
+                                "running",
+                            ],
+                        },
+                        "start": STR,
+                        "end": STR,
+                    },
+                    {"reason": STR, "message": STR},
+                ),
+            },
+        },
+        {
+            "pod": STR,
+            "created": {"type": ["string", "null"]},
+            "start": {"type": ["string", "null"]},
+            "end": {"type": ["string", "null"]},
+            "reason": STR,
+            "exitCode": {"type": "integer"},
+            "message": STR,
+        },
+        description="One attempt (pod) of a task: Succeeded, Failed, OOMKilled, Evicted, "
+        "Running or Pending, and its segments in order.",
     ),
     "Transition": _obj(
         {"phase": {"type": "string", "enum": list(RUN_STATES)}, "time": STR},
@@ -278,6 +322,77 @@ SCHEMAS: dict[str, S] = {
         },
         description="One Flow with what a Run form needs (parameters, configurations), "
         "its versions, each schedule (spec and state) and its newest runs.",
+    ),
+    "FlowStats": _obj(
+        {
+            "namespace": STR,
+            "name": STR,
+            "windowAsked": {**STR, "description": "the window as asked (default 7d)"},
+            "last": {"type": "integer", "minimum": 1, "maximum": 500},
+            "window": _obj({"since": STR, "until": STR}),
+            "overall": _ref("RunSummary"),
+            "versions": {
+                "type": "array",
+                "items": _ref("RunGroup"),
+                "description": "newest version first",
+            },
+            "configurations": {"type": "array", "items": _ref("RunGroup")},
+            "trend": {
+                "type": "array",
+                "description": "the last `last` finished runs, oldest first",
+                "items": _obj(
+                    {"name": STR, "status": STR},
+                    {
+                        "version": {"type": ["string", "null"]},
+                        "configuration": {"type": ["string", "null"]},
+                        "startTime": {"type": ["string", "null"]},
+                        "endTime": {"type": ["string", "null"]},
+                        "durationSeconds": {"type": ["number", "null"]},
+                    },
+                ),
+            },
+            "flag": _obj(
+                {
+                    "slower": BOOL,
+                    "failing": BOOL,
+                    "enough": {**BOOL, "description": "false: too few runs to judge"},
+                    "recent": _ref("RunSide"),
+                    "baseline": _ref("RunSide"),
+                    "reasons": {"type": "array", "items": STR},
+                }
+            ),
+            "truncated": {**BOOL, "description": "the window held more runs than are read"},
+            "definitions": {"type": "object", "description": "the flag's thresholds"},
+        },
+        description="A flow's health over a window (docs/flows.md, Flow stats): success "
+        "rate and p50/p95 duration per version and configuration, the duration trend of "
+        "its last runs, and whether the newest runs are markedly slower or failing more.",
+    ),
+    "RunSummary": _obj(
+        {k: INT for k in ("runs", "unfinished", "succeeded", "failed", "cancelled")},
+        {
+            "successRate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "p50Seconds": {"type": ["number", "null"], "minimum": 0},
+            "p95Seconds": {"type": ["number", "null"], "minimum": 0},
+        },
+    ),
+    "RunGroup": _obj(
+        {
+            "name": STR,
+            **{k: INT for k in ("runs", "unfinished", "succeeded", "failed", "cancelled")},
+        },
+        {
+            "successRate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "p50Seconds": {"type": ["number", "null"], "minimum": 0},
+            "p95Seconds": {"type": ["number", "null"], "minimum": 0},
+        },
+    ),
+    "RunSide": _obj(
+        {"runs": INT, "failures": INT, "successes": INT},
+        {
+            "failureRate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "p50Seconds": {"type": ["number", "null"], "minimum": 0},
+        },
     ),
     "RunRequest": {
         "type": "object",
@@ -459,6 +574,36 @@ FLOW_PATHS: dict[str, S] = {
             operationId="getFlow",
             parameters=[NAMESPACE, NAME],
             responses={"404": _response("No such flow", ERR)},
+        )
+    },
+    "/api/v1/flows/{namespace}/{name}/stats": {
+        "get": _flows_op(
+            "A flow's success rate, p50/p95 duration and trend over a window, and a flag "
+            "when its newest runs are markedly slower or failing more often",
+            {"200": _response("The flow's stats", "FlowStats")},
+            operationId="getFlowStats",
+            parameters=[
+                NAMESPACE,
+                NAME,
+                {
+                    "name": "window",
+                    "in": "query",
+                    "required": False,
+                    "description": "how far back, 1h to 90d (e.g. 24h, 7d, 30d); default 7d",
+                    "schema": {"type": "string", "pattern": r"^(\d+[smhdw])+$", "default": "7d"},
+                },
+                {
+                    "name": "last",
+                    "in": "query",
+                    "required": False,
+                    "description": "the trend's runs, 1 to 500; default 50",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                },
+            ],
+            responses={
+                "400": _response("window or last is not what it takes (named)", ERR),
+                "404": _response("No such flow, live or with runs in the window", ERR),
+            },
         )
     },
     "/api/v1/flows/{namespace}/{name}/runs": {

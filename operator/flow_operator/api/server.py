@@ -31,7 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from flow_operator import metrics
-from flow_operator.api import colors
+from flow_operator.api import colors, flowstats
 from flow_operator.api.audit import Audit, requesting
 from flow_operator.api.auth import FailureLimiter, Network, SecretKeys, client_address, matches
 from flow_operator.api.flowruns import (
@@ -65,6 +65,7 @@ from flow_operator.errors import KubeError
 from flow_operator.history.store import MAX_PAGE, AuditQuery
 from flow_operator.logsafe import printable
 from flow_operator.ports import FLOWRUNS, FLOWS, WORKFLOWS, Identity, Permission, Resource
+from flow_operator.views.flowstats import BadStatsQuery
 from flow_operator.views.paging import BadCursor
 from flow_operator.views.workflows import workflow_row
 
@@ -78,6 +79,8 @@ STATIC_FILES = {
     "flows.js": "text/javascript",
     # vendored libraries (api/static/vendor/MANIFEST.json, docs/dashboard.md)
     "vendor/dagre.min.js": "text/javascript",
+    "vendor/uPlot.iife.min.js": "text/javascript",
+    "vendor/uPlot.min.css": "text/css",
     "style.css": "text/css",
     "favicon.svg": "image/svg+xml",
 }
@@ -741,6 +744,22 @@ async def get_flow(request: web.Request) -> web.StreamResponse:
     return _json(flow)
 
 
+@secured("getFlow")
+async def flow_stats(request: web.Request) -> web.StreamResponse:
+    """A flow's success rate and p50/p95 duration per version and configuration over
+    `window`, its last `last` runs' durations and the slower/failing flag (api/flowstats.py)."""
+    ns, name = request.match_info["namespace"], request.match_info["name"]
+    flow = _flows(request).get(ns, name)
+    try:
+        doc = await flowstats.stats(_backend(request), ns, name, request.query,
+                                    request.app[API].directory.clock(), flow=flow)  # fmt: skip
+    except (BadStatsQuery, BadQuery, BadCursor) as e:
+        return error(400, "BadRequest", str(e))
+    if doc is None:
+        return error(404, "NotFound", f"no flow {ns}/{name}, live or with runs in the window")
+    return _json(doc)
+
+
 @secured("run")
 async def run_flow(request: web.Request) -> web.StreamResponse:
     """The Run action: 201 with the new run, 200 with the one an idempotency key made."""
@@ -886,6 +905,7 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamRespons
     ("GET", "/api/v1/audit", list_audit),
     ("GET", "/api/v1/flows", list_flows),
     ("GET", "/api/v1/flows/{namespace}/{name}", get_flow),
+    ("GET", "/api/v1/flows/{namespace}/{name}/stats", flow_stats),
     ("POST", "/api/v1/flows/{namespace}/{name}/runs", run_flow),
     ("GET", "/api/v1/stream", stream),
 ]

@@ -45,6 +45,8 @@ class TaskRow(Row):
     attempts: int | None = None
     reason: str | None = None
     childRun: str | None = None
+    # One run, live, its pods in view: each attempt's segments (views/attempts.py).
+    attemptDetail: list[dict[str, Any]] | None = None
 
 
 class Transition(Row):

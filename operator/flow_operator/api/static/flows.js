@@ -10,6 +10,8 @@ const flowsPage = {
   items: null,       // GET /api/v1/flows, as last fetched
   open: null,        // {ns, name}: the Flow whose detail is shown
   detail: null,      // GET /api/v1/flows/{ns}/{name} of `open`
+  stats: null,       // GET /api/v1/flows/{ns}/{name}/stats of `open` (or {error})
+  chart: null,       // the uPlot of the duration trend
   stream: null,
   soon: null,
   known: new Map(),  // "ns/name" of each listed Flow, for the run table's links
@@ -58,6 +60,7 @@ function hideFlows() {
   flowsPage.stream = null;
   clearTimeout(flowsPage.soon);
   closeRunForm();
+  if (flowsPage.chart) { flowsPage.chart.destroy(); flowsPage.chart = null; }
 }
 
 async function loadFlows() {
@@ -69,6 +72,7 @@ async function loadFlows() {
     flowsPage.detail = open
       ? await (await api(`/api/v1/flows/${flowPath(open.ns, open.name)}`)).json().catch(() => null)
       : null;
+    flowsPage.stats = open ? await loadFlowStats(open) : null;
     renderFlows();
     $("flows-error").hidden = true;
     $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
@@ -133,11 +137,18 @@ function renderFlowDetail() {
     el("td", {}, r.version ? `v${r.version}` : ""), el("td", {}, r.runType || ""),
     el("td", {}, timeCell(r.created)), el("td", {}, badge(r.status))));
   const versions = (d.versions || []).map((v) => `v${v.version}`).join(", ");
-  box.replaceChildren(
-    el("h2", {}, d.name, " ", el("span", { class: "ns" }, d.namespace)),
+  const hadFocus = document.activeElement && box.contains(document.activeElement) ? document.activeElement.id : null;
+  // (replaceChildren would write a null as the text "null": el() leaves nulls out)
+  box.replaceChildren(...el("div", {},
+    el("div", { class: "flow-head" },
+      el("h2", {}, d.name, " ", el("span", { class: "ns" }, d.namespace)),
+      el("button", { type: "button", class: "run primary", id: "flow-run", disabled: Boolean(d.problem),
+        title: d.problem ? "the Flow's spec is invalid" : `Run ${d.name}…`, "aria-label": `Run ${d.name}`,
+        onclick: () => openRunForm(d.namespace, d.name) }, "Run…")),
     el("p", { class: "muted" }, `version ${d.version ?? "—"} · ${d.level} · ${d.flowType} · concurrency ${d.concurrency}` +
       (versions ? ` · kept: ${versions}` : "")),
     d.problem ? el("p", { class: "error" }, d.problem) : null,
+    flowHealth(d, flowsPage.stats),
     el("h3", {}, "Schedules"),
     schedules.length ? el("table", { class: "flow-schedules" },
       el("thead", {}, el("tr", {}, ["Schedule", "Cron", "Time zone", "Configuration", "Next run (local time)", "Last tick", "Missed"].map((h) => el("th", {}, h)))),
@@ -145,8 +156,162 @@ function renderFlowDetail() {
     el("h3", {}, "Recent runs"),
     runs.length ? el("table", { class: "flow-runs" },
       el("thead", {}, el("tr", {}, ["Run", "Version", "Run type", "Created", "Status"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, runs)) : el("p", { class: "muted" }, "No runs yet."));
+      el("tbody", {}, runs)) : el("p", { class: "muted" }, "No runs yet.")).childNodes);
+  drawTrend(flowsPage.stats);
+  if (hadFocus && $(hadFocus)) $(hadFocus).focus();
 }
+
+// ---------- the Flow page's health: stats per version and configuration, the trend ----------
+
+const WINDOWS = ["24h", "7d", "30d", "90d"];
+const LASTS = ["20", "50", "100", "200"];
+
+// The Flow page's window and trend length, from its URL: #/flows/<ns>/<name>?window=7d&last=50
+function flowParams() {
+  const q = location.hash.indexOf("?");
+  const p = new URLSearchParams(q < 0 ? "" : location.hash.slice(q + 1));
+  return { window: p.get("window") || "7d", last: p.get("last") || "50" };
+}
+
+function setFlowParams(change) {
+  if (!flowsPage.open) return;
+  const p = new URLSearchParams({ ...flowParams(), ...change });
+  location.hash = `#/flows/${flowPath(flowsPage.open.ns, flowsPage.open.name)}?${p}`;  // route() reloads
+}
+
+async function loadFlowStats(open) {
+  const { window, last } = flowParams();
+  const q = new URLSearchParams({ window, last });
+  try {
+    return await (await api(`/api/v1/flows/${flowPath(open.ns, open.name)}/stats?${q}`)).json();
+  } catch (e) {
+    if (e instanceof Unauthorized) throw e;
+    return { error: e.message };
+  }
+}
+
+const pct = (rate) => (rate === null || rate === undefined ? "—" : `${(rate * 100).toFixed(rate === 1 || rate === 0 ? 0 : 1)}%`);
+const secs = (v) => (v === null || v === undefined ? "—" : v < 10 ? `${v.toFixed(1)}s` : humanSeconds(v));
+
+// The verdict in words (and a mark), never by color alone.
+function flagLine(flag) {
+  if (!flag.enough) {
+    return el("p", { class: "flow-flag unknown", id: "flow-flag", "data-flag": "unknown" },
+      "… Not enough finished runs in this window to compare the newest with the ones before.");
+  }
+  const marks = [flag.slower && "slower", flag.failing && "failing"].filter(Boolean);
+  if (!marks.length) {
+    return el("p", { class: "flow-flag ok", id: "flow-flag", "data-flag": "ok" },
+      `✓ No marked change: the last ${flag.recent.runs} runs are as fast and fail as often as the ${flag.baseline.runs} before.`);
+  }
+  const title = [flag.slower && "Slower", flag.failing && "Failing more often"].filter(Boolean).join(" and ");
+  return el("div", { class: "flow-flag bad", id: "flow-flag", "data-flag": marks.join(" "), role: "status" },
+    el("strong", {}, `⚠ ${title}`), ": ", flag.reasons.join("; "), ".");
+}
+
+function statsTable(id, heading, groups, created) {
+  const head = [heading, "Runs", "Succeeded", "Failed", "Cancelled", "Unfinished", "Success rate", "p50", "p95"];
+  if (created) head.splice(1, 0, "Created");
+  return el("table", { class: "flow-stats", id },
+    el("thead", {}, el("tr", {}, head.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, groups.map((g) => el("tr", { "data-group": g.name },
+      el("th", { scope: "row" }, heading === "Version" && /^\d+$/.test(g.name) ? `v${g.name}` : g.name),
+      created ? el("td", {}, g.created ? timeCell(g.created) : el("span", { class: "muted" }, "—")) : null,
+      el("td", { class: "num runs" }, String(g.runs)),
+      el("td", { class: "num succeeded" }, String(g.succeeded)),
+      el("td", { class: "num failed" }, String(g.failed)),
+      el("td", { class: "num cancelled" }, String(g.cancelled)),
+      el("td", { class: "num unfinished" }, String(g.unfinished)),
+      el("td", { class: "num rate" }, pct(g.successRate)),
+      el("td", { class: "num p50", title: g.p50Seconds === null ? "" : `${g.p50Seconds} s` }, secs(g.p50Seconds)),
+      el("td", { class: "num p95", title: g.p95Seconds === null ? "" : `${g.p95Seconds} s` }, secs(g.p95Seconds))))));
+}
+
+function flowHealth(d, stats) {
+  const { window, last } = flowParams();
+  const choose = (id, label, values, current, key) => el("label", { for: id }, label, " ",
+    el("select", { id, onchange: (e) => setFlowParams({ [key]: e.target.value }) },
+      [...new Set([...values, current])].map((v) => el("option", { value: v, selected: v === current }, v))));
+  const controls = el("div", { class: "flow-controls" },
+    choose("flow-window", "Window", WINDOWS, window, "window"),
+    choose("flow-last", "Trend of the last", LASTS, last, "last"), " runs");
+  const box = el("section", { class: "flow-health", "aria-labelledby": "flow-health-h" },
+    el("h3", { id: "flow-health-h" }, "Health"), controls);
+  if (!stats) return box;
+  if (stats.error) { box.append(el("p", { class: "error", id: "flow-stats-error" }, `The stats could not be read: ${stats.error}`)); return box; }
+  const o = stats.overall;
+  box.append(
+    el("p", { id: "flow-overall" }, `${o.runs} runs since ${when(stats.window.since)} UTC: ${o.succeeded} succeeded, ` +
+      `${o.failed} failed, ${o.cancelled} cancelled, ${o.unfinished} unfinished · success rate ${pct(o.successRate)} · ` +
+      `p50 ${secs(o.p50Seconds)} · p95 ${secs(o.p95Seconds)}` + (stats.truncated ? " (the newest runs only: the window holds more)" : "")),
+    flagLine(stats.flag));
+  // every version the Flow keeps, and any other its runs ran
+  const kept = new Map((d.versions || []).map((v) => [String(v.version), v]));
+  const byVersion = new Map(stats.versions.map((g) => [g.name, g]));
+  const empty = { runs: 0, succeeded: 0, failed: 0, cancelled: 0, unfinished: 0, successRate: null, p50Seconds: null, p95Seconds: null };
+  const names = [...new Set([...kept.keys(), ...byVersion.keys()])]
+    .sort((a, b) => (/^\d+$/.test(b) ? Number(b) : -1) - (/^\d+$/.test(a) ? Number(a) : -1));
+  const versions = names.map((n) => ({ ...empty, ...byVersion.get(n), name: n, created: (kept.get(n) || {}).creationTime }));
+  box.append(
+    el("h4", {}, "Per version"), statsTable("flow-versions", "Version", versions, true),
+    el("h4", {}, "Per configuration"),
+    stats.configurations.length ? statsTable("flow-configurations", "Configuration", stats.configurations, false)
+      : el("p", { class: "muted" }, "No runs in this window."),
+    el("h4", { id: "flow-trend-h" }, `Duration of the last ${stats.trend.length} finished runs`),
+    el("div", { id: "flow-trend", class: "flow-trend", role: "img", "data-points": String(stats.trend.length),
+      "aria-label": `Duration of the last ${stats.trend.length} finished runs, oldest first; the table below lists them` }),
+    el("details", { class: "flow-trend-table" }, el("summary", {}, "The trend as a table"),
+      el("table", { id: "flow-trend-rows" },
+        el("thead", {}, el("tr", {}, ["#", "Run", "Version", "Configuration", "Started (UTC)", "Status", "Duration"].map((h) => el("th", {}, h)))),
+        el("tbody", {}, stats.trend.map((p, i) => el("tr", { "data-run": p.name },
+          el("td", {}, String(i + 1)),
+          el("td", {}, el("a", { href: `#/runs/${flowPath(d.namespace, p.name)}` }, p.name)),
+          el("td", {}, p.version ? `v${p.version}` : ""), el("td", {}, p.configuration || ""),
+          el("td", {}, when(p.startTime)), el("td", {}, badge(p.status)),
+          el("td", { class: "num" }, secs(p.durationSeconds))))))));
+  return box;
+}
+
+// The trend: one point per run, oldest first; Completed filled green on a line, Failed
+// (and Crashed) hollow red, Cancelled hollow grey: the legend says which is which.
+const TREND_SERIES = [
+  { label: "Completed", statuses: ["Completed"], color: "#2e9e44", line: true, fill: "#2e9e44" },
+  { label: "Failed or crashed", statuses: ["Failed", "Crashed"], color: "#d0312d", line: false, fill: "#fff" },
+  { label: "Cancelled", statuses: ["Cancelled"], color: "#777", line: false, fill: "#fff" },
+];
+
+function drawTrend(stats) {
+  if (flowsPage.chart) { flowsPage.chart.destroy(); flowsPage.chart = null; }
+  const box = $("flow-trend");
+  if (!box || !stats || !stats.trend) return;
+  if (!stats.trend.length) { box.append(el("p", { class: "muted" }, "No finished run in this window.")); return; }
+  if (typeof uPlot === "undefined") { box.append(el("p", { class: "error" }, "The chart library did not load.")); return; }
+  const xs = stats.trend.map((_, i) => i + 1);
+  const ys = TREND_SERIES.map((s) => stats.trend.map((p) => (s.statuses.includes(p.status) ? p.durationSeconds : null)));
+  const opts = {
+    width: Math.max(320, box.clientWidth || 640), height: 220,
+    scales: { x: { time: false } },
+    axes: [
+      { label: "run (oldest → newest)", values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? String(t) : "")) },
+      { label: "duration", values: (u, ticks) => ticks.map((t) => secs(t)), size: 60 },
+    ],
+    series: [
+      { label: "run", value: (u, v) => (v === null || v === undefined ? "—" : `#${v} ${(stats.trend[v - 1] || {}).name || ""}`) },
+      ...TREND_SERIES.map((s) => ({
+        label: s.label, stroke: s.color, width: s.line ? 2 : 0, spanGaps: true,
+        paths: s.line ? undefined : () => null,
+        points: { show: true, size: s.line ? 6 : 9, stroke: s.color, fill: s.fill, width: 2 },
+        value: (u, v) => (v === null || v === undefined ? "—" : secs(v)),
+      })),
+    ],
+  };
+  flowsPage.chart = new uPlot(opts, [xs, ...ys], box);
+}
+
+window.addEventListener("resize", () => {
+  const box = $("flow-trend");
+  if (flowsPage.chart && box) flowsPage.chart.setSize({ width: Math.max(320, box.clientWidth), height: 220 });
+});
 
 // ---------- the Run form ----------
 

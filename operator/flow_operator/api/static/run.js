@@ -56,7 +56,7 @@ async function showRun(ns, name) {
     runPage.stream = openStream({ namespace: ns, run: name, kinds: "runs" }, state.token, {
       ready: () => loadRun(),
       reset: () => loadRun(),
-      change: (kind, data) => { if (data.run) renderRun(data.run); },
+      change: (kind, data) => { if (data.run) { renderRun(keepAttempts(data.run)); attemptsSoon(); } },
       up: () => { $("run-live").textContent = "live"; $("run-live").className = "live on"; },
       down: () => { $("run-live").textContent = "reconnecting…"; $("run-live").className = "live off"; },
       unauthorized: () => showLogin("That token is not accepted."),
@@ -72,6 +72,7 @@ async function showRun(ns, name) {
 function hideRun() {
   if (runPage.stream) runPage.stream.close();
   clearInterval(runPage.clock);
+  clearTimeout(runPage.attemptsTimer);
   closeRunLog();
   runPage.id = null;
   runPage.stream = null;
@@ -86,6 +87,32 @@ async function loadRun() {
     if (e instanceof Unauthorized) { showLogin("That token is not accepted."); return; }
     $("run-error").hidden = false;
     $("run-error").textContent = `Cannot show ${ns}/${name}: ${e.message}`;
+  }
+}
+
+// The stream carries the run's status, not its pods: a change keeps the attempts shown
+// and asks the run's detail for them again (one request per burst of changes).
+function keepAttempts(run) {
+  const before = new Map(((runPage.run || {}).tasks || []).map((t) => [t.name, t.attemptDetail]));
+  return { ...run, tasks: (run.tasks || []).map((t) => (t.attemptDetail || !before.get(t.name) ? t : { ...t, attemptDetail: before.get(t.name) })) };
+}
+
+function attemptsSoon() {
+  clearTimeout(runPage.attemptsTimer);
+  runPage.attemptsTimer = setTimeout(loadAttempts, 300);
+}
+
+async function loadAttempts() {
+  if (!runPage.id) return;
+  const { ns, name } = runPage.id;
+  try {
+    const detail = await (await api(`/api/v1/flowruns/${runPath(ns, name)}`)).json();
+    if (!runPage.run || !runPage.id || runPage.id.ns !== ns || runPage.id.name !== name) return;
+    const found = new Map((detail.tasks || []).map((t) => [t.name, t.attemptDetail]));
+    runPage.run = { ...runPage.run, tasks: (runPage.run.tasks || []).map((t) => ({ ...t, attemptDetail: found.get(t.name) || t.attemptDetail })) };
+    renderTimeline(runPage.run);
+  } catch (e) {
+    if (e instanceof Unauthorized) showLogin("That token is not accepted.");  // else: the bars stay as they were
   }
 }
 
@@ -166,41 +193,77 @@ function stateText(t) {
 
 const ms = (ts) => (ts ? Date.parse(ts) : NaN);
 
+// What each part of an attempt's bar is, in words (the legend, the titles, the row's text).
+const SEGMENT_WORDS = {
+  waiting: "waiting for its Job and pod", backoff: "retry back-off", unscheduled: "waiting for a node",
+  starting: "starting its container", pending: "pending", running: "running",
+};
+const OUTCOME_MARK = { Succeeded: "✓", Failed: "✗", OOMKilled: "✗ OOMKilled", Evicted: "⏏ Evicted", Running: "▶", Pending: "…" };
+
+function attemptWords(a) {
+  const why = [a.reason && a.reason !== a.outcome ? a.reason : "", a.exitCode ? `exit ${a.exitCode}` : ""].filter(Boolean).join(", ");
+  return `attempt ${a.attempt} ${a.outcome}${why ? ` (${why})` : ""}`;
+}
+
 function renderTimeline(run) {
   const tasks = run.tasks || [];
   const now = Date.now();
-  const starts = tasks.map((t) => ms(t.startTime)).filter((v) => !isNaN(v));
+  const segs = tasks.flatMap((t) => (t.attemptDetail || []).flatMap((a) => a.segments || []));
+  const starts = [...tasks.map((t) => ms(t.startTime)), ...segs.map((g) => ms(g.start))].filter((v) => !isNaN(v));
   const runStart = ms(run.startTime);
   const t0 = Math.min(...starts, isNaN(runStart) ? Infinity : runStart);
-  const ends = tasks.map((t) => (t.endTime ? ms(t.endTime) : t.startTime ? now : NaN)).filter((v) => !isNaN(v));
+  const ends = [...tasks.map((t) => (t.endTime ? ms(t.endTime) : t.startTime ? now : NaN)), ...segs.map((g) => ms(g.end))].filter((v) => !isNaN(v));
   const t1 = Math.max(...ends, run.endTime ? ms(run.endTime) : -Infinity, t0 + 1000);
   if (!isFinite(t0)) { $("run-timeline").replaceChildren(el("p", { class: "muted" }, "No task has started yet.")); return; }
   const span = t1 - t0;
   const pct = (v) => `${(((v - t0) / span) * 100).toFixed(2)}%`;
+  const place = (node, a, b) => { node.style.left = pct(a); node.style.width = `max(2px, calc(${pct(b)} - ${pct(a)}))`; return node; };
   const rows = tasks.map((t) => {
     const start = ms(t.startTime);
     const end = t.endTime ? ms(t.endTime) : now;
+    const tried = t.attemptDetail || [];
     const failedBefore = Math.max(0, (t.attempts || 0) - (t.status === "Failed" || t.status === "Crashed" ? 0 : 1));
     const label = isNaN(start) ? "not started"
       : `${humanSeconds((end - start) / 1000)}${t.endTime ? "" : " so far"}`;
-    const detail = [
+    const detail = tried.length ? tried.map(attemptWords).join(" · ") : [
       t.attempts ? `${t.attempts} attempt${t.attempts > 1 ? "s" : ""}` : "",
       failedBefore ? `${failedBefore} failed attempt${failedBefore > 1 ? "s" : ""}` : "",
       t.reason || "",
     ].filter(Boolean).join(", ");
     const bar = isNaN(start) ? null : el("div", {
-      class: `bar ${t.status}`, style: null, "data-task": t.name,
+      class: `bar ${t.status}${tried.length ? " has-attempts" : ""}`, style: null, "data-task": t.name,
       title: `${t.name}: ${t.status}, ${when(t.startTime)} → ${t.endTime ? when(t.endTime) : "now"}${detail ? ` (${detail})` : ""}`,
-    }, failedBefore ? el("span", { class: "retries", "aria-label": `${failedBefore} failed attempts before` }, "✗".repeat(Math.min(failedBefore, 5))) : null);
-    if (bar) { bar.style.left = pct(start); bar.style.width = `max(2px, calc(${pct(end)} - ${pct(start)}))`; }
+    }, !tried.length && failedBefore ? el("span", { class: "retries", "aria-label": `${failedBefore} failed attempts before` }, "✗".repeat(Math.min(failedBefore, 5))) : null);
+    if (bar) place(bar, start, end);
+    const attempts = tried.map((a) => {
+      const parts = (a.segments || []).map((g) => place(el("div", {
+        class: `seg ${g.kind}`, "data-kind": g.kind,
+        title: `${t.name}, attempt ${a.attempt}: ${SEGMENT_WORDS[g.kind] || g.kind}${g.reason ? ` (${g.reason})` : ""} ` +
+          `${humanSeconds((ms(g.end) - ms(g.start)) / 1000)}, ${when(g.start)} → ${when(g.end)}${g.message ? ` — ${g.message}` : ""}`,
+      }), ms(g.start), ms(g.end)));
+      const last = (a.segments || []).slice(-1)[0];
+      const mark = last ? el("span", { class: `attempt-mark ${a.outcome}`, "aria-hidden": "true" }, OUTCOME_MARK[a.outcome] || a.outcome) : null;
+      if (mark) mark.style.left = `calc(${pct(ms(last.start))} + 3px)`;  // inside its last part
+      return el("div", { class: `attempt ${a.outcome}`, "data-attempt": String(a.attempt), "data-outcome": a.outcome,
+        "data-pod": a.pod || "", role: "img", "aria-label": `${t.name}: ${attemptWords(a)}` }, parts, mark);
+    });
     return el("div", { class: "tl-row", "data-task": t.name },
       el("div", { class: "tl-name" }, t.name),
-      el("div", { class: "tl-track" }, bar),
-      el("div", { class: "tl-text" }, `${t.status} · ${label}${detail ? ` · ${detail}` : ""}`));
+      el("div", { class: `tl-track${tried.length ? " with-attempts" : ""}` }, bar, attempts),
+      el("div", { class: "tl-text", title: detail }, `${t.status} · ${label}${detail ? ` · ${detail}` : ""}`));
   });
+  const anyAttempts = tasks.some((t) => (t.attemptDetail || []).length);
+  const legend = anyAttempts
+    ? el("div", { class: "tl-legend muted", id: "run-timeline-legend" },
+      Object.entries(SEGMENT_WORDS).filter(([k]) => segs.some((g) => g.kind === k))
+        .map(([k, words]) => el("span", { class: "key" }, el("span", { class: `swatch seg ${k}` }), words)),
+      el("span", { class: "key" }, "✗ failed · ✗ OOMKilled · ⏏ evicted · ✓ succeeded"))
+    : tasks.some((t) => t.startTime) && FINISHED.has(run.status)
+      ? el("p", { class: "muted tl-note", id: "run-timeline-note" }, "Each attempt's own times (waiting, pending, running) are shown while the run's pods exist; the run store keeps each task's start, end and number of attempts, not each attempt's times.")
+      : null;
   $("run-timeline").replaceChildren(
     el("div", { class: "tl-axis muted" }, el("span", {}, when(new Date(t0).toISOString().replace(/\.\d+Z$/, "Z"))), el("span", {}, `${humanSeconds(span / 1000)} in all`)),
-    ...rows);
+    ...rows, legend);
 }
 
 // ---------- the phase history ----------
