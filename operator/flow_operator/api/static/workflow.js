@@ -12,7 +12,14 @@ const wfPage = {
   id: null,      // {ns, name}
   stream: null,
   soon: { workflow: null, run: null },
+  color: null,     // the Workflow's color now (its row)
+  stripColor: null, // the color the 24 h strip ends in
+  catchUp: { timer: null, tries: 0 },
 };
+// The store writes a color transition a moment after the stream told the change: while
+// the strip ends in another color than the Workflow's, it is read again, CATCH_UP_MS
+// apart, at most CATCH_UP_TRIES times per change (then the next change reads it).
+const CATCH_UP_MS = 1000, CATCH_UP_TRIES = 10;
 
 // The color windows the strips show: [key, label, milliseconds]
 const COLOR_WINDOWS = [["24h", "Last 24 hours", 24 * 3600e3], ["7d", "Last 7 days", 7 * 24 * 3600e3]];
@@ -51,6 +58,8 @@ function hideWorkflow() {
   if (wfPage.stream) wfPage.stream.close();
   clearTimeout(wfPage.soon.workflow);
   clearTimeout(wfPage.soon.run);
+  clearTimeout(wfPage.catchUp.timer);
+  wfPage.color = wfPage.stripColor = null;
   wfPage.id = null;
   wfPage.stream = null;
 }
@@ -63,6 +72,7 @@ function loadingRow(table) {
 // A burst of changes is one refetch.
 function wfSoon(kind) {
   const which = kind === "run" ? "run" : "workflow";
+  if (which === "workflow") wfPage.catchUp.tries = 0;
   clearTimeout(wfPage.soon[which]);
   wfPage.soon[which] = setTimeout(() => (which === "run" ? loadWfRuns() : loadWorkflowParts()), 150);
 }
@@ -109,6 +119,8 @@ function showWfError(message) {
 
 function renderWfHead(w) {
   const color = w.actualStatus || "";
+  wfPage.color = color || null;
+  colorsCaughtUp();
   $("wf-color").replaceChildren(badge(color || "unknown"));
   document.title = `${w.name} (${color || "no color yet"}) · Workflow · Flow Operator`;
   $("wf-meta").textContent = [
@@ -182,8 +194,21 @@ function loadWfColors() {
       const q = new URLSearchParams({ since: isoSecond(until - span) });
       return (await api(`/api/v1/workflows/${wfPath(ns, name)}/colors?${q}`)).json();
     })),
-    (docs) => $("wf-colors").replaceChildren(...docs.map((doc, i) => colorStrip(COLOR_WINDOWS[i], doc))),
+    (docs) => {
+      $("wf-colors").replaceChildren(...docs.map((doc, i) => colorStrip(COLOR_WINDOWS[i], doc)));
+      const periods = colorPeriods(docs[0]);
+      wfPage.stripColor = periods.length ? periods[periods.length - 1].color : null;
+      colorsCaughtUp();
+    },
     (message) => $("wf-colors").replaceChildren(el("p", { class: "error" }, message)));
+}
+
+function colorsCaughtUp() {
+  if (!wfPage.color || !wfPage.stripColor || wfPage.color === wfPage.stripColor) return;
+  if (wfPage.catchUp.tries >= CATCH_UP_TRIES) return;
+  clearTimeout(wfPage.catchUp.timer);
+  wfPage.catchUp.tries++;
+  wfPage.catchUp.timer = setTimeout(loadWfColors, CATCH_UP_MS);
 }
 
 // The window as periods of one color: from its start in colorAtStart, each transition
