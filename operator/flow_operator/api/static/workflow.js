@@ -228,8 +228,15 @@ function colorPeriods(doc) {
 }
 
 function colorStrip([key, label], doc) {
-  const t0 = Date.parse(doc.since), span = Math.max(Date.parse(doc.until) - t0, 1);
-  const segments = colorPeriods(doc).map((p) => {
+  // A window that starts before anything was recorded (a young Workflow, a new store):
+  // the strip starts at the first record, and says so; the time with no record is still
+  // written out under it.
+  const all = colorPeriods(doc);
+  const periods = all.length > 1 && all[0].color === "unknown" ? all.slice(1) : all;
+  const t0 = periods.length ? periods[0].from : Date.parse(doc.since);
+  const span = Math.max(Date.parse(doc.until) - t0, 1);
+  const start = t0 > Date.parse(doc.since) ? `first record ${when(isoSecond(t0))}` : when(doc.since);
+  const segments = periods.map((p) => {
     const words = `${COLOR_WORDS[p.color] || p.color} from ${when(isoSecond(p.from))} to ${when(isoSecond(p.to))} (${humanSeconds((p.to - p.from) / 1000)})`;
     const seg = el("span", { class: `seg ${p.color}`, "data-color": p.color, title: words, role: "img", "aria-label": words },
       COLOR_WORDS[p.color] || p.color);
@@ -248,7 +255,7 @@ function colorStrip([key, label], doc) {
       el("span", { class: "muted" }, ` ${changes} change${changes === 1 ? "" : "s"}` +
         (doc.greenShare !== null && doc.greenShare !== undefined ? ` · GREEN ${(doc.greenShare * 100).toFixed(1)}% of the recorded time` : ""))),
     el("div", { class: "strip", "data-window": key, role: "group", "aria-label": `${label}: colors over time` }, segments),
-    el("div", { class: "strip-axis muted" }, el("span", {}, when(doc.since)), el("span", {}, "now")),
+    el("div", { class: "strip-axis muted" }, el("span", { class: "strip-start" }, start), el("span", {}, "now")),
     el("p", { class: "spent", "data-window": key }, "Time in each color: ", spent.length ? spent : "nothing recorded"));
 }
 
