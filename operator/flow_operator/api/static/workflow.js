@@ -244,11 +244,12 @@ function colorStrip([key, label], doc) {
     seg.style.width = `${(((p.to - p.from) / span) * 100).toFixed(3)}%`;
     return seg;
   });
-  const total = Object.values(doc.seconds || {}).reduce((a, b) => a + b, 0) || 1;
+  // shares of the recorded time (the time with no record has none)
+  const known = Object.entries(doc.seconds || {}).filter(([c]) => c !== "unknown").reduce((a, [, v]) => a + v, 0) || 1;
   const spent = Object.entries(doc.seconds || {}).filter(([, s]) => s > 0)
-    .sort((a, b) => b[1] - a[1])
+    .sort((a, b) => (a[0] === "unknown") - (b[0] === "unknown") || b[1] - a[1])
     .map(([c, s]) => el("span", { class: `spent-item ${c}`, "data-color": c },
-      `${COLOR_WORDS[c] || c} ${humanSeconds(s)} (${((s / total) * 100).toFixed(1)}%)`));
+      `${COLOR_WORDS[c] || c} ${humanSeconds(s)}` + (c === "unknown" ? "" : ` (${((s / known) * 100).toFixed(1)}%)`)));
   const changes = (doc.transitions || []).length;
   return el("div", { class: "color-window", "data-window": key },
     el("div", { class: "strip-head" }, el("strong", {}, label),
