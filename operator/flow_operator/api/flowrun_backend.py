@@ -25,7 +25,7 @@ import bisect
 import builtins
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -69,6 +69,7 @@ from flow_operator.objects.ownership import Whose, task_pod
 from flow_operator.ports import FLOWRUNS, LogReader, Resource
 from flow_operator.views.attempts import run_attempts
 from flow_operator.views.paging import BadCursor, Page
+from flow_operator.views.workflow_page import runs_using
 
 Key = tuple[str, str]
 
@@ -260,6 +261,11 @@ class IndexedFlowRuns:
     def list(self, **filters: str) -> list[dict[str, Any]]:
         """The live runs only (the index), matching the seed's filters."""
         return select((row_of(b) for b in self._bodies()), filters)
+
+    def using_workflow(self, namespace: str, workflow: str) -> Sequence[dict[str, Any]]:
+        """The live runs (the index) in `namespace` whose workflowRef, or whose Flow
+        version's, names `workflow` (views/workflow_page.py)."""
+        return runs_using(self._bodies(), namespace, workflow)
 
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A live run only."""

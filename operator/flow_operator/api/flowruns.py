@@ -10,7 +10,7 @@ parameters as the store's `RunQuery`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -295,4 +295,9 @@ class FlowRunBackend(Protocol):
 
     async def rerun(self, namespace: str, name: str, *, latest: bool = False) -> dict[str, Any]:
         """A new run of the old one's spec (its Flow version; `latest`: the current one)."""
+        ...
+
+    def using_workflow(self, namespace: str, workflow: str) -> Sequence[dict[str, Any]]:
+        """The live runs in `namespace` that use the Workflow `workflow` (the Workflow
+        page), newest first."""
         ...

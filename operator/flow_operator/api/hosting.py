@@ -114,12 +114,13 @@ class HttpHost:
         events: EventSink | None = None,
         lookup: Lookup | None = None,
         secrets: SecretKeys | None = None,
+        deployments: Mapping[Key, Any] | None = None,
     ) -> None:
         self.kube = kube
         # shared with the Workflow reconciler's check of apiKeySecretRef: one read per TTL
         self.secrets = secrets or SecretKeys(kube.read_secret)
         self.events, self.lookup = events, lookup
-        self.directory = WorkflowDirectory(workflows, pods)
+        self.directory = WorkflowDirectory(workflows, pods, deployments=deployments)
         self.stream = StreamHub()  # fed by the topics from the start, like the directory
         self.flowruns = flowruns
         self.flows = flows

@@ -58,6 +58,8 @@ NEEDS: dict[str, tuple[Need, ...]] = {
     "rerun": (("get", FLOWRUNS, ""), ("create", FLOWRUNS, "")),
     "getFlow": (("get", FLOWS, ""),),
     "getWorkflow": (("get", WORKFLOWS, ""),),
+    "workflowPods": (("get", WORKFLOWS, ""), ("list", PODS, "")),
+    "workflowRuns": (("get", WORKFLOWS, ""), ("list", FLOWRUNS, "")),
     "run": (("get", FLOWS, ""), ("create", FLOWRUNS, "")),
 }
 # GET /api/v1/audit is for admins: `list` on this virtual resource, cluster-wide (no such

@@ -154,6 +154,62 @@ SCHEMAS: dict[str, S] = {
             },
         }
     ),
+    "WorkflowPods": _obj(
+        {
+            "namespace": STR,
+            "name": STR,
+            "services": {
+                "type": "array",
+                "description": "each service in spec order, with its Deployment's counts",
+                "items": _obj(
+                    {
+                        "id": STR,
+                        "desired": {**INT, "description": "the replicas asked for"},
+                        "updated": {**INT, "description": "pods at the latest template"},
+                        "ready": INT,
+                        "available": {**INT, "description": "ready for minReadySeconds"},
+                    },
+                    {
+                        "rolloutStatus": {"type": ["string", "null"]},
+                        "rolloutStatusReason": {"type": ["string", "null"]},
+                        "message": {
+                            "type": ["string", "null"],
+                            "description": "why its pods cannot be created",
+                        },
+                    },
+                ),
+            },
+            "pods": {
+                "type": "array",
+                "description": "the Workflow's pods, by service then name",
+                "items": _obj(
+                    {
+                        "name": STR,
+                        "service": {"type": ["string", "null"]},
+                        "status": {**STR, "description": "kubectl's STATUS, or Unschedulable"},
+                        "message": {
+                            "type": ["string", "null"],
+                            "description": "the scheduler's (or kubelet's) message",
+                        },
+                        "ready": {**STR, "pattern": r"^\d+/\d+$"},
+                        "restarts": INT,
+                        "node": {"type": ["string", "null"]},
+                        "created": {"type": ["string", "null"]},
+                        "age": GO_DURATION,
+                        "scheduled": {
+                            "type": ["string", "null"],
+                            "description": "PodScheduled: True, or its reason (Unschedulable)",
+                        },
+                    }
+                ),
+            },
+        },
+        description="The Workflow page's rollout counts and pods, from the operator's watches.",
+    ),
+    "WorkflowRuns": _obj(
+        {"items": {"type": "array", "items": _ref("FlowRun")}},
+        description="The live runs that use the Workflow, newest first (without tasks).",
+    ),
     "WorkflowColors": _obj(
         {
             "namespace": STR,
@@ -746,6 +802,41 @@ PATHS: dict[str, S] = {
                 "404": _response("No such Workflow, live or in the run store", ERR),
                 "429": LIMITED,
                 "503": _response("The run store cannot be read now", ERR),
+            },
+        }
+    },
+    "/api/v1/workflows/{namespace}/{name}/pods": {
+        "get": {
+            "summary": "A Workflow's services' rollout and its pods (the Workflow page)",
+            "description": "From the operator's watches of the Workflow's Deployments and "
+            "pods, no API read per request; takes `get workflows` and `list pods` in the "
+            "namespace (kubernetes auth mode).",
+            "operationId": "getWorkflowPods",
+            **BEARER_OP,
+            "parameters": [NAMESPACE, NAME],
+            "responses": {
+                "200": _response("The rollout counts and the pods", "WorkflowPods"),
+                "401": UNAUTHORIZED,
+                "404": _response("No such Workflow", ERR),
+                "429": LIMITED,
+            },
+        }
+    },
+    "/api/v1/workflows/{namespace}/{name}/runs": {
+        "get": {
+            "summary": "The live runs that use a Workflow (the Workflow page)",
+            "description": "Runs whose spec.workflowRef, or whose Flow version's, names the "
+            "Workflow, from the FlowRun index (runs gone from the cluster are not listed); "
+            "takes `get workflows` and `list flowruns` in the namespace.",
+            "operationId": "getWorkflowRuns",
+            **BEARER_OP,
+            "parameters": [NAMESPACE, NAME],
+            "responses": {
+                "200": _response("The runs, newest first", "WorkflowRuns"),
+                "401": UNAUTHORIZED,
+                "404": _response("No such Workflow", ERR),
+                "429": LIMITED,
+                "503": _response("Flow runs are not served", ERR),
             },
         }
     },

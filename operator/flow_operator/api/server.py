@@ -67,6 +67,7 @@ from flow_operator.logsafe import printable
 from flow_operator.ports import FLOWRUNS, FLOWS, WORKFLOWS, Identity, Permission, Resource
 from flow_operator.views.flowstats import BadStatsQuery
 from flow_operator.views.paging import BadCursor
+from flow_operator.views.workflow_page import pods_document
 from flow_operator.views.workflows import workflow_row
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ STATIC_FILES = {
     "stream.js": "text/javascript",
     "run.js": "text/javascript",
     "flows.js": "text/javascript",
+    "workflow.js": "text/javascript",
+    "namespaces.js": "text/javascript",
     # vendored libraries (api/static/vendor/MANIFEST.json, docs/dashboard.md)
     "vendor/dagre.min.js": "text/javascript",
     "vendor/uPlot.iife.min.js": "text/javascript",
@@ -422,6 +425,38 @@ async def workflow_colors(request: web.Request) -> web.StreamResponse:
     if not live and history.before is None and not history.transitions:
         return error(404, "NotFound", f"no workflow {ns}/{name}, live or in the run store")
     return _json(colors.document(ns, name, history, since, until))
+
+
+@secured("workflowPods")
+async def workflow_pods(request: web.Request) -> web.StreamResponse:
+    """The Workflow page's services and pods: each service's rollout (its Deployment's
+    replica counts) and each pod with its state and the scheduler's message, from the
+    operator's watches (views/workflow_page.py); `get workflows` and `list pods`."""
+    api = request.app[API]
+    key = (request.match_info["namespace"], request.match_info["name"])
+    if api.directory.body(key) is None:
+        return error(404, "NotFound", f"no workflow {key[0]}/{key[1]}")
+    status = api.directory.status(key)
+    return _json(
+        pods_document(
+            *key,
+            status.dump() if status is not None else None,
+            api.directory.pods_of(key),
+            api.directory.deployments_of(key),
+            api.directory.clock(),
+        )
+    )
+
+
+@secured("workflowRuns")
+async def workflow_runs(request: web.Request) -> web.StreamResponse:
+    """The live runs that use the Workflow (spec.workflowRef, or their Flow version's),
+    newest first; `get workflows` and `list flowruns`."""
+    api = request.app[API]
+    ns, name = request.match_info["namespace"], request.match_info["name"]
+    if api.directory.body((ns, name)) is None:
+        return error(404, "NotFound", f"no workflow {ns}/{name}")
+    return _json({"items": _backend(request).using_workflow(ns, name)})
 
 
 AUDIT_FILTERS = ("user", "namespace", "action")
@@ -896,6 +931,8 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamRespons
     ("GET", "/api/v1/me", me),
     ("GET", "/api/v1/workflows", list_workflows),
     ("GET", "/api/v1/workflows/{namespace}/{name}/colors", workflow_colors),
+    ("GET", "/api/v1/workflows/{namespace}/{name}/pods", workflow_pods),
+    ("GET", "/api/v1/workflows/{namespace}/{name}/runs", workflow_runs),
     ("GET", "/api/v1/flowruns", list_flowruns),
     ("GET", "/api/v1/flowruns/{namespace}/{name}", get_flowrun),
     ("GET", "/api/v1/flowruns/{namespace}/{name}/tasks/{task}/logs", task_logs),

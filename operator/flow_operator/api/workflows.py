@@ -31,10 +31,13 @@ class WorkflowDirectory:
         workflows: View,
         pods: View,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        deployments: View | None = None,
     ) -> None:
         self.workflows = workflows
         self.pods = pods
         self.clock = clock
+        # The services' Deployments (the Workflow page's rollout counts); None: not watched.
+        self.deployments: View = deployments if deployments is not None else {}
         # key -> (status, resourceVersion of the body the reconciler computed it from)
         self._latest: dict[Key, tuple[WorkflowStatus, str]] = {}
 
@@ -90,3 +93,6 @@ class WorkflowDirectory:
 
     def pods_of(self, key: Key) -> list[Body]:
         return list(self.pods.get(key) or ())
+
+    def deployments_of(self, key: Key) -> list[Body]:
+        return list(self.deployments.get(key) or ())

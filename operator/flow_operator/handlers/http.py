@@ -60,6 +60,7 @@ def setup(app: Operator) -> None:
             events=app.recorder,
             lookup=lookup,
             secrets=ctx.need(SecretKeys),  # the Workflow kind's, shared with its reconciler
+            deployments=view.deployments,  # the Workflow page's rollout counts
         )
         app.workflows.subscribe(lambda e: host.directory.on_status(e.key, e.status))
         # after the directory: a page that refetches on an event reads the new status

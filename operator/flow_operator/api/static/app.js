@@ -66,8 +66,10 @@ function showLogin(message) {
   $("page-runs").hidden = true;
   $("page-run").hidden = true;
   $("page-flows").hidden = true;
+  $("page-workflow").hidden = true;
   stopLive();
   hideRun();
+  hideWorkflow(); // workflow.js
   hideFlows(); // flows.js
   $("logout").hidden = true;
   $("login-error").hidden = !message;
@@ -93,12 +95,14 @@ $("logout").addEventListener("click", () => {
 
 const RUN_PAGE = /^#\/runs\/([^/?]+)\/([^/?]+)/;
 const FLOWS_PAGE = /^#\/flows(?:\/([^/?]+)\/([^/?]+))?/;
+const WORKFLOW_PAGE = /^#\/workflows\/([^/?]+)\/([^/?]+)/; // workflow.js
 
 function route() {
   const one = RUN_PAGE.exec(location.hash);
   const flows = FLOWS_PAGE.exec(location.hash);
-  state.page = one ? "run" : flows ? "flows" : location.hash.startsWith("#/runs") ? "runs" : "workflows";
-  $("nav-workflows").classList.toggle("active", state.page === "workflows");
+  const wf = WORKFLOW_PAGE.exec(location.hash);
+  state.page = one ? "run" : flows ? "flows" : wf ? "workflow" : location.hash.startsWith("#/runs") ? "runs" : "workflows";
+  $("nav-workflows").classList.toggle("active", state.page === "workflows" || state.page === "workflow");
   $("nav-flows").classList.toggle("active", state.page === "flows");
   $("nav-runs").classList.toggle("active", state.page === "runs" || state.page === "run");
   if (!state.token) { showLogin(); return; }
@@ -108,7 +112,16 @@ function route() {
   $("page-runs").hidden = state.page !== "runs";
   $("page-run").hidden = state.page !== "run";
   $("page-flows").hidden = state.page !== "flows";
+  $("page-workflow").hidden = state.page !== "workflow";
   if (state.page !== "flows") hideFlows(); // flows.js
+  if (state.page !== "workflow") hideWorkflow(); // workflow.js
+  if (wf) {
+    stopLive();
+    clearTimeout(state.timer);
+    hideRun();
+    showWorkflow(decodeURIComponent(wf[1]), decodeURIComponent(wf[2]));
+    return;
+  }
   if (flows) {
     stopLive();
     clearTimeout(state.timer);
@@ -175,7 +188,7 @@ function runChanged(run) {
 
 async function refresh() {
   clearTimeout(state.timer);
-  if (state.page === "flows" || state.page === "run") return; // their own scripts keep them
+  if (state.page === "flows" || state.page === "run" || state.page === "workflow") return; // their own scripts keep them
   try {
     if (state.page === "workflows") await loadWorkflows();
     else await loadRuns();
@@ -192,7 +205,8 @@ window.addEventListener("hashchange", route);
 // ---------- Workflows page ----------
 
 async function loadWorkflows() {
-  const data = await (await api("/api/v1/workflows")).json();
+  const ns = selectedNamespace(); // namespaces.js: the header's selector, kept in the URL
+  const data = await (await api(`/api/v1/workflows${ns ? `?namespace=${encodeURIComponent(ns)}` : ""}`)).json();
   const filter = $("wf-filter").value.trim().toLowerCase();
   const items = data.items.filter((w) => !filter || w.id.toLowerCase().includes(filter));
   const counts = {};
@@ -224,7 +238,8 @@ function workflowCard(w) {
   }
   const color = w.actualStatus || "";
   return el("article", { class: `wf ${color}`, "data-id": w.id },
-    el("h2", {}, badge(color), w.name, el("span", { class: "ns" }, w.namespace)),
+    el("h2", {}, badge(color), el("a", { href: wfHref(w.namespace, w.name), class: "wf-link", // workflow.js
+      title: `${w.namespace}/${w.name}: rollout, pods, color history, runs` }, w.name), el("span", { class: "ns" }, w.namespace)),
     el("div", { class: "meta" },
       `${w.desiredStatus} · ${w.publishingMode}` +
       (w.servicesReady ? ` · ${w.servicesReady} components ready` : "") +
@@ -255,6 +270,8 @@ const runsUrl = (limit, cursor) => {
   const q = $("run-search").value.trim();
   const params = new URLSearchParams({ limit: String(limit) });
   if (q) params.set("search", q);
+  const ns = selectedNamespace(); // namespaces.js
+  if (ns) params.set("namespace", ns);
   if (cursor) params.set("continue", cursor);
   return `/api/v1/flowruns?${params}`;
 };

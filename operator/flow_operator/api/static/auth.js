@@ -95,6 +95,7 @@ if (typeof document !== "undefined") {
     auth.asking = null;
     who.hidden = true;
     who.textContent = "";
+    document.dispatchEvent(new CustomEvent("flow:me", { detail: null })); // namespaces.js
   }
 
   function show() {
@@ -106,6 +107,7 @@ if (typeof document !== "undefined") {
       `namespaces: ${me.clusterWide && me.clusterWide.length ? "all" : namespaces.join(", ") || "none"}`;
     who.hidden = false;
     applyTo(document.body);
+    document.dispatchEvent(new CustomEvent("flow:me", { detail: me })); // namespaces.js
   }
 
   // The namespace of a button: its run row's (or the task row's run), its Flow row's, or
