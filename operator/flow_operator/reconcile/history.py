@@ -56,7 +56,7 @@ from flow_operator.history.store import (
     RunStore,
     StoreUnavailable,
 )
-from flow_operator.models.flowrun import TERMINAL, FlowRunStatus
+from flow_operator.models.flowrun import TERMINAL, FlowRunStatus, TaskPhase
 from flow_operator.observers import RunChanged, WorkflowChanged
 from flow_operator.ports import EventSink, LogReader
 
@@ -71,6 +71,7 @@ MAX_BACKOFF = 30.0
 # Writes failing this long post a Warning Event (once per outage) on the oldest run waiting.
 WARN_AFTER = 60.0
 ENDED_PODS = frozenset({"Succeeded", "Failed"})
+TASK_ENDED = frozenset(TaskPhase) - {TaskPhase.PENDING, TaskPhase.RUNNING}
 # Color transitions waiting at most (beyond: the oldest dropped, logged and counted), and
 # written per transaction.
 MAX_PENDING_COLORS = 100_000
@@ -425,6 +426,8 @@ def attempts_to_capture(
         if line.child_run or (not line.job_name and line.name not in by_task):
             continue  # a child run's logs are its own run's; a task with no Job has none
         mine = sorted(by_task.get(line.name, []), key=_made)
+        if not final and _next_pod_unseen(line.status, line.attempts, mine):
+            continue  # numbered now, the pod seen would take the unseen retry's number
         last = max(line.attempts, len(mine))
         first_seen = last - len(mine) + 1
         if final:
@@ -434,6 +437,18 @@ def attempts_to_capture(
             if final or phase in ENDED_PODS:
                 out.append(Attempt(line.name, n, str((pod.get("metadata") or {}).get("name"))))
     return out
+
+
+def _next_pod_unseen(status: TaskPhase, attempts: int, mine: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the Job counts an attempt newer than every pod the watch shows: the task
+    still runs, its newest pod seen has ended, and the Job counts more attempts than pods.
+    (The Job controller counts the retry's pod in the same status write that counts the
+    failure, often before the pod's own event arrives.) Pods missing for another reason,
+    early ones the garbage collector took, are older: the newest pod seen still runs, or
+    the task has ended."""
+    if status in TASK_ENDED or not mine or len(mine) >= attempts:
+        return False
+    return (mine[-1].get("status") or {}).get("phase") in ENDED_PODS
 
 
 @dataclass

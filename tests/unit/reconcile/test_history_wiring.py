@@ -224,6 +224,24 @@ def test_attempts_are_numbered_from_the_newest_pod() -> None:
     assert attempts_to_capture(deployed, running) == []
 
 
+def test_a_retry_the_job_counts_before_its_pod_is_seen_takes_no_number() -> None:
+    """The Job controller counts the failure and the retry's pod in one status write, often
+    before the watch shows that pod: the failed pod, the newest seen, is attempt 1, not 2."""
+    body = finished("Failed", attempts=2)
+    body["status"]["phase"] = "Deployed"
+    body["status"]["tasks"][0]["status"] = "Running"
+    retrying = FlowRunStatus.model_validate(body["status"])
+    first = pods(1, "Failed")
+    assert attempts_to_capture(retrying, first) == []  # not yet: the retry is not seen
+    both = [*pods(2, "Failed")[:1], pods(2, "Running")[1]]
+    assert attempts_to_capture(retrying, both) == [Attempt("extract", 1, "churn-7f3k-extract-p1")]
+    # the run over, every pod is numbered (the unseen one never comes)
+    assert attempts_to_capture(retrying, first, final=True) == [
+        Attempt("extract", 1, None),
+        Attempt("extract", 2, "churn-7f3k-extract-p1"),
+    ]
+
+
 async def test_a_failed_attempts_log_is_captured_capped_and_a_deleted_pods_is_lost() -> None:
     store, kube = MemoryStore(), LogKube()
     kube.logs["churn-7f3k-extract-p2"] = b"x" * 100 + b"the end\n"
