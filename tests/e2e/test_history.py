@@ -222,6 +222,28 @@ def test_task_logs_are_read_from_the_store(archived: OperatorProcess) -> None:
     assert own > 0  # the check above compared some logs with their own pod
 
 
+def test_log_contains_finds_runs_by_their_stored_logs(archived: OperatorProcess) -> None:
+    """`logContains` (the store's log search index, migration 0006) over the runs that left
+    the cluster: a line only one run's log holds finds that run alone, in any case; a
+    failed attempt's log is searched too; a string in no log finds none."""
+    own = []  # runs whose stored extract log is their own (names its Job), not kwok's generic
+    for i in range(RUNS - 3):
+        run = f"etl-{i:02d}"
+        _, text = stored_log(archived, run, "extract")
+        if text.splitlines() != GENERIC:
+            own.append(run)
+    assert own, "no stored log named its own pod (see GENERIC)"
+    for run in own[:3]:
+        found = listed(archived, namespace=NS, logContains=f"OF JOB {run}-extract ")
+        assert [r["name"] for r in found["items"]] == [run] and found["total"] == 1, found
+    _, first = stored_log(archived, "fails-00", "crunch", attempt=1)
+    line = max(first.splitlines(), key=len)  # the longest line of a failed attempt's log
+    found = listed(archived, namespace=NS, logContains=line, limit=100)
+    assert "fails-00" in {r["name"] for r in found["items"]}, (line, found)
+    none = listed(archived, namespace=NS, logContains=f"in-no-log-{secrets.token_hex(4)}")
+    assert none["items"] == [] and none["total"] == 0, none
+
+
 def test_a_restart_loses_nothing(
     cluster: ClusterHandle, ns: str, archived: OperatorProcess
 ) -> None:
