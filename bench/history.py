@@ -45,9 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (also when im
 
 import pgserver
 from common import ROOT, log, pct, provenance
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
-from flow_operator.history.sql import SqlRunStore, create_engine, migrate, runs
+from flow_operator.history.sql import SqlRunStore, create_engine, logs, migrate, runs
 from flow_operator.history.store import (
     Cursor,
     Page,
@@ -224,40 +224,94 @@ def make_rows(n: int, seed: int = 16) -> tuple[list[Flow], Iterator[dict[str, An
     return flows, (make_run(rng, flows, cum, i) for i in range(n))
 
 
+ERRORS = ("ConnectionRefusedError: connection refused by db-{k}.internal:5432",
+          "TimeoutError: upstream features-{k} did not answer in 30s",
+          "KeyError: 'customer_{k}'", "MemoryError: cannot allocate {k}00 MiB",
+          "ValueError: column price has {k} negative values")  # fmt: skip
+
+
+def make_logs(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The task logs of one run's attempts (a task that ran has one): a few lines each,
+    with the run's request id and, in a task that failed, a traceback ending in one of
+    ERRORS; deterministic for the run."""
+    record = json.loads(row["record"])
+    rng = random.Random(record["uid"])
+    out = []
+    for t in record["tasks"]:
+        if not t["attempts"]:
+            continue
+        lines = [
+            f"pod {t['podName']} of Job {t['jobName']} started, attempt 1",
+            f"{t['name']}: reading s3://{row['namespace']}-lake/{row['flow_name']}/"
+            f"part-{rng.randrange(10_000):05d}.parquet, request id {rng.getrandbits(64):016x}",
+            f"{t['name']}: {rng.randrange(10**7):,} rows in {rng.uniform(1, 300):.1f}s",
+        ]
+        if t["status"] == "Failed":
+            error = rng.choice(ERRORS).format(k=rng.randrange(10))
+            lines += ["Traceback (most recent call last):",
+                      f'  File "/app/{t["name"]}.py", line {rng.randrange(20, 400)}, in run',
+                      error]  # fmt: skip
+        text_ = "\n".join(lines) + "\n"
+        out.append({
+            "uid": record["uid"], "task": t["name"], "attempt": 1, "text": text_,
+            "truncated": False, "size": len(text_), "lost_reason": None,
+            "captured_at": datetime.fromisoformat(t["endTime"]),
+        })  # fmt: skip
+    return out
+
+
 # -- the measurements ---------------------------------------------------------------------
 
 
-async def load(store: SqlRunStore, n: int) -> tuple[list[Flow], float]:
-    """Insert N runs in batches; the flows, and rows per second."""
+async def load(
+    store: SqlRunStore, n: int, log_runs: int
+) -> tuple[list[Flow], float, list[dict[str, Any]]]:
+    """Insert N runs in batches, with the task logs of every (n // log_runs)-th run; the
+    flows, runs per second, and a sample of the logs (for the logContains queries)."""
     flows, rows = make_rows(n)
+    stride = max(1, n // log_runs) if log_runs else 0
     started = last = time.monotonic()
-    done = 0
+    done = logged = 0
+    sample: list[dict[str, Any]] = []
     first = next(rows)
     assert RunRecord.model_validate_json(first["record"]).uid == first["uid"]
     batch: list[dict[str, Any]] = [first]
+    log_batch: list[dict[str, Any]] = make_logs(first) if stride else []
+
+    async def write() -> None:
+        await conn.execute(runs.insert(), batch)
+        if log_batch:
+            await conn.execute(logs.insert(), log_batch)
+        await conn.commit()
+
     async with store.engine.connect() as conn:
         if store.backend == "postgresql":  # the load alone; the store's writes stay durable
             await conn.execute(text("SET synchronous_commit = off"))
-        for row in rows:
+        for serial, row in enumerate(rows, start=1):
             batch.append(row)
+            if stride and serial % stride == 0:
+                made = make_logs(row)
+                log_batch += made
+                if made and len(sample) < 2000 and serial % (stride * 7) == 0:
+                    sample.append(made[-1])
             if len(batch) < BATCH:
                 continue
-            await conn.execute(runs.insert(), batch)
-            await conn.commit()
+            await write()
             done += len(batch)
-            batch = []
+            logged += len(log_batch)
+            batch, log_batch = [], []
             if done % PROGRESS == 0:
                 now = time.monotonic()
                 log(f"  {done:>9,} rows, {PROGRESS / (now - last):,.0f} rows/s "
-                    f"({done / (now - started):,.0f} overall)")  # fmt: skip
+                    f"({done / (now - started):,.0f} overall), {logged:,} logs")  # fmt: skip
                 last = now
         if batch:
-            await conn.execute(runs.insert(), batch)
-            await conn.commit()
+            await write()
             done += len(batch)
+            logged += len(log_batch)
     rate = done / (time.monotonic() - started)
-    log(f"  loaded {done:,} runs at {rate:,.0f} rows/s")
-    return flows, rate
+    log(f"  loaded {done:,} runs at {rate:,.0f} rows/s, {logged:,} task logs")
+    return flows, rate, sample
 
 
 async def analyze(store: SqlRunStore) -> None:
@@ -297,8 +351,53 @@ async def deep_cursors(store: SqlRunStore, n: int, rng: random.Random, k: int) -
     return out
 
 
-async def queries(store: SqlRunStore, flows: list[Flow], n: int, reps: int) -> dict[str, Any]:
+@dataclass
+class Plans:
+    """With --explain: the statements of one call of each query, and their plans."""
+
+    store: SqlRunStore
+    on: bool
+    plans: dict[str, list[dict[str, Any]]]
+
+    async def explain(self, name: str, call: Callable[[], Awaitable[Any]]) -> None:
+        if not self.on:
+            return
+        seen: list[tuple[str, Any]] = []
+
+        def grab(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+            seen.append((statement, params))
+
+        event.listen(self.store.engine.sync_engine, "before_cursor_execute", grab)
+        try:
+            await call()
+        finally:
+            event.remove(self.store.engine.sync_engine, "before_cursor_execute", grab)
+        prefix = ("EXPLAIN (ANALYZE, BUFFERS) " if self.store.backend == "postgresql"
+                  else "EXPLAIN QUERY PLAN ")  # fmt: skip
+        out = []
+        async with self.store.engine.connect() as conn:
+            for statement, params in seen:
+                got = await conn.exec_driver_sql(prefix + statement, params)
+                lines = [str(row[-1]) for row in got.all()]
+                shown = [p if isinstance(p, int | float | str) else str(p) for p in params]
+                out.append({"statement": statement, "parameters": shown, "plan": lines})
+        self.plans[name] = out
+        for one in out:
+            log(f"  {name}: {one['statement'][:120]}")
+            for line in one["plan"]:
+                log(f"      {line}")
+
+
+async def queries(
+    store: SqlRunStore,
+    flows: list[Flow],
+    n: int,
+    reps: int,
+    sample: list[dict[str, Any]],
+    explain: bool = False,
+) -> dict[str, Any]:
     rng = random.Random(1)
+    plans = Plans(store, explain, {})
     weights = [1 / (i + 1) for i in range(len(flows))]
     out: dict[str, Any] = {}
 
@@ -314,6 +413,7 @@ async def queries(store: SqlRunStore, flows: list[Flow], n: int, reps: int) -> d
 
             return run
 
+        await plans.explain(name, calls[-1])
         latencies = await timed([keeping(c) for c in calls])
         totals = sorted(p.total for p in pages[-reps:])
         out[name] = {
@@ -350,6 +450,14 @@ async def queries(store: SqlRunStore, flows: list[Flow], n: int, reps: int) -> d
         return lambda: store.list_runs(query, limit=1)
 
     await measure("counts", [tally() for _ in range(reps)])
+    if sample:
+        # Half a request id (one run's log), half an error (a share of the failed tasks').
+        def needle() -> str:
+            if rng.random() < 0.5:
+                return rng.choice(sample)["text"].split("request id ")[1][:16]
+            return rng.choice(ERRORS).format(k=rng.randrange(10)).split(": ", 1)[1]
+
+        await measure("log_contains", [page(RunQuery(log_contains=needle())) for _ in range(reps)])
     scan = select(func.count()).where(runs.c.record.contains("never-in-any-record"))
 
     async def full_scan() -> None:
@@ -359,6 +467,8 @@ async def queries(store: SqlRunStore, flows: list[Flow], n: int, reps: int) -> d
     scans = await timed([full_scan] * 5, warm=1)
     out["full_scan"] = {**percentiles(scans), "reps": len(scans)}
     log(f"  {'full_scan':<14} p50 {out['full_scan']['p50_ms']:>8.2f} ms  (the naive bound)")
+    if plans.plans:
+        out["plans"] = plans.plans
     return out
 
 
@@ -427,13 +537,15 @@ async def database_size(store: SqlRunStore, dsn: str) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
 
 
-async def run_backend(backend: str, dsn: str, n: int, reps: int, writes: int) -> dict[str, Any]:
-    log(f"{backend}: migrate, load {n:,} runs x {len(TASKS)} tasks")
+async def run_backend(backend: str, dsn: str, args: argparse.Namespace) -> dict[str, Any]:
+    n, reps, writes = args.runs, args.reps, args.writes
+    log(f"{backend}: migrate, load {n:,} runs x {len(TASKS)} tasks, "
+        f"the logs of {args.log_runs:,} of them")  # fmt: skip
     await migrate(dsn)
     store = SqlRunStore(create_engine(dsn, pool_size=8))
     try:
         t0 = time.monotonic()
-        flows, rate = await load(store, n)
+        flows, rate, sample = await load(store, n, args.log_runs)
         load_s = time.monotonic() - t0
         t0 = time.monotonic()
         await analyze(store)
@@ -443,11 +555,11 @@ async def run_backend(backend: str, dsn: str, n: int, reps: int, writes: int) ->
         }  # fmt: skip
         # The machine is shared: how busy it was when the reads were timed.
         result["load_avg_1m_at_queries"] = round(os.getloadavg()[0], 2)
-        result["queries"] = await queries(store, flows, n, reps)
+        result["queries"] = await queries(store, flows, n, reps, sample, args.explain)
         result["goal_p99_ms"] = 100
         result["goal_met"] = all(
             q["p99_ms"] <= 100 for k, q in result["queries"].items()
-            if isinstance(q, dict) and k != "full_scan"
+            if isinstance(q, dict) and k not in ("full_scan", "log_contains", "plans")
         )  # fmt: skip
         result["upserts"] = await upserts(store, writes, s2_rate())
         result["database_mib"] = round(await database_size(store, dsn) / 2**20)
@@ -470,15 +582,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = provenance()
     results["history_code"] = history_code()
     results |= {"runs": args.runs, "tasks_per_run": len(TASKS), "reps": args.reps,
-                "page": PAGE, "flows": 200, "namespaces": len(NAMESPACES)}  # fmt: skip
+                "page": PAGE, "flows": 200, "namespaces": len(NAMESPACES),
+                "log_runs": args.log_runs}  # fmt: skip
     backends = ("sqlite", "postgresql") if args.backend == "all" else (args.backend,)
     for backend in backends:
         with tempfile.TemporaryDirectory(prefix="flowops-history-") as tmp:
             if backend == "sqlite":
                 dsn = f"sqlite:///{Path(tmp) / 'history.db'}"
-                results["sqlite"] = await run_backend(
-                    backend, dsn, args.runs, args.reps, args.writes
-                )
+                results["sqlite"] = await run_backend(backend, dsn, args)
                 results["sqlite"]["version"] = sqlite3.sqlite_version
             else:
                 with pgserver.running(PG_SETTINGS) as server:
@@ -488,9 +599,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         await conn.execute(text("CREATE DATABASE history"))
                         version = (await conn.execute(text("SHOW server_version"))).scalar_one()
                     await admin.dispose()
-                    results["postgresql"] = await run_backend(
-                        backend, server.dsn("history"), args.runs, args.reps, args.writes
-                    )
+                    results["postgresql"] = await run_backend(backend, server.dsn("history"), args)
                     results["postgresql"] |= {"version": version, "settings": list(PG_SETTINGS)}
     return results
 
@@ -506,7 +615,7 @@ def flat(results: dict[str, Any]) -> dict[str, Any]:
             f"{r['load_s']} s ({r['load_rows_per_s']:,} rows/s), {r['database_mib']:,} MiB"
         )
         for name, q in r["queries"].items():
-            if isinstance(q, dict):
+            if isinstance(q, dict) and name != "plans":
                 lines[f"{backend} {name}"] = f"p50 {q['p50_ms']} ms, p99 {q['p99_ms']} ms"
         lines[f"{backend} p99 <= 100 ms"] = r["goal_met"]
         u = r["upserts"]
@@ -523,6 +632,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "all"), default="all")
     parser.add_argument("--reps", type=int, default=100, help="repetitions of each query")
     parser.add_argument("--writes", type=int, default=2000, help="runs of the upsert test")
+    parser.add_argument(
+        "--log-runs",
+        type=int,
+        default=100_000,
+        help="runs whose task logs are stored too (spread over the list)",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="EXPLAIN (ANALYZE, BUFFERS) one call of each query, in the JSON",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     results = asyncio.run(main_async(args))

@@ -21,13 +21,18 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import yaml
+from click.testing import CliRunner, Result
 
+from flow_operator.cli.main import flowctl
+from flow_operator.history.sql import audit as audit_table
+from flow_operator.history.sql import colors as colors_table
 from tests.e2e.conftest import (
     _OPERATORS,
     OK,
@@ -217,6 +222,28 @@ def test_task_logs_are_read_from_the_store(archived: OperatorProcess) -> None:
     assert own > 0  # the check above compared some logs with their own pod
 
 
+def test_log_contains_finds_runs_by_their_stored_logs(archived: OperatorProcess) -> None:
+    """`logContains` (the store's log search index, migration 0006) over the runs that left
+    the cluster: a line only one run's log holds finds that run alone, in any case; a
+    failed attempt's log is searched too; a string in no log finds none."""
+    own = []  # runs whose stored extract log is their own (names its Job), not kwok's generic
+    for i in range(RUNS - 3):
+        run = f"etl-{i:02d}"
+        _, text = stored_log(archived, run, "extract")
+        if text.splitlines() != GENERIC:
+            own.append(run)
+    assert own, "no stored log named its own pod (see GENERIC)"
+    for run in own[:3]:
+        found = listed(archived, namespace=NS, logContains=f"OF JOB {run}-extract ")
+        assert [r["name"] for r in found["items"]] == [run] and found["total"] == 1, found
+    _, first = stored_log(archived, "fails-00", "crunch", attempt=1)
+    line = max(first.splitlines(), key=len)  # the longest line of a failed attempt's log
+    found = listed(archived, namespace=NS, logContains=line, limit=100)
+    assert "fails-00" in {r["name"] for r in found["items"]}, (line, found)
+    none = listed(archived, namespace=NS, logContains=f"in-no-log-{secrets.token_hex(4)}")
+    assert none["items"] == [] and none["total"] == 0, none
+
+
 def test_a_restart_loses_nothing(
     cluster: ClusterHandle, ns: str, archived: OperatorProcess
 ) -> None:
@@ -307,6 +334,143 @@ def test_workflow_color_transitions(
         cluster.kubectl("-n", ns, "delete", "workflow", "shop", "--wait=true", check=False)
         wait_for("the Workflow's pods gone", lambda: not [
             n for n in left_in_cluster(cluster) if n.startswith("pod/shop-")], 90)  # fmt: skip
+
+
+def store_path(operator: OperatorProcess) -> str:
+    """The SQLite file of the operator's store (its --history-db)."""
+    dsn = operator.args[operator.args.index("--history-db") + 1]
+    assert dsn.startswith("sqlite:///"), dsn
+    return dsn.removeprefix("sqlite:///")
+
+
+def flowctl_prune(operator: OperatorProcess, *args: str) -> Result:
+    """`flowctl history prune ARGS --server … --token …`, in process (click's CliRunner)."""
+    argv = ["history", "prune", *args, "--server", operator.url(""), "--token", TOKEN]
+    env = {"FLOW_API_URL": "", "FLOW_API_TOKEN": "", "NO_COLOR": "1"}
+    done = CliRunner().invoke(flowctl, argv, env=env, catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    return done
+
+
+def test_prune_removes_old_colors_but_each_workflows_newest_and_old_audit(
+    cluster: ClusterHandle, ns: str, operator: OperatorProcess
+) -> None:
+    """The store's age retention reaches a Workflow's color transitions (each Workflow's
+    newest kept, so time in color stays computable) and the audit: a Workflow's real
+    transitions and the operator's real audit records are back-dated in its store (the
+    operator's clock is the real one: nothing waits for time to pass), then
+    `flowctl history prune --dry-run` reports them and deletes nothing, and the prune
+    itself deletes exactly those."""
+    now = datetime.now(UTC)
+
+    def apply(services: list[dict[str, Any]]) -> None:
+        wf = {"apiVersion": "flowops.io/v1alpha1", "kind": "Workflow",
+              "metadata": {"name": "aged"},
+              "spec": {"desiredStatus": "PUBLISHED", "publishingMode": "ASYNC",
+                       "services": services}}  # fmt: skip
+        cluster.kubectl("-n", ns, "apply", "-f", "-", input=yaml.safe_dump(wf))
+
+    def color() -> str | None:
+        out = cluster.kubectl("-n", ns, "get", "workflow", "aged", "-o", "json").stdout
+        return (json.loads(out).get("status") or {}).get("actualStatus")
+
+    def colors(days: int = 40) -> dict[str, Any]:
+        since = urllib.parse.quote((datetime.now(UTC) - timedelta(days=days)).isoformat())
+        code, _, body = get(operator, f"/api/v1/workflows/{ns}/aged/colors?since={since}")
+        assert code == 200, body
+        answer: dict[str, Any] = json.loads(body)
+        return answer
+
+    def audit_ids() -> set[str]:
+        code, _, body = get(operator, "/api/v1/audit?limit=1000")
+        assert code == 200, body
+        return {e["id"] for e in json.loads(body)["items"]}
+
+    # Three transitions at least (GREEN, ORANGE, GREEN), then the Workflow goes, so no
+    # transition comes after the back-dating.
+    web = {"id": "web", "image": OK, "replicas": 1}
+    huge = {"id": "huge", "image": OK, "replicas": 1,
+            "resources": {"requests": {"memory": "1000Gi"}}}  # fmt: skip
+    try:
+        apply([web])
+        wait_for("GREEN", lambda: color() == "GREEN", 90)
+        apply([web, huge])
+        wait_for("ORANGE", lambda: color() == "ORANGE", 60)
+        apply([web])
+        wait_for("GREEN again", lambda: color() == "GREEN", 60)
+        wait_for("the transitions stored", lambda: [
+            t["toColor"] for t in colors()["transitions"]][-3:] == ["GREEN", "ORANGE", "GREEN"], 30)  # fmt: skip
+    finally:
+        cluster.kubectl("-n", ns, "delete", "workflow", "aged", "--wait=true", check=False)
+        wait_for("the Workflow's pods gone", lambda: not [
+            n for n in left_in_cluster(cluster) if n.startswith("pod/aged-")], 90)  # fmt: skip
+    stored = colors()["transitions"]
+    k = len(stored)
+    assert k >= 3, stored
+    # Real audit records: two prunes that delete nothing (a prune is audited, a dry run not).
+    before = audit_ids()
+    for _ in range(2):
+        flowctl_prune(operator, "--max-age", "never", "--keep-per-flow-status", "none")
+    wait_for("the two prunes audited", lambda: len(audit_ids() - before) == 2, 30)
+    old_audit = audit_ids()
+
+    # Back-date in the operator's own store (WAL: the operator keeps reading and writing):
+    # the first transition 30 days, the others 10 days; every audit record 30 days.
+    engine = sa.create_engine(f"sqlite:///{store_path(operator)}", connect_args={"timeout": 30})
+    try:
+        with engine.begin() as conn:
+            for i, t in enumerate(stored):
+                at = datetime.fromisoformat(t["time"])
+                key = (colors_table.c.uid == t["uid"], colors_table.c.time == at,
+                       colors_table.c.to_color == t["toColor"])  # fmt: skip
+                moved = timedelta(days=30 if i == 0 else 10)
+                changed = conn.execute(sa.update(colors_table).where(*key).values(time=at - moved))
+                assert changed.rowcount == 1, t
+            for row in conn.execute(sa.select(audit_table.c.id, audit_table.c.time)).all():
+                conn.execute(sa.update(audit_table).where(audit_table.c.id == row.id)
+                             .values(time=row.time - timedelta(days=30)))  # fmt: skip
+    finally:
+        engine.dispose()
+    aged = colors()["transitions"]
+    assert [t["toColor"] for t in aged] == [t["toColor"] for t in stored]
+    assert datetime.fromisoformat(aged[0]["time"]) < now - timedelta(days=29)
+
+    def report(*args: str) -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(flowctl_prune(operator, *args, "-o", "json").stdout)
+        return out
+
+    runs_stored = listed(operator, limit=1)["total"]
+    # maxAge 20d: the first transition alone (the others are 10 days old), every audit record.
+    at_20d = report("--dry-run", "--max-age", "20d", "--keep-per-flow-status", "none")
+    assert (at_20d["dryRun"], at_20d["total"]) == (True, 0), at_20d
+    assert (at_20d["colorTransitions"], at_20d["auditRecords"]) == (1, len(old_audit)), at_20d
+    # maxAge 7d: every transition is older, but the newest is kept.
+    text = flowctl_prune(operator, "--dry-run", "--max-age", "7d",
+                         "--keep-per-flow-status", "none").stdout  # fmt: skip
+    assert text.splitlines() == [
+        "would delete 0 runs from the history (0 by age, 0 by count)",
+        f"and {k - 1} Workflow color transitions and {len(old_audit)} audit records older "
+        "than the retention age (each Workflow's newest transition is kept)",
+        "(dry run: nothing deleted)",
+    ], text
+    # The dry runs deleted nothing (and, not being actions, audited nothing).
+    assert colors()["transitions"] == aged
+    assert audit_ids() == old_audit
+    assert listed(operator, limit=1)["total"] == runs_stored
+
+    done = report("--max-age", "7d", "--keep-per-flow-status", "none")
+    assert (done["dryRun"], done["total"]) == (False, 0), done
+    assert (done["colorTransitions"], done["auditRecords"]) == (k - 1, len(old_audit)), done
+    assert colors()["transitions"] == aged[-1:]  # the newest, 10 days old, stays
+    # ... so the color of the last day is known: GREEN all along.
+    day = colors(days=1)
+    assert day["transitions"] == [] and day["colorAtStart"] == aged[-1]["toColor"] == "GREEN"
+    assert day["seconds"].get("GREEN", 0) > 86_000, day
+    left = audit_ids()
+    assert not left & old_audit, left  # the back-dated records went; this prune's is new
+    assert listed(operator, limit=1)["total"] == runs_stored
+    assert report("--dry-run", "--max-age", "7d", "--keep-per-flow-status", "none")[
+        "colorTransitions"] == 0  # fmt: skip
 
 
 def test_prune_dry_run_reports_without_deleting(ns: str, archived: OperatorProcess) -> None:

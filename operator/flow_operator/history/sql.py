@@ -61,16 +61,21 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     and_,
+    bindparam,
     delete,
     event,
     exists,
+    false,
     func,
     literal,
+    literal_column,
     make_url,
     not_,
     or_,
     select,
+    true,
     tuple_,
+    union_all,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
@@ -160,7 +165,8 @@ runs = Table(
     Index("ix_flowruns_status", "status", "sort_time", "uid"),
     Index("ix_flowruns_flow", "flow_name", "status", "sort_time", "uid"),
     Index("ix_flowruns_namespace", "namespace", "name"),
-    Index("ix_flowruns_configuration", "configuration"),
+    # a configuration's runs newest first (migration 0007): the configuration search's arms
+    Index("ix_flowruns_configuration_sort", "configuration", "sort_time", "uid"),
     Index("ix_flowruns_run_type", "run_type"),
     Index("ix_flowruns_level", "level"),
     Index("ix_flowruns_end", "end_time"),
@@ -198,6 +204,14 @@ logs = Table(
     Column("size", BigInteger, nullable=False),
     Column("lost_reason", Text),
     Column("captured_at", UTCTime, nullable=False),
+    # PostgreSQL only (migration 0006): the trigram index of logContains' ILIKE '%…%'.
+    Index(
+        "ix_task_logs_text_trgm",
+        "text",
+        postgresql_using="gin",
+        postgresql_ops={"text": "gin_trgm_ops"},
+        info={"postgresql_only": True},
+    ),
 )
 
 # Workflow color transitions (migration 0003), keyed by (uid, time, to_color).
@@ -236,6 +250,16 @@ audit = Table(
     Index("ix_audit_log_namespace", "namespace", "time", "id"),
     Index("ix_audit_log_action", "action", "time", "id"),
 )
+
+
+# SQLite's trigram index of the task logs (migration 0006): an FTS5 table over task_logs'
+# rowids. Not in `metadata`: Alembic cannot reflect a virtual table, and PostgreSQL has none.
+log_search = Table("task_logs_fts", MetaData(), Column("rowid", Integer), Column("text", Text))
+LOG_ROWID: ColumnElement[int] = literal_column("task_logs.rowid", Integer)
+TRIGRAM_LENGTH = 3  # the shortest substring a trigram index can find
+# A configuration search lists each matching configuration's newest runs and merges them
+# (`_by_configuration`); past this many configurations it filters the whole list instead.
+MAX_CONFIGURATION_ARMS = 300
 
 
 def async_url(dsn: str) -> URL:
@@ -354,7 +378,9 @@ async def open_store(
     return SqlRunStore(create_engine(dsn, pool_size=pool_size), log_cap=log_cap, clock=clock)
 
 
-def _conditions(query: RunQuery, *, status: bool = True) -> list[ColumnElement[bool]]:
+def _conditions(
+    query: RunQuery, backend: str, *, status: bool = True, configuration: bool = True
+) -> list[ColumnElement[bool]]:
     c = runs.c
     out: list[ColumnElement[bool]] = []
     has = _has
@@ -364,7 +390,7 @@ def _conditions(query: RunQuery, *, status: bool = True) -> list[ColumnElement[b
         out.append(or_(*(has(f, query.text) for f in fields)))
     if query.name:
         out.append(or_(has(c.name, query.name), has(c.flow_name, query.name)))
-    if query.configuration:
+    if query.configuration and configuration:
         out.append(has(c.configuration, query.configuration))
     exact = (
         (c.run_type, query.run_type),
@@ -381,12 +407,21 @@ def _conditions(query: RunQuery, *, status: bool = True) -> list[ColumnElement[b
     if query.until is not None:
         out.append(c.sort_time < query.until)
     if query.log_contains:
-        out.append(
-            exists(
-                select(logs.c.uid).where(logs.c.uid == c.uid, has(logs.c.text, query.log_contains))
-            )
-        )
+        out.append(c.uid.in_(_logs_containing(query.log_contains, backend)))
     return out
+
+
+def _logs_containing(text: str, backend: str) -> Select[Any]:
+    """The uids of runs with a task log holding `text` (any case). PostgreSQL's ILIKE uses
+    the trigram index of task_logs.text (migration 0006); SQLite's LIKE with ESCAPE cannot
+    use its FTS5 trigram table, so the table's phrase MATCH picks the candidate rows
+    (3 characters or more: a trigram) and the LIKE checks each, the same answer."""
+    chosen = select(logs.c.uid).where(_has(logs.c.text, text))
+    if backend == "sqlite" and len(text) >= TRIGRAM_LENGTH:
+        phrase = '"' + text.replace('"', '""') + '"'  # one FTS5 string: the whole substring
+        candidates = select(log_search.c.rowid).where(log_search.c.text.match(phrase))
+        chosen = chosen.where(LOG_ROWID.in_(candidates))
+    return chosen.distinct()
 
 
 def _has(col: Any, text: str) -> ColumnElement[bool]:
@@ -395,7 +430,7 @@ def _has(col: Any, text: str) -> ColumnElement[bool]:
     return matched
 
 
-def _tally(query: RunQuery) -> Select[Any]:
+def _tally(query: RunQuery, backend: str) -> Select[Any]:
     """Runs per status over the query without its status filter: from `flowrun_counts` when
     the query filters on namespace, flow and configuration alone (a few thousand rows at
     most), else counted over the runs."""
@@ -404,7 +439,7 @@ def _tally(query: RunQuery) -> Select[Any]:
     if searched or any(v is not None for v in other):
         return (
             select(runs.c.status, func.count())
-            .where(*_conditions(query, status=False))
+            .where(*_conditions(query, backend, status=False))
             .group_by(runs.c.status)
         )
     c = run_counts.c
@@ -547,17 +582,27 @@ class SqlRunStore:
         counts: bool = True,
     ) -> Page:
         size = page_limit(limit)
-        stmt = select(runs.c.uid, runs.c.sort_time, runs.c.record).where(*_conditions(query))
+        keyset: list[ColumnElement[bool]] = []
         if cursor is not None:
             after = Cursor.decode(cursor)
             key = tuple_(literal(after.sort_time, UTCTime()), literal(after.uid, String()))
-            stmt = stmt.where(tuple_(runs.c.sort_time, runs.c.uid) < key)
-        stmt = stmt.order_by(runs.c.sort_time.desc(), runs.c.uid.desc()).limit(size + 1)
+            keyset.append(tuple_(runs.c.sort_time, runs.c.uid) < key)
+        newest = (runs.c.sort_time.desc(), runs.c.uid.desc())
         by_status: dict[str, int] = {}
         async with self._connection("list runs", write=False) as conn:
+            stmt = None
+            if query.configuration and not (query.text or query.name):
+                stmt = await self._by_configuration(conn, query, keyset, size + 1)
+            if stmt is None:
+                stmt = (
+                    select(runs.c.uid, runs.c.sort_time, runs.c.record)
+                    .where(*_conditions(query, self.backend), *keyset)
+                    .order_by(*newest)
+                    .limit(size + 1)
+                )
             rows = (await conn.execute(stmt)).all()
             if counts:
-                tally = _tally(query)
+                tally = _tally(query, self.backend)
                 by_status = {s: int(n) for s, n in (await conn.execute(tally)).all() if n}
         shown = rows[:size]
         items = [r for r in (_read(row.uid, row.record) for row in shown) if r is not None]
@@ -568,6 +613,85 @@ class SqlRunStore:
             counts=by_status,
             total=counts_total(by_status, query.status),
             skipped=len(shown) - len(items),
+        )
+
+    async def _by_configuration(
+        self,
+        conn: AsyncConnection,
+        query: RunQuery,
+        keyset: Sequence[ColumnElement[bool]],
+        limit: int,
+    ) -> Select[Any] | None:
+        """A configuration substring's page as a merge: the configurations that match
+        (from `flowrun_counts`, a few thousand rows at most), each one's newest `limit`
+        runs by ix_flowruns_configuration_sort, merged newest first, then the records of
+        the page alone. A trigram index finds the matching runs but not the newest of them
+        (a rare substring made the planner sort thousands; a common one, scan the list).
+        None (filter the list instead) when more than MAX_CONFIGURATION_ARMS match."""
+        assert query.configuration
+        c = run_counts.c
+        found = select(c.configuration).where(_has(c.configuration, query.configuration), c.n > 0)
+        exact = (
+            (c.namespace, query.namespace),
+            (c.flow_name, query.flow),
+            (c.status, query.status),
+        )
+        found = found.where(*(col == value for col, value in exact if value is not None))
+        if query.namespaces is not None:
+            found = found.where(c.namespace.in_(query.namespaces))
+        found = found.distinct().limit(MAX_CONFIGURATION_ARMS + 1)
+        configurations = sorted(str(r[0]) for r in (await conn.execute(found)).all())
+        if len(configurations) > MAX_CONFIGURATION_ARMS:
+            return None
+        newest = (runs.c.sort_time.desc(), runs.c.uid.desc())
+        if not configurations:
+            return select(runs.c.uid, runs.c.sort_time, runs.c.record).where(false())
+        others = _conditions(query, self.backend, configuration=False)
+        if self.backend == "postgresql":
+            # One statement of one shape whatever the number of configurations (an array
+            # parameter, a LATERAL arm per element): compiled and prepared once.
+            wanted = bindparam("configurations", configurations, type_=postgresql.ARRAY(String))
+            names = select(func.unnest(wanted).label("configuration")).subquery("wanted")
+            arm = (
+                select(runs.c.uid, runs.c.sort_time)
+                .where(runs.c.configuration == names.c.configuration, *others, *keyset)
+                .order_by(*newest)
+                .limit(limit)
+                .lateral("arm")
+            )
+            top = (
+                select(arm.c.uid, arm.c.sort_time)
+                .select_from(names)
+                .join(arm, true())
+                .order_by(arm.c.sort_time.desc(), arm.c.uid.desc())
+                .limit(limit)
+                .subquery("top")
+            )
+            return (
+                select(runs.c.uid, runs.c.sort_time, runs.c.record)
+                .join(top, top.c.uid == runs.c.uid)
+                .order_by(top.c.sort_time.desc(), top.c.uid.desc())
+            )
+        # SQLite has no LATERAL: one arm per configuration, merged by a UNION ALL.
+        arms = [
+            select(runs.c.uid, runs.c.sort_time)
+            .where(runs.c.configuration == name, *others, *keyset)
+            .order_by(*newest)
+            .limit(limit)
+            .subquery()
+            for name in configurations
+        ]
+        merged = union_all(*(select(a.c.uid, a.c.sort_time) for a in arms)).subquery()
+        top = (
+            select(merged.c.uid, merged.c.sort_time)
+            .order_by(merged.c.sort_time.desc(), merged.c.uid.desc())
+            .limit(limit)
+            .subquery()
+        )
+        return (
+            select(runs.c.uid, runs.c.sort_time, runs.c.record)
+            .join(top, top.c.uid == runs.c.uid)
+            .order_by(top.c.sort_time.desc(), top.c.uid.desc())
         )
 
     async def put_log(

@@ -70,3 +70,23 @@ def test_generated_runs_are_records_with_a_spread() -> None:
     on_the_minute = [r for r in records if r.sort_time.second == r.sort_time.microsecond == 0]
     assert len(on_the_minute) > 500  # scheduled runs: many share a start
     assert min(r.sort_time for r in records) > T0 - timedelta(days=365)
+
+
+def test_generated_logs_are_one_per_attempt_with_an_id_and_failures_explained() -> None:
+    _, rows = history.make_rows(300, seed=4)
+    failed = 0
+    for row in rows:
+        record = RunRecord.model_validate_json(row["record"])
+        made = history.make_logs(row)
+        assert made == history.make_logs(row)  # deterministic for the run
+        ran = [t for t in record.tasks if t.attempts]
+        assert [(log["task"], log["attempt"]) for log in made] == [(t.name, 1) for t in ran]
+        for task, log in zip(ran, made, strict=True):
+            assert log["uid"] == record.uid and log["size"] == len(log["text"])
+            assert f"pod {task.pod_name} of Job {task.job_name}" in log["text"]
+            assert "request id " in log["text"] and log["text"].endswith("\n")
+            if task.status == "Failed":
+                failed += 1
+                last = log["text"].splitlines()[-1]
+                assert any(last.startswith(e.split(":")[0]) for e in history.ERRORS), last
+    assert failed > 5

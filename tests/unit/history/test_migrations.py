@@ -1,7 +1,7 @@
 """The store's schema comes from Alembic's migrations alone: from an empty database to the
 newest revision on both backends, again without harm, down to nothing and back, and what
 they build is exactly the tables `sql.py` queries (columns, types, keys, indexes); and a
-database at an earlier revision (0001, 0002, 0003, 0004), runs in it, reaches the newest with its
+database at an earlier revision (0001 to 0006), runs in it, reaches the newest with its
 runs."""
 
 from __future__ import annotations
@@ -23,9 +23,18 @@ from flow_operator.history.sql import (
     migrate,
     schema_revision,
 )
-from flow_operator.history.store import AuditQuery, AuditRecord, ColorTransition, RunQuery
+from flow_operator.history.store import (
+    AuditQuery,
+    AuditRecord,
+    ColorTransition,
+    PrunePolicy,
+    RunQuery,
+)
 from tests.unit.history.test_store_colors import at
 from tests.unit.history.test_store_sql import rec
+
+# The FTS5 table of SQLite's log search (migration 0006) and the shadow tables it keeps.
+FTS_TABLES = {f"task_logs_fts{part}" for part in ("", "_data", "_idx", "_docsize", "_config")}
 
 
 def _head() -> str | None:
@@ -59,7 +68,10 @@ async def _drift(dsn: str) -> list[Any]:
         async with engine.connect() as conn:
 
             def include(obj: Any, name: Any, kind: str, reflected: bool, other: Any) -> bool:
-                # The trigram indexes exist on PostgreSQL only.
+                # The trigram indexes exist on PostgreSQL only; SQLite's FTS5 table of the
+                # log search is not in the metadata (sql.log_search, a virtual table).
+                if kind == "table" and name in FTS_TABLES:
+                    return False
                 only_pg = kind == "index" and obj.info.get("postgresql_only", False)
                 return not (only_pg and conn.dialect.name != "postgresql")
 
@@ -77,9 +89,9 @@ async def test_from_empty_to_head_and_again(dsn: str) -> None:
     assert await schema_revision(dsn) is None
     assert await _tables(dsn) == set()
     await migrate(dsn)
-    assert _head() == "0005"
+    assert _head() == "0007"
     assert await schema_revision(dsn) == _head()
-    assert await _tables(dsn) == {
+    assert await _tables(dsn) - FTS_TABLES == {
         "alembic_version",
         "audit_log",
         "flowrun_counts",
@@ -87,6 +99,8 @@ async def test_from_empty_to_head_and_again(dsn: str) -> None:
         "task_logs",
         "workflow_colors",
     }
+    # SQLite's log search is an FTS5 table (and its shadow tables); PostgreSQL has an index.
+    assert (await _tables(dsn) >= FTS_TABLES) == dsn.startswith("sqlite")
     await migrate(dsn)  # at start, every start: nothing to do the second time
     assert await schema_revision(dsn) == _head()
 
@@ -100,7 +114,7 @@ async def test_down_to_nothing_and_back_up(dsn: str) -> None:
     await migrate(dsn)
     await downgrade(dsn, "base")
     assert await schema_revision(dsn) is None
-    assert await _tables(dsn) == {"alembic_version"}
+    assert await _tables(dsn) == {"alembic_version"}  # the FTS5 tables went too
     await migrate(dsn)
     assert await schema_revision(dsn) == _head()
 
@@ -178,7 +192,7 @@ async def test_from_0003_with_runs_and_colors_to_head_records_audit(dsn: str) ->
     finally:
         await old.close()
     await migrate(dsn)
-    assert await schema_revision(dsn) == _head() == "0005"
+    assert await schema_revision(dsn) == _head() == "0007"
     store = SqlRunStore(create_engine(dsn))
     try:
         assert [r.uid for r in (await store.list_runs(RunQuery())).items] == ["r0"]
@@ -205,7 +219,7 @@ async def test_from_0004_with_colors_to_head_indexes_their_time(dsn: str) -> Non
     finally:
         await old.close()
     await migrate(dsn)
-    assert await schema_revision(dsn) == _head() == "0005"
+    assert await schema_revision(dsn) == _head() == "0007"
     assert "ix_workflow_colors_time" in await _indexes(dsn, "workflow_colors")
     store = SqlRunStore(create_engine(dsn))
     try:
@@ -214,3 +228,72 @@ async def test_from_0004_with_colors_to_head_indexes_their_time(dsn: str) -> Non
         await store.close()
     await downgrade(dsn, "0004")
     assert "ix_workflow_colors_time" not in await _indexes(dsn, "workflow_colors")
+
+
+async def test_from_0005_with_logs_to_head_searches_them(dsn: str) -> None:
+    # 0006 adds the log search index (PostgreSQL's trigram index, SQLite's FTS5 table filled
+    # from the logs already stored); 0007 swaps the configuration index. Nothing else moves.
+    await migrate(dsn, "0005")
+    assert "ix_task_logs_text_trgm" not in await _indexes(dsn, "task_logs")
+    assert not await _tables(dsn) & FTS_TABLES
+    old = SqlRunStore(create_engine(dsn))
+    try:
+        for i, line in enumerate(("Connection refused by db-7", "all fine")):
+            await old.upsert_run(rec(f"r{i}", i, configuration=f"cfg-{i}"))
+            await old.put_log(f"r{i}", "extract", 1, line)
+    finally:
+        await old.close()
+    await migrate(dsn)
+    assert await schema_revision(dsn) == _head() == "0007"
+    if dsn.startswith("sqlite"):
+        assert await _tables(dsn) >= FTS_TABLES
+    else:
+        assert "ix_task_logs_text_trgm" in await _indexes(dsn, "task_logs")
+    assert "ix_flowruns_configuration_sort" in await _indexes(dsn, "flowruns")
+    assert "ix_flowruns_configuration" not in await _indexes(dsn, "flowruns")
+    store = SqlRunStore(create_engine(dsn))
+    try:
+        found = await store.list_runs(RunQuery(log_contains="connection REFUSED"))
+        assert [r.uid for r in found.items] == ["r0"]
+        await store.put_log("r1", "train", 1, "later: connection refused")  # the index follows
+        found = await store.list_runs(RunQuery(log_contains="connection refused"))
+        assert [r.uid for r in found.items] == ["r1", "r0"]
+        assert [r.uid for r in (await store.list_runs(RunQuery(configuration="cfg-1"))).items] == [
+            "r1"
+        ]
+    finally:
+        await store.close()
+    await downgrade(dsn, "0005")
+    assert not await _tables(dsn) & FTS_TABLES
+    assert "ix_task_logs_text_trgm" not in await _indexes(dsn, "task_logs")
+    assert "ix_flowruns_configuration" in await _indexes(dsn, "flowruns")
+    old = SqlRunStore(create_engine(dsn))
+    try:  # 0005's store writes logs again: no trigger is left behind
+        await old.put_log("r1", "publish", 1, "after the downgrade")
+        await old.prune(PrunePolicy(keep_per_flow_status=0))
+    finally:
+        await old.close()
+
+
+async def test_from_0006_to_head_swaps_the_configuration_index(dsn: str) -> None:
+    await migrate(dsn, "0006")
+    assert "ix_flowruns_configuration" in await _indexes(dsn, "flowruns")
+    old = SqlRunStore(create_engine(dsn))
+    try:
+        await old.upsert_run(rec("r0", 0, configuration="churn-prod-eu"))
+    finally:
+        await old.close()
+    await migrate(dsn)
+    indexes = await _indexes(dsn, "flowruns")
+    assert (
+        "ix_flowruns_configuration_sort" in indexes and "ix_flowruns_configuration" not in indexes
+    )
+    store = SqlRunStore(create_engine(dsn))
+    try:
+        assert [r.uid for r in (await store.list_runs(RunQuery(configuration="PROD"))).items] == [
+            "r0"
+        ]
+    finally:
+        await store.close()
+    await downgrade(dsn, "0006")
+    assert "ix_flowruns_configuration_sort" not in await _indexes(dsn, "flowruns")
