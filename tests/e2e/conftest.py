@@ -9,6 +9,7 @@ start nothing. When a test fails, the tail of the operator's log is attached to 
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -25,6 +26,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,6 +53,21 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: 
             return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def token_namespace(cluster: ClusterHandle, ns: str, token: str) -> Iterator[str]:
+    """For a module fixture (`yield from`): namespace `ns` with its default ServiceAccount,
+    and the operator's API token Secret `flow-operator-api` holding `token`; deleted after
+    (without waiting)."""
+    cluster.kubectl("create", "namespace", ns)
+    wait_for(f"ServiceAccount default in {ns}",
+             lambda: cluster.kubectl("-n", ns, "get", "sa", "default", check=False).returncode == 0,
+             30)  # fmt: skip
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flow-operator-api"},
+              "data": {"token": base64.b64encode(token.encode()).decode()}}  # fmt: skip
+    cluster.kubectl("-n", ns, "apply", "-f", "-", input=yaml.safe_dump(secret))
+    yield ns
+    cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 def free_port() -> int:

@@ -9,7 +9,6 @@ real Kubernetes client and the real HTTP client.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import urllib.error
@@ -30,6 +29,7 @@ from tests.e2e.conftest import (
     OperatorProcess,
     flowrun,
     task,
+    token_namespace,
     wait_for,
 )
 
@@ -42,15 +42,7 @@ FAILS = "kwok.flowops.test/fail"  # exits 1 after 2 s
 
 @pytest.fixture(scope="module")
 def ns(cluster: ClusterHandle) -> Iterator[str]:
-    cluster.kubectl("create", "namespace", NS)
-    wait_for(f"ServiceAccount default in {NS}",
-             lambda: cluster.kubectl("-n", NS, "get", "sa", "default", check=False).returncode == 0,
-             30)  # fmt: skip
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flow-operator-api"},
-              "data": {"token": base64.b64encode(TOKEN.encode()).decode()}}  # fmt: skip
-    cluster.kubectl("-n", NS, "apply", "-f", "-", input=yaml.safe_dump(secret))
-    yield NS
-    cluster.kubectl("delete", "namespace", NS, "--wait=false", check=False)
+    yield from token_namespace(cluster, NS, TOKEN)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ The screenshots are docs/images/dashboard-flow.png and dashboard-timeline.png
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import statistics
@@ -31,7 +30,15 @@ import pytest
 import yaml
 from playwright.async_api import expect
 
-from tests.e2e.conftest import OK, ClusterHandle, OperatorProcess, flowrun, task, wait_for
+from tests.e2e.conftest import (
+    OK,
+    ClusterHandle,
+    OperatorProcess,
+    flowrun,
+    task,
+    token_namespace,
+    wait_for,
+)
 from tests.e2e.test_dashboard import browser_page, shots_dir, sign_in
 
 TOKEN = f"dashboard-flow-{secrets.token_hex(8)}"
@@ -47,16 +54,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def demo(cluster: ClusterHandle) -> Iterator[str]:
-    cluster.kubectl("create", "namespace", NS)
-    wait_for(f"ServiceAccount default in {NS}",
-             lambda: cluster.kubectl("-n", NS, "get", "sa", "default", check=False).returncode == 0,
-             30)  # fmt: skip
-    token = base64.b64encode(TOKEN.encode()).decode()
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flow-operator-api"},
-              "data": {"token": token}}  # fmt: skip
-    cluster.kubectl("-n", NS, "apply", "-f", "-", input=yaml.safe_dump(secret))
-    yield NS
-    cluster.kubectl("delete", "namespace", NS, "--wait=false", check=False)
+    yield from token_namespace(cluster, NS, TOKEN)
 
 
 def etl(image: str) -> dict[str, Any]:

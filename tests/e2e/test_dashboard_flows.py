@@ -11,7 +11,6 @@ writes it there, else to the test's tmp dir).
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -22,7 +21,7 @@ import pytest
 import yaml
 from playwright.async_api import expect
 
-from tests.e2e.conftest import OK, ClusterHandle, OperatorProcess, wait_for
+from tests.e2e.conftest import OK, ClusterHandle, OperatorProcess, token_namespace, wait_for
 from tests.e2e.test_dashboard import browser_page, shots_dir, sign_in
 
 TOKEN = f"dashboard-flows-{secrets.token_hex(8)}"
@@ -36,16 +35,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def demo(cluster: ClusterHandle) -> Iterator[str]:
-    cluster.kubectl("create", "namespace", NS)
-    wait_for(f"ServiceAccount default in {NS}",
-             lambda: cluster.kubectl("-n", NS, "get", "sa", "default", check=False).returncode == 0,
-             30)  # fmt: skip
-    token = base64.b64encode(TOKEN.encode()).decode()
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flow-operator-api"},
-              "data": {"token": token}}  # fmt: skip
-    cluster.kubectl("-n", NS, "apply", "-f", "-", input=yaml.safe_dump(secret))
-    yield NS
-    cluster.kubectl("delete", "namespace", NS, "--wait=false", check=False)
+    yield from token_namespace(cluster, NS, TOKEN)
 
 
 def regional() -> dict[str, Any]:

@@ -9,7 +9,6 @@ opens the same view after a reload. The screenshot is docs/images/dashboard-run.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +19,14 @@ import pytest
 import yaml
 from playwright.async_api import expect
 
-from tests.e2e.conftest import ClusterHandle, OperatorProcess, flowrun, task, wait_for
+from tests.e2e.conftest import (
+    ClusterHandle,
+    OperatorProcess,
+    flowrun,
+    task,
+    token_namespace,
+    wait_for,
+)
 from tests.e2e.test_dashboard import browser_page, shots_dir, sign_in
 
 TOKEN = f"dashboard-run-{secrets.token_hex(8)}"
@@ -43,16 +49,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def demo(cluster: ClusterHandle) -> Iterator[str]:
-    cluster.kubectl("create", "namespace", NS)
-    wait_for(f"ServiceAccount default in {NS}",
-             lambda: cluster.kubectl("-n", NS, "get", "sa", "default", check=False).returncode == 0,
-             30)  # fmt: skip
-    token = base64.b64encode(TOKEN.encode()).decode()
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flow-operator-api"},
-              "data": {"token": token}}  # fmt: skip
-    cluster.kubectl("-n", NS, "apply", "-f", "-", input=yaml.safe_dump(secret))
-    yield NS
-    cluster.kubectl("delete", "namespace", NS, "--wait=false", check=False)
+    yield from token_namespace(cluster, NS, TOKEN)
 
 
 def diamond() -> dict[str, Any]:

@@ -41,6 +41,7 @@ from tests.e2e.conftest import (
     OperatorProcess,
     flowrun,
     task,
+    token_namespace,
     wait_for,
 )
 
@@ -74,16 +75,7 @@ def runs() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def ns(cluster: ClusterHandle) -> Iterator[str]:
-    cluster.kubectl("create", "namespace", NS)
-    wait_for(f"ServiceAccount default in {NS}",
-             lambda: cluster.kubectl("-n", NS, "get", "sa", "default", check=False).returncode == 0,
-             30)  # fmt: skip
-    token = base64.b64encode(TOKEN.encode()).decode()
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flow-operator-api"},
-              "data": {"token": token}}  # fmt: skip
-    cluster.kubectl("-n", NS, "apply", "-f", "-", input=yaml.safe_dump(secret))
-    yield NS
-    cluster.kubectl("delete", "namespace", NS, "--wait=false", check=False)
+    yield from token_namespace(cluster, NS, TOKEN)
 
 
 @pytest.fixture(scope="module")
