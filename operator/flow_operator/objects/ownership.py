@@ -43,13 +43,18 @@ def task_pod(
     labels = _meta(found).get("labels") or {}
     if labels.get(FLOWRUN_LABEL) != run or labels.get(TASK_LABEL) != task or not job:
         return Whose.FOREIGN
-    owner = next(
-        (o for o in _meta(found).get("ownerReferences") or [] if o.get("controller")), None
-    )
     theirs = next((j for j in jobs if _meta(j).get("name") == job), None)
-    if owner is None or theirs is None or owner.get("kind") != "Job":
-        return Whose.FOREIGN
-    uid = owner.get("uid")
-    if owner.get("name") != job or not uid or uid != _meta(theirs).get("uid"):
+    if theirs is None or not made_by_job(found, theirs):
         return Whose.FOREIGN
     return Whose.TASKS
+
+
+def made_by_job(pod: Mapping[str, Any], job: Mapping[str, Any]) -> bool:
+    """Whether the pod's controller owner reference is this Job, by name and by uid."""
+    owner = next((o for o in _meta(pod).get("ownerReferences") or [] if o.get("controller")), None)
+    if owner is None or owner.get("kind") != "Job":
+        return False
+    uid = owner.get("uid")
+    return (
+        owner.get("name") == _meta(job).get("name") and bool(uid) and uid == _meta(job).get("uid")
+    )

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from flow_operator.objects.ownership import made_by_job
 from flow_operator.objects.times import parse_aware, rfc3339
 
 Body = Mapping[str, Any]
@@ -158,13 +159,7 @@ def task_pods(pods: Iterable[Body], jobs: Iterable[Body], task: str, job: str | 
     theirs = next((j for j in jobs if _meta(j).get("name") == job), None) if job else None
     if theirs is None:
         return []
-    uid = _meta(theirs).get("uid")
-    mine = []
-    for p in pods:
-        refs = _meta(p).get("ownerReferences") or []
-        owner: Mapping[str, Any] = next((o for o in refs if o.get("controller")), {})
-        if owner.get("kind") == "Job" and owner.get("name") == job and owner.get("uid") == uid:
-            mine.append(p)
+    mine = [p for p in pods if made_by_job(p, theirs)]
     return sorted(mine, key=lambda p: (str(_meta(p).get("creationTimestamp") or ""),
                                        str(_meta(p).get("name"))))  # fmt: skip
 
