@@ -29,6 +29,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+# How long a new namespace may wait for its default ServiceAccount (seconds).
+SERVICE_ACCOUNT_WAIT = 120.0
 
 
 def _load_localcluster() -> ModuleType:
@@ -62,7 +64,7 @@ def token_namespace(cluster: ClusterHandle, ns: str, token: str) -> Iterator[str
     cluster.kubectl("create", "namespace", ns)
     wait_for(f"ServiceAccount default in {ns}",
              lambda: cluster.kubectl("-n", ns, "get", "sa", "default", check=False).returncode == 0,
-             30)  # fmt: skip
+             SERVICE_ACCOUNT_WAIT)  # fmt: skip
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flow-operator-api"},
               "data": {"token": base64.b64encode(token.encode()).decode()}}  # fmt: skip
     cluster.kubectl("-n", ns, "apply", "-f", "-", input=yaml.safe_dump(secret))
@@ -161,10 +163,13 @@ def namespace(cluster: ClusterHandle, request: pytest.FixtureRequest) -> Iterato
     name = f"{base}-{secrets.token_hex(3)}"
     cluster.kubectl("create", "namespace", name)
     # Pods need the namespace's default ServiceAccount (the controller-manager makes it).
+    # Generous: after a test that stops the API server, the controller-manager's watches
+    # reconnect with backoff, and its ServiceAccount controller took over 30 s once in CI
+    # (test_reliability.py's next test, in the whole suite).
     wait_for(
         f"ServiceAccount default in {name}",
         lambda: cluster.kubectl("-n", name, "get", "sa", "default", check=False).returncode == 0,
-        30,
+        SERVICE_ACCOUNT_WAIT,
     )
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
